@@ -1,0 +1,102 @@
+"""The model catalog: which deployments exist, what they serve and what they cost.
+
+A deployment is one model at one provider endpoint. The default catalog ships
+with the package (``catalog.yaml``) and points at the provider simulator; set
+``SWITCHYARD_CATALOG_PATH`` to use your own. ``${SIMULATOR_URL}`` in a base URL
+is replaced with ``Settings.simulator_url``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.config import Settings
+from orchestrator.errors import ConfigError
+from orchestrator.tiers import Tier
+
+
+class RateLimits(BaseModel):
+    """A provider's published limits for one deployment (None: unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+
+
+class Deployment(BaseModel):
+    """One model served at one endpoint, with its prices and limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    api: Literal["openai"] = "openai"
+    model: str = Field(min_length=1)
+    base_url: str = Field(min_length=1)
+    api_key_ref: str | None = None
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    input_usd_per_mtok: Decimal = Field(ge=0)
+    output_usd_per_mtok: Decimal = Field(ge=0)
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(default=8192, gt=0)
+    vision: bool = False
+    strength: int = Field(default=1, ge=1, description="higher is stronger")
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+
+
+class Catalog(BaseModel):
+    """All deployments, with lookups by name, model and tier."""
+
+    model_config = ConfigDict(extra="forbid")
+    deployments: tuple[Deployment, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Catalog:
+        names = [d.name for d in self.deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate deployment names: {dupes}")
+        return self
+
+    def get(self, name: str) -> Deployment:
+        for dep in self.deployments:
+            if dep.name == name:
+                return dep
+        raise KeyError(name)
+
+    def find(self, name_or_model: str) -> Deployment | None:
+        """A deployment by its name, or the cheapest one serving that model name."""
+        for dep in self.deployments:
+            if dep.name == name_or_model:
+                return dep
+        matches = [d for d in self.deployments if d.model == name_or_model]
+        return min(matches, key=lambda d: d.input_usd_per_mtok, default=None)
+
+    def for_tier(self, tier: Tier) -> list[Deployment]:
+        return [d for d in self.deployments if tier in d.tiers]
+
+
+def _read_yaml(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read catalog {path}: {exc}") from exc
+    return resources.files("orchestrator").joinpath("catalog.yaml").read_text(encoding="utf-8")
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """Parse and validate the catalog named by the settings (or the built-in one)."""
+    text = _read_yaml(settings.catalog_path).replace("${SIMULATOR_URL}", settings.simulator_url)
+    try:
+        data = yaml.safe_load(text)
+        return Catalog.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as exc:
+        where = settings.catalog_path or "built-in catalog.yaml"
+        raise ConfigError(f"invalid catalog {where}: {exc}") from exc

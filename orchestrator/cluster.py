@@ -1,0 +1,88 @@
+"""``switchyard up``: the whole cluster on one machine, as child processes.
+
+Order: embedded Redis (unless ``SWITCHYARD_REDIS_URL`` is set), database
+migration and a tenant key, then the simulator, the API and one worker per
+tier. Ctrl-C (or the end of ``--demo``) stops them all.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from orchestrator.bootstrap import ensure_tenant_key, prepare_database
+from orchestrator.config import get_settings
+from orchestrator.demo import DEMO_BATCH, run_demo
+from orchestrator.embedded import start_redis
+from orchestrator.launcher import Supervisor
+from orchestrator.store.db import get_engine
+from orchestrator.tiers import ALL_TIERS
+
+
+def run_cluster(
+    console: Console,
+    *,
+    demo: bool,
+    demo_file: Path | None,
+    api_port: int | None,
+    simulator_port: int | None,
+) -> int:
+    """Run until Ctrl-C (or until the demo is done); returns the exit code."""
+    settings = get_settings()
+    state = settings.state_path
+    api_port = api_port or settings.api_port
+    sim_port = simulator_port or settings.simulator_port
+    sim_url = f"http://127.0.0.1:{sim_port}/v1"
+    env = {
+        "SWITCHYARD_STATE_DIR": str(state),
+        "SWITCHYARD_DATABASE_URL": settings.effective_database_url,
+        "SWITCHYARD_REDIS_URL": settings.effective_redis_url,
+        "SWITCHYARD_SIMULATOR_URL": sim_url,
+    }
+    supervisor = Supervisor(env=env, log_dir=state / "logs")
+    started = time.monotonic()
+    try:
+        if settings.embedded_redis:
+            redis_proc = start_redis(settings.embedded_redis_port, state / "redis")
+            supervisor.adopt("redis", redis_proc)
+            console.print(f"redis      embedded on 127.0.0.1:{settings.embedded_redis_port}")
+        prepare_database(settings.effective_database_url)
+        api_key = ensure_tenant_key(
+            get_engine(settings.effective_database_url),
+            state_dir=state,
+            api_key=settings.bootstrap_api_key,
+        )
+        console.print(f"database   {_redact(settings.effective_database_url)} (migrated)")
+        supervisor.spawn("simulator", "simulator", "--port", str(sim_port))
+        supervisor.spawn("api", "api", "--port", str(api_port), "--host", settings.api_host)
+        for tier in ALL_TIERS:
+            supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value)
+        supervisor.wait_http(f"http://127.0.0.1:{sim_port}/healthz")
+        api_url = f"http://{settings.api_host}:{api_port}"
+        supervisor.wait_http(f"{api_url}/readyz")
+        console.print(f"simulator  {sim_url}")
+        console.print(f"api        {api_url}  (key in {state / 'api_key'})")
+        console.print(
+            f"workers    {', '.join(t.value for t in ALL_TIERS)}  (logs in {state / 'logs'})"
+        )
+        console.print(f"ready in {time.monotonic() - started:.1f}s")
+        if demo:
+            ok = run_demo(api_url, api_key, demo_file or DEMO_BATCH, console)
+            return 0 if ok else 1
+        console.print("press Ctrl-C to stop")
+        while True:
+            supervisor.check_alive()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+        return 0
+    finally:
+        supervisor.stop()
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

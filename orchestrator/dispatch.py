@@ -1,0 +1,105 @@
+"""Admission: validate, classify, write job rows, publish job ids.
+
+Rows are committed before their messages are published, so a message never
+names a job the database does not have. If publishing fails after the commit,
+the jobs stay ``queued`` in the database, which is the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine
+
+from orchestrator.catalog import Catalog
+from orchestrator.config import Settings
+from orchestrator.errors import NoRoute, ValidationFailed
+from orchestrator.queues import PRIORITY_VALUE, QueuedJob, publish
+from orchestrator.routing import RouteDecision, route
+from orchestrator.schemas import JobRequest, Priority
+from orchestrator.store import repo
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import new_id, utcnow
+from orchestrator.tiers import Tier
+
+
+@dataclass
+class Dispatcher:
+    """Turns accepted requests into queued jobs; one per API process."""
+
+    settings: Settings
+    catalog: Catalog
+    engine: Engine
+    celery: Celery
+
+    def decide(self, request: JobRequest, *, field: str = "body") -> RouteDecision:
+        """Route one request, turning a routing refusal into a 422 naming the field."""
+        if len(request.prompt_text()) > self.settings.max_prompt_chars:
+            raise ValidationFailed(field, f"prompt longer than {self.settings.max_prompt_chars}")
+        try:
+            return route(request, self.catalog)
+        except NoRoute as exc:
+            raise ValidationFailed(field, str(exc)) from exc
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"{field}.{exc.field}", exc.message) from exc
+
+    def submit_job(self, *, tenant_id: str, request: JobRequest) -> str:
+        """Admit one interactive job; returns its id."""
+        decision = self.decide(request)
+        row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
+        with session_scope(self.engine) as session:
+            repo.insert_jobs(session, rows=[row])
+        self._publish([row])
+        return str(row["id"])
+
+    def submit_batch(self, *, tenant_id: str, requests: Sequence[JobRequest]) -> str:
+        """Admit a batch: every line is routed first, so one bad line refuses the whole batch."""
+        if not requests:
+            raise ValidationFailed("body", "a batch needs at least one job")
+        if len(requests) > self.settings.max_batch_jobs:
+            raise ValidationFailed("body", f"at most {self.settings.max_batch_jobs} jobs per batch")
+        decisions = [self.decide(r, field=f"[{i}]") for i, r in enumerate(requests)]
+        with session_scope(self.engine) as session:
+            batch = repo.create_batch(session, tenant_id=tenant_id, total=len(requests))
+            rows = [
+                self._row(tenant_id, r, d, Priority.BATCH, batch_id=batch.id, index=i)
+                for i, (r, d) in enumerate(zip(requests, decisions, strict=True))
+            ]
+            repo.insert_jobs(session, rows=rows)
+            batch_id = batch.id
+        self._publish(rows)
+        return batch_id
+
+    def _row(
+        self,
+        tenant_id: str,
+        request: JobRequest,
+        decision: RouteDecision,
+        priority: Priority,
+        *,
+        batch_id: str | None = None,
+        index: int | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "id": new_id("job"),
+            "tenant_id": tenant_id,
+            "batch_id": batch_id,
+            "batch_index": index,
+            "custom_id": request.custom_id,
+            "status": "queued",
+            "tier": decision.tier.value,
+            "tier_reasons": list(decision.reasons),
+            "plan": [d.name for d in decision.plan],
+            "priority": PRIORITY_VALUE[priority],
+            "request": request.model_dump(mode="json", exclude_none=True),
+            "created_at": utcnow(),
+        }
+
+    def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        publish(
+            self.celery,
+            (QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows),
+        )

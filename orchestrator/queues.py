@@ -1,0 +1,85 @@
+"""The Celery app factory and ``publish()``; task bodies live in ``workers``.
+
+Messages carry the job id and nothing else: prompts, images and keys stay in the
+database (Flower shows task arguments to whoever can open it). Results are not
+kept in Celery (``task_ignore_result``); Postgres holds them.
+
+Redis priorities are inverted (0 is served first) and folded into the steps
+below, so interactive work (0) overtakes batch work (6) on the same queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from orchestrator.config import Settings
+from orchestrator.schemas import Priority
+from orchestrator.tiers import ALL_TIERS, Tier
+
+EXECUTE_JOB = "switchyard.execute_job"
+PRIORITY_STEPS = [0, 3, 6, 9]
+PRIORITY_VALUE: dict[Priority, int] = {Priority.INTERACTIVE: 0, Priority.BATCH: 6}
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "visibility_timeout": settings.broker_visibility_timeout_s,
+        "queue_order_strategy": "priority",
+        "priority_steps": PRIORITY_STEPS,
+    }
+    if settings.redis_key_prefix:
+        options["global_keyprefix"] = settings.redis_key_prefix
+    return options
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app wired to the broker, with one queue per tier."""
+    app = Celery("switchyard", broker=settings.effective_redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=4,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=broker_transport_options(settings),
+        task_queues=[
+            Queue(t.queue, Exchange(t.queue, "direct"), routing_key=t.queue) for t in ALL_TIERS
+        ],
+        task_default_queue=Tier.FAST.queue,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """What goes on the wire for one job: its id, and where and how urgently it runs."""
+
+    job_id: str
+    tier: Tier
+    priority: int
+
+
+def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
+    """Send one ``execute_job`` message per job over one pooled producer; returns the count."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for job in jobs:
+            app.send_task(
+                EXECUTE_JOB,
+                args=[job.job_id],
+                queue=job.tier.queue,
+                priority=job.priority,
+                producer=producer,
+            )
+            sent += 1
+    return sent

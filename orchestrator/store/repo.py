@@ -1,0 +1,220 @@
+"""Small keyword-only functions over the tables; every tenant-owned read takes ``tenant_id``.
+
+The job lease is a compare-and-set on ``jobs``: a redelivered message finds the
+lease held (or the job final) and does nothing, so a job succeeds at most once.
+Attempt and ledger rows are written whether or not the lease still holds,
+because the provider call happened and was billed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, utcnow
+
+API_KEY_PREFIX = "sy-"
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def create_tenant(session: Session, *, name: str) -> Tenant:
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_tenant_by_name(session: Session, *, name: str) -> Tenant | None:
+    return session.scalar(select(Tenant).where(Tenant.name == name))
+
+
+def create_api_key(session: Session, *, tenant_id: str, api_key: str | None = None) -> str:
+    """Store a new key's hash and return the plaintext key (shown once)."""
+    key = api_key or API_KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiKey(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:8]))
+    session.flush()
+    return key
+
+
+def tenant_for_api_key(session: Session, *, api_key: str) -> str | None:
+    return session.scalar(
+        select(ApiKey.tenant_id).where(
+            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at.is_(None)
+        )
+    )
+
+
+def create_batch(session: Session, *, tenant_id: str, total: int) -> Batch:
+    batch = Batch(tenant_id=tenant_id, total=total)
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def insert_jobs(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk insert (one executemany) of fully formed job rows."""
+    if rows:
+        session.execute(insert(Job), list(rows))
+
+
+def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+
+
+def get_batch(session: Session, *, tenant_id: str, batch_id: str) -> Batch | None:
+    return session.scalar(select(Batch).where(Batch.id == batch_id, Batch.tenant_id == tenant_id))
+
+
+@dataclass(frozen=True)
+class BatchTotals:
+    """Counts by status, spend and last finish time of one batch's jobs."""
+
+    by_status: dict[str, int]
+    cost_micro_usd: int
+    last_finished_at: datetime | None
+
+
+def batch_totals(session: Session, *, tenant_id: str, batch_id: str) -> BatchTotals:
+    rows = session.execute(
+        select(Job.status, func.count(), func.sum(Job.cost_micro_usd), func.max(Job.finished_at))
+        .where(Job.batch_id == batch_id, Job.tenant_id == tenant_id)
+        .group_by(Job.status)
+    ).all()
+    finished = [r[3] for r in rows if r[3] is not None]
+    return BatchTotals(
+        by_status={r[0]: int(r[1]) for r in rows},
+        cost_micro_usd=sum(int(r[2] or 0) for r in rows),
+        last_finished_at=max(finished) if finished else None,
+    )
+
+
+def iter_batch_jobs(
+    session: Session, *, tenant_id: str, batch_id: str, chunk: int = 1000
+) -> Iterator[Job]:
+    """The batch's jobs in submission order, read in chunks (keyset pagination)."""
+    last = -1
+    while True:
+        jobs = session.scalars(
+            select(Job)
+            .where(Job.batch_id == batch_id, Job.tenant_id == tenant_id, Job.batch_index > last)
+            .order_by(Job.batch_index)
+            .limit(chunk)
+        ).all()
+        if not jobs:
+            return
+        yield from jobs
+        last = jobs[-1].batch_index or 0
+
+
+def claim_job(session: Session, *, job_id: str, owner: str, lease_s: int) -> Job | None:
+    """Take the job's lease if it is queued or its lease expired; None if someone else has it."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(
+                Job.status == "queued",
+                (Job.status == "running") & (Job.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return session.get(Job, job_id)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What one provider call did; ``cost_micro_usd`` is set only if it was billed."""
+
+    deployment: str
+    provider: str
+    model: str
+    outcome: str
+    latency_ms: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    http_status: int | None = None
+    error: str | None = None
+    cost_micro_usd: int | None = None
+
+
+def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Attempt:
+    """Write the attempt, and for a billed call its one ledger row and the job's running cost."""
+    attempt = Attempt(
+        job_id=job.id,
+        tenant_id=job.tenant_id,
+        deployment=record.deployment,
+        provider=record.provider,
+        model=record.model,
+        outcome=record.outcome,
+        http_status=record.http_status,
+        error=record.error,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        latency_ms=record.latency_ms,
+    )
+    session.add(attempt)
+    session.flush()
+    session.execute(update(Job).where(Job.id == job.id).values(attempts=Job.attempts + 1))
+    if record.cost_micro_usd is not None:
+        session.add(
+            LedgerEntry(
+                tenant_id=job.tenant_id,
+                job_id=job.id,
+                attempt_id=attempt.id,
+                batch_id=job.batch_id,
+                tier=job.tier,
+                deployment=record.deployment,
+                provider=record.provider,
+                model=record.model,
+                input_tokens=record.input_tokens,
+                output_tokens=record.output_tokens,
+                cost_micro_usd=record.cost_micro_usd,
+            )
+        )
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(cost_micro_usd=Job.cost_micro_usd + record.cost_micro_usd)
+        )
+    return attempt
+
+
+def finish_job(session: Session, *, job_id: str, owner: str, values: dict[str, Any]) -> bool:
+    """Make the job final if this owner still holds its lease; False if it lost it."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == owner)
+        .values(finished_at=datetime.now(UTC), lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def ledger_for_job(session: Session, *, tenant_id: str, job_id: str) -> list[LedgerEntry]:
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.job_id == job_id, LedgerEntry.tenant_id == tenant_id
+            )
+        )
+    )

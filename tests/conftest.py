@@ -1,0 +1,88 @@
+"""Shared fixtures: a real database and a real Redis for the whole session.
+
+With ``SWITCHYARD_TEST_DATABASE_URL`` / ``SWITCHYARD_TEST_REDIS_URL`` set (CI sets
+Postgres and the shared Redis), tests use those; otherwise a SQLite file and an
+embedded Redis. On Postgres every run gets its own schema, and on a shared Redis
+its own key prefix, so runs never see each other's data and nothing is flushed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from orchestrator.embedded import start_redis
+from orchestrator.store import migrate
+from orchestrator.store.db import dispose_engines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_schema(shared_url: str) -> Iterator[str]:
+    """A URL whose search_path is a new, empty Postgres schema, dropped afterwards."""
+    schema = f"sytest_{secrets.token_hex(4)}"
+    admin = create_engine(shared_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(shared_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        yield rendered
+    finally:
+        dispose_engines(rendered)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
+    if not shared:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'switchyard.db'}"
+        migrate.upgrade(url)
+        yield url
+        dispose_engines()
+        return
+    with private_schema(shared) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    shared = os.environ.get("SWITCHYARD_TEST_REDIS_URL")
+    if shared:
+        yield shared
+        return
+    port = free_port()
+    proc: subprocess.Popen[bytes] = start_redis(port, Path(tmp_path_factory.mktemp("redis")))
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix private to this test session; its keys are deleted afterwards."""
+    prefix = f"sytest-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+    client.close()

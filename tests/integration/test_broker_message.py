@@ -1,0 +1,74 @@
+"""The broker carries job ids only: read the raw message Celery left in Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+import redis
+
+from orchestrator.catalog import load_catalog
+from orchestrator.config import Settings
+from orchestrator.dispatch import Dispatcher
+from orchestrator.queues import make_celery
+from orchestrator.schemas import JobRequest
+from orchestrator.store import repo
+from orchestrator.store.db import get_engine, session_scope
+from orchestrator.tiers import Tier
+
+pytestmark = pytest.mark.integration
+
+SECRET_PROMPT = "Who holds account 4111-1111-1111-1111? Ada Lovelace, say hi"
+
+
+def raw_messages(client: redis.Redis, prefix: str) -> dict[bytes, list[bytes]]:
+    """Every list under the prefix (queues and their priority sub-lists) and its messages."""
+    lists: dict[bytes, list[bytes]] = {}
+    for key in client.scan_iter(match=f"{prefix}*"):
+        if client.type(key) == b"list":
+            lists[key] = client.lrange(key, 0, -1)
+    return lists
+
+
+def test_task_message_holds_job_id_and_no_prompt(database_url: str, redis_url: str) -> None:
+    # Given a dispatcher on a key prefix that no worker consumes
+    prefix = f"sytest-raw-{secrets.token_hex(4)}:"
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_key_prefix=prefix)
+    engine = get_engine(database_url)
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=f"raw-{prefix}")
+        tenant_id = tenant.id
+    dispatcher = Dispatcher(settings, load_catalog(settings), engine, make_celery(settings))
+
+    # When a job with a sensitive prompt and a batch are submitted
+    job_id = dispatcher.submit_job(
+        tenant_id=tenant_id, request=JobRequest(prompt=SECRET_PROMPT, tier=Tier.FAST)
+    )
+    dispatcher.submit_batch(
+        tenant_id=tenant_id, requests=[JobRequest(prompt=SECRET_PROMPT, tier=Tier.FAST)] * 3
+    )
+
+    # Then the raw messages in Redis name the job and carry nothing of the prompt
+    client = redis.Redis.from_url(redis_url)
+    try:
+        lists = raw_messages(client, prefix)
+        raw = [m for messages in lists.values() for m in messages]
+        assert len(raw) == 4
+        # and every message sits on the fast tier's queue (or its priority sub-lists), once
+        assert all(key.startswith(f"{prefix}fast".encode()) for key in lists), list(lists)
+        for message in raw:
+            assert b"Ada Lovelace" not in message and b"4111" not in message
+            envelope = json.loads(message)
+            body = base64.b64decode(envelope["body"])
+            assert b"Lovelace" not in body and b"4111" not in body
+            args, kwargs, _ = json.loads(body)
+            assert kwargs == {}
+            assert len(args) == 1 and args[0].startswith("job_")
+        bodies = [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in raw]
+        assert job_id in bodies
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+        client.close()

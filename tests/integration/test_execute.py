@@ -1,0 +1,135 @@
+"""The attempt loop against a real database, with the provider faked at its HTTP edge."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from orchestrator.catalog import load_catalog
+from orchestrator.config import Settings
+from orchestrator.routing import route
+from orchestrator.schemas import JobRequest
+from orchestrator.store import repo
+from orchestrator.store.db import get_engine, session_scope
+from orchestrator.store.models import Attempt, Job, LedgerEntry, new_id, utcnow
+from workers.execute import Outcome, Runtime
+
+pytestmark = pytest.mark.integration
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def completion(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "forty-two"},
+                }
+            ],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500},
+        },
+    )
+
+
+def make_runtime(database_url: str, handler: Handler) -> Runtime:
+    settings = Settings(database_url=database_url)
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return Runtime(settings, load_catalog(settings), get_engine(database_url), http)
+
+
+def queued_job(runtime: Runtime, prompt: str) -> str:
+    request = JobRequest(prompt=prompt)
+    decision = route(request, runtime.catalog)
+    with session_scope(runtime.engine) as session:
+        tenant = repo.create_tenant(session, name=f"exec-{secrets.token_hex(4)}")
+        job_id = new_id("job")
+        repo.insert_jobs(
+            session,
+            rows=[
+                {
+                    "id": job_id,
+                    "tenant_id": tenant.id,
+                    "status": "queued",
+                    "tier": decision.tier.value,
+                    "tier_reasons": list(decision.reasons),
+                    "plan": [d.name for d in decision.plan],
+                    "priority": 0,
+                    "request": request.model_dump(mode="json"),
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+    return job_id
+
+
+def test_redelivered_message_does_nothing(database_url: str) -> None:
+    # Given a queued job that a worker has executed
+    runtime = make_runtime(database_url, completion)
+    job_id = queued_job(runtime, "Say hello.")
+    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    # When the same message is delivered again
+    again = runtime.execute(job_id)
+    # Then it is skipped: one attempt, one ledger row, cost as priced
+    assert again is Outcome.SKIPPED
+    with session_scope(runtime.engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "succeeded" and job.output == "forty-two"
+        ledger = list(session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)))
+        assert len(ledger) == 1
+        deployment = runtime.catalog.get(job.deployment or "")
+        expected = 1000 * deployment.input_usd_per_mtok + 500 * deployment.output_usd_per_mtok
+        assert job.cost_micro_usd == ledger[0].cost_micro_usd == int(expected)
+
+
+def test_retryable_error_falls_back_and_bills_only_the_answer(database_url: str) -> None:
+    # Given a plan whose first deployment answers 503 and whose second answers
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content)["model"])
+        if len(calls) == 1:
+            return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
+        return completion(request)
+
+    runtime = make_runtime(database_url, handler)
+    job_id = queued_job(runtime, "What is the capital of Peru?")
+    # When it runs
+    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    # Then two attempts, one ledger row (the billed answer), and the job on the fallback
+    with session_scope(runtime.engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        attempts = list(session.scalars(select(Attempt).where(Attempt.job_id == job_id)))
+        ledger = list(session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)))
+        assert sorted(a.outcome for a in attempts) == ["Overloaded", "ok"]
+        assert len(ledger) == 1 and ledger[0].deployment == job.deployment == job.plan[1]
+        assert job.attempts == 2 and job.cost_micro_usd == ledger[0].cost_micro_usd
+
+
+def test_final_error_fails_the_job_without_billing(database_url: str) -> None:
+    # Given a provider that rejects the key
+    runtime = make_runtime(
+        database_url, lambda r: httpx.Response(401, json={"error": {"message": "bad key"}})
+    )
+    job_id = queued_job(runtime, "Hello?")
+    # When it runs; Then the job fails after one call and nothing is billed
+    assert runtime.execute(job_id) is Outcome.FAILED
+    with session_scope(runtime.engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "failed" and job.cost_micro_usd == 0
+        assert job.error and "401" in job.error
+        assert session.scalar(select(LedgerEntry).where(LedgerEntry.job_id == job_id)) is None

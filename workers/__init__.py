@@ -1,0 +1,1 @@
+"""Switchyard data plane: Celery tasks and provider adapters."""

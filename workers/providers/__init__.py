@@ -1,0 +1,74 @@
+"""Provider adapters: one per wire format, chosen by ``Deployment.api``.
+
+``adapter_for`` looks the format up in ``ADAPTERS`` and hands the adapter the
+process's pooled ``httpx.Client`` and the deployment's API key (from
+``Settings.provider_keys`` by ``api_key_ref``; none for the simulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from orchestrator.catalog import Deployment
+from orchestrator.config import Settings
+from orchestrator.errors import ConfigError
+from workers.providers.base import Provider
+from workers.providers.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConnectionFailed,
+    ContentPolicy,
+    ContextLengthExceeded,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExhausted,
+    RateLimited,
+    ServerError,
+    error_from_response,
+    error_from_transport,
+    retry_after_s,
+)
+from workers.providers.openai import OpenAIChatAdapter
+
+AdapterFactory = Callable[[httpx.Client, str | None], Provider]
+
+ADAPTERS: dict[str, AdapterFactory] = {
+    "openai": OpenAIChatAdapter,
+}
+
+
+def adapter_for(deployment: Deployment, client: httpx.Client, settings: Settings) -> Provider:
+    """The adapter for ``deployment``'s wire format, holding its API key."""
+    factory = ADAPTERS.get(deployment.api)
+    if factory is None:
+        raise ConfigError(f"deployment {deployment.name}: no adapter for api {deployment.api!r}")
+    api_key = None
+    if deployment.api_key_ref:
+        api_key = settings.provider_keys.get(deployment.api_key_ref)
+    return factory(client, api_key)
+
+
+__all__ = [
+    "ADAPTERS",
+    "AdapterFactory",
+    "AuthenticationFailed",
+    "BadRequest",
+    "ConnectionFailed",
+    "ContentPolicy",
+    "ContextLengthExceeded",
+    "OpenAIChatAdapter",
+    "Overloaded",
+    "Provider",
+    "ProviderError",
+    "ProviderTimeout",
+    "QuotaExhausted",
+    "RateLimited",
+    "ServerError",
+    "adapter_for",
+    "error_from_response",
+    "error_from_transport",
+    "retry_after_s",
+]
