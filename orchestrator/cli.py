@@ -33,16 +33,20 @@ def up(
 ) -> None:
     """Start Redis (embedded), the database, the simulator, the API and one worker per tier."""
     from orchestrator.cluster import run_cluster
+    from orchestrator.errors import SwitchyardError
 
-    raise typer.Exit(
-        run_cluster(
+    try:
+        code = run_cluster(
             console,
             demo=demo,
             demo_file=demo_file,
             api_port=api_port,
             simulator_port=simulator_port,
         )
-    )
+    except (SwitchyardError, TimeoutError, RuntimeError) as exc:
+        console.print(f"[red]switchyard up failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -119,6 +123,7 @@ def route(
     """Show the tier, the reasons and the route plan the dispatcher would choose."""
     from orchestrator.catalog import load_catalog
     from orchestrator.cost import format_usd
+    from orchestrator.routing import expected_cost_micro_usd
     from orchestrator.routing import route as decide
     from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
 
@@ -133,10 +138,7 @@ def route(
     for column in ("#", "deployment", "provider", "model", "max cost"):
         table.add_column(column)
     for i, dep in enumerate(decision.plan, start=1):
-        worst = (
-            decision.estimated_input_tokens * dep.input_usd_per_mtok
-            + max_tokens * dep.output_usd_per_mtok
-        )
+        worst = expected_cost_micro_usd(dep, decision.estimated_input_tokens, max_tokens)
         table.add_row(str(i), dep.name, dep.provider, dep.model, format_usd(int(worst)))
     console.print(table)
 

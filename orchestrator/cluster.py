@@ -7,6 +7,7 @@ tier. Ctrl-C (or the end of ``--demo``) stops them all.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def run_cluster(
         "SWITCHYARD_SIMULATOR_URL": sim_url,
     }
     supervisor = Supervisor(env=env, log_dir=state / "logs")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     started = time.monotonic()
     try:
         if settings.embedded_redis:
@@ -80,6 +83,10 @@ def run_cluster(
         return 0
     finally:
         supervisor.stop()
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _redact(url: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from orchestrator.errors import ConfigError
+from orchestrator.launcher import die_with_parent
 
 
 def redis_server_binary() -> str:
@@ -43,7 +44,9 @@ def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> subprocess
         "--maxclients",
         "10000",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
@@ -266,25 +265,3 @@ def test_classification_is_immutable(catalog: Catalog) -> None:
     # When someone tries to change it, Then it refuses
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.tier = Tier.CODE  # type: ignore[misc]
-
-
-def test_classifying_a_4000_character_prompt_is_well_under_a_millisecond(
-    catalog: Catalog,
-) -> None:
-    # Given 4,000-character prompts: prose, code and arithmetic
-    prompts = [
-        ("We should review the quarterly plan (see the notes); costs rose. " * 70)[:4000],
-        ("def f(x):\n    return g(x) + 1  # fine\n" * 120)[:4000],
-        ("3 + 4 = 7 and 1.5 * 2 is 3; " * 160)[:4000],
-    ]
-    for prompt in prompts:
-        request = JobRequest(prompt=prompt)
-        # When each is classified many times (best of five rounds, against noise)
-        rounds = []
-        for _ in range(5):
-            started = time.perf_counter()
-            for _ in range(50):
-                classify(request, catalog)
-            rounds.append((time.perf_counter() - started) / 50)
-        # Then one classification costs well under a millisecond
-        assert min(rounds) < 0.0007, f"{min(rounds) * 1e6:.0f} us for {prompt[:30]!r}"
