@@ -33,7 +33,6 @@ def up(
 ) -> None:
     """Start Redis (embedded), the database, the simulator, the API and one worker per tier."""
     from orchestrator.cluster import run_cluster
-    from orchestrator.errors import SwitchyardError
 
     try:
         code = run_cluster(
@@ -43,7 +42,7 @@ def up(
             api_port=api_port,
             simulator_port=simulator_port,
         )
-    except (SwitchyardError, TimeoutError, RuntimeError) as exc:
+    except (TimeoutError, RuntimeError) as exc:
         console.print(f"[red]switchyard up failed:[/] {exc}")
         raise typer.Exit(1) from exc
     raise typer.Exit(code)
@@ -143,6 +142,19 @@ def route(
     console.print(table)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Benchmark name: a file in loadtests/.")],
+) -> None:
+    """Run ``loadtests/NAME.py`` with the remaining arguments; it prints JSON."""
+    from orchestrator.benchmarks import run_benchmark
+
+    raise typer.Exit(run_benchmark(name, list(ctx.args)))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to the configured database."""
@@ -170,7 +182,14 @@ def tenant_create(name: Annotated[str, typer.Argument()]) -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point: a refusal prints one red line and exits 1, never a stack trace."""
+    from orchestrator.errors import SwitchyardError
+
+    try:
+        app()
+    except SwitchyardError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
