@@ -1,6 +1,6 @@
 """First-run set-up for one machine: migrate the database and make a tenant with a key.
 
-The key is written to ``<state_dir>/api_key`` (mode 0600) so ``switchyard up``
+The key is written to ``<state_dir>/demo.key`` (mode 0600) so ``switchyard up``
 can reuse it on the next run; only its hash is in the database.
 """
 
@@ -14,14 +14,14 @@ from sqlalchemy import Engine
 from orchestrator.store import migrate, repo
 from orchestrator.store.db import session_scope
 
-DEFAULT_TENANT = "default"
+DEFAULT_TENANT = "demo"
 
 
 def ensure_tenant_key(
     engine: Engine, *, state_dir: Path, tenant: str = DEFAULT_TENANT, api_key: str | None = None
 ) -> str:
     """An API key that works for ``tenant``: the given one, the saved one, or a new one."""
-    key_file = state_dir / "api_key"
+    key_file = state_dir / "demo.key"
     saved = key_file.read_text().strip() if key_file.exists() else None
     with session_scope(engine) as session:
         for candidate in (api_key, saved):

@@ -66,7 +66,8 @@ def run_cluster(
         api_url = f"http://{settings.api_host}:{api_port}"
         supervisor.wait_http(f"{api_url}/readyz")
         console.print(f"simulator  {sim_url}")
-        console.print(f"api        {api_url}  (key in {state / 'api_key'})")
+        console.print(f"api        {api_url}")
+        console.print(f"api key    {api_key}  (tenant 'demo'; also in {state / 'demo.key'})")
         console.print(
             f"workers    {', '.join(t.value for t in ALL_TIERS)}  (logs in {state / 'logs'})"
         )
