@@ -24,6 +24,8 @@ def run_benchmark(name: str, argv: list[str]) -> int:
     path = LOADTESTS / f"{name}.py"
     if name.startswith("_") or not path.is_file():
         raise ConfigError(f"no benchmark {name!r}; available: {', '.join(available()) or 'none'}")
+    if str(LOADTESTS.parent) not in sys.path:  # so benchmarks can share ``loadtests._helpers``
+        sys.path.insert(0, str(LOADTESTS.parent))
     spec = importlib.util.spec_from_file_location(f"loadtests.{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

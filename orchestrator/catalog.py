@@ -1,6 +1,8 @@
 """The model catalog: which deployments exist, what they serve and what they cost.
 
-A deployment is one model at one provider endpoint. The default catalog ships
+A deployment is one model at one provider endpoint, spoken to in one wire
+format (``api``), with prices per million input, cached-input, cache-write and
+output tokens. The default catalog ships
 with the package (``catalog.yaml``) and points at the provider simulator; set
 ``SWITCHYARD_CATALOG_PATH`` to use your own. ``${SIMULATOR_URL}`` in a base URL
 is replaced with ``Settings.simulator_url``.
@@ -20,6 +22,11 @@ from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
 from orchestrator.tiers import Tier
 
+WireFormat = Literal["openai", "azure", "anthropic", "gemini"]
+"""How a deployment is spoken to: OpenAI chat completions (any compatible server),
+Azure OpenAI (deployment URL + ``api-version``), Anthropic Messages, Gemini
+``generateContent``."""
+
 
 class RateLimits(BaseModel):
     """A provider's published limits for one deployment (None: unlimited)."""
@@ -36,18 +43,41 @@ class Deployment(BaseModel):
 
     name: str = Field(min_length=1)
     provider: str = Field(min_length=1)
-    api: Literal["openai"] = "openai"
+    api: WireFormat = "openai"
     model: str = Field(min_length=1)
     base_url: str = Field(min_length=1)
+    api_version: str | None = Field(default=None, description="Azure's api-version")
     api_key_ref: str | None = None
     tiers: tuple[Tier, ...] = Field(min_length=1)
     input_usd_per_mtok: Decimal = Field(ge=0)
     output_usd_per_mtok: Decimal = Field(ge=0)
+    cached_input_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(default=8192, gt=0)
     vision: bool = False
     strength: int = Field(default=1, ge=1, description="higher is stronger")
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+
+    @model_validator(mode="after")
+    def _azure_needs_version(self) -> Deployment:
+        if self.api == "azure" and not self.api_version:
+            raise ValueError(f"deployment {self.name}: api 'azure' needs 'api_version'")
+        return self
+
+    @property
+    def cached_input_price(self) -> Decimal:
+        """USD per million prompt tokens read from the cache (default: the input price)."""
+        if self.cached_input_usd_per_mtok is None:
+            return self.input_usd_per_mtok
+        return self.cached_input_usd_per_mtok
+
+    @property
+    def cache_write_price(self) -> Decimal:
+        """USD per million prompt tokens written to the cache (default: the input price)."""
+        if self.cache_write_usd_per_mtok is None:
+            return self.input_usd_per_mtok
+        return self.cache_write_usd_per_mtok
 
 
 class Catalog(BaseModel):

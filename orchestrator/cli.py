@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from orchestrator.config import get_settings
+from orchestrator.routing_cli import eval_app, route_app
 from orchestrator.tiers import Tier
 
 app = typer.Typer(help="Switchyard: an orchestration cluster for LLM work.", no_args_is_help=True)
@@ -19,6 +19,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(route_app, name="route")
+app.add_typer(eval_app, name="eval")
 console = Console()
 if not console.is_terminal:
     console = Console(width=120)
@@ -73,6 +75,9 @@ def worker(
     tier: Annotated[list[Tier], typer.Option(help="Tier queue(s) to consume.")],
     concurrency: Annotated[int | None, typer.Option(help="Threads per process.")] = None,
     loglevel: Annotated[str, typer.Option()] = "WARNING",
+    hostname: Annotated[
+        str, typer.Option(help="Host part of the Celery node name (default: this host's name).")
+    ] = "%h",
 ) -> None:
     """Run a Celery worker (threads pool) on the given tier queues."""
     queues = ",".join(t.queue for t in tier)
@@ -91,7 +96,7 @@ def worker(
         "-c",
         str(threads),
         "-n",
-        f"{queues.replace(',', '+')}.{os.getpid()}@%h",
+        f"{queues.replace(',', '+')}.{os.getpid()}@{hostname}",
         "-l",
         loglevel,
         "--without-gossip",
@@ -106,40 +111,46 @@ def simulator(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
     jitter_ms: Annotated[float, typer.Option(help="Random +/- jitter on the latency.")] = 0.0,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON behaviour per model: latency, errors, limits, window."),
+    ] = None,
 ) -> None:
-    """Run the provider simulator (OpenAI chat-completions wire format)."""
-    from orchestrator.simulator import run_simulator
+    """Run the provider simulator (OpenAI, Anthropic and Gemini wire formats)."""
+    import yaml
 
-    run_simulator(host, port or get_settings().simulator_port, latency_ms, jitter_ms)
+    from orchestrator.simulator import load_config, run_simulator
+
+    try:
+        behaviour = load_config(config) if config is not None else None
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        console.print(f"[red]invalid simulator config {config}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    port = port or get_settings().simulator_port
+    run_simulator(host, port, latency_ms, jitter_ms, config=behaviour)
 
 
 @app.command()
-def route(
-    text: Annotated[str, typer.Argument(help="The prompt to route.")],
-    max_tokens: Annotated[int, typer.Option()] = 512,
-    image: Annotated[list[str] | None, typer.Option(help="Image URL(s) to attach.")] = None,
+def reconciler(
+    interval: Annotated[float | None, typer.Option(help="Seconds between passes.")] = None,
+    once: Annotated[bool, typer.Option(help="Run one pass, print it, exit.")] = False,
 ) -> None:
-    """Show the tier, the reasons and the route plan the dispatcher would choose."""
-    from orchestrator.catalog import load_catalog
-    from orchestrator.cost import format_usd
-    from orchestrator.routing import expected_cost_micro_usd
-    from orchestrator.routing import route as decide
-    from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
+    """Re-publish lost work from the database, and expire jobs past their deadline."""
+    import contextlib
+    import logging
 
-    parts: list[TextPart | ImagePart] = [TextPart(text=text)]
-    parts += [ImagePart(image_url=ImageURL(url=u)) for u in image or []]
-    request = JobRequest(messages=[Message(role="user", content=parts)], max_tokens=max_tokens)
-    decision = decide(request, load_catalog(get_settings()))
-    console.print(f"tier: [bold]{decision.tier.value}[/] (confidence {decision.confidence:.2f})")
-    for reason in decision.reasons:
-        console.print(f"  - {reason}")
-    table = Table(title=f"route plan (~{decision.estimated_input_tokens} input tokens)")
-    for column in ("#", "deployment", "provider", "model", "max cost"):
-        table.add_column(column)
-    for i, dep in enumerate(decision.plan, start=1):
-        worst = expected_cost_micro_usd(dep, decision.estimated_input_tokens, max_tokens)
-        table.add_row(str(i), dep.name, dep.provider, dep.model, format_usd(int(worst)))
-    console.print(table)
+    from orchestrator.reconciler import build_reconciler
+
+    settings = get_settings()
+    if interval is not None:
+        settings = settings.model_copy(update={"reconcile_interval_s": interval})
+    worker = build_reconciler(settings)
+    if once:
+        console.print(worker.run_once())
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run_forever()
 
 
 @app.command(

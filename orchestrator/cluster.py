@@ -2,7 +2,7 @@
 
 Order: embedded Redis (unless ``SWITCHYARD_REDIS_URL`` is set), database
 migration and a tenant key, then the simulator, the API and one worker per
-tier. Ctrl-C (or the end of ``--demo``) stops them all.
+tier, and the reconciler. Ctrl-C (or the end of ``--demo``) stops them all.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def run_cluster(
         supervisor.spawn("api", "api", "--port", str(api_port), "--host", settings.api_host)
         for tier in ALL_TIERS:
             supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value)
+        supervisor.spawn("reconciler", "reconciler")
         supervisor.wait_http(f"http://127.0.0.1:{sim_port}/healthz")
         api_url = f"http://{settings.api_host}:{api_port}"
         supervisor.wait_http(f"{api_url}/readyz")

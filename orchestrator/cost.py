@@ -3,6 +3,11 @@
 Catalog prices are USD per million tokens, so one token costs exactly
 ``price`` micro-USD: the arithmetic is done in Decimal and rounded half-up
 once per call, never in floats.
+
+Prompt tokens are priced by where they came from: read from the provider's
+prompt cache (``cached_input_usd_per_mtok``), written to it
+(``cache_write_usd_per_mtok``, Anthropic's 1.25x), or neither (the input price).
+Reasoning tokens are output tokens and are priced as such.
 """
 
 from __future__ import annotations
@@ -15,13 +20,20 @@ from orchestrator.schemas import Usage
 MICRO_PER_USD = 1_000_000
 
 
-def cost_micro_usd(deployment: Deployment, usage: Usage) -> int:
-    """What one call with this usage costs on this deployment."""
-    total = (
-        Decimal(usage.input_tokens) * deployment.input_usd_per_mtok
+def cost_exact_micro_usd(deployment: Deployment, usage: Usage) -> Decimal:
+    """The unrounded cost of one call, in micro-USD."""
+    return (
+        Decimal(usage.uncached_input_tokens) * deployment.input_usd_per_mtok
+        + Decimal(usage.cached_input_tokens) * deployment.cached_input_price
+        + Decimal(usage.cache_write_input_tokens) * deployment.cache_write_price
         + Decimal(usage.output_tokens) * deployment.output_usd_per_mtok
     )
-    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def cost_micro_usd(deployment: Deployment, usage: Usage) -> int:
+    """What one call with this usage costs on this deployment (rounded half-up)."""
+    exact = cost_exact_micro_usd(deployment, usage)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def format_usd(micro_usd: int) -> str:

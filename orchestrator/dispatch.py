@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
@@ -18,7 +20,7 @@ from orchestrator.catalog import Catalog
 from orchestrator.config import Settings
 from orchestrator.errors import NoRoute, ValidationFailed
 from orchestrator.queues import PRIORITY_VALUE, QueuedJob, publish
-from orchestrator.routing import RouteDecision, route
+from orchestrator.routing import RouteDecision, StrengthPolicy, route
 from orchestrator.schemas import JobRequest, Priority
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
@@ -35,12 +37,20 @@ class Dispatcher:
     engine: Engine
     celery: Celery
 
+    def __post_init__(self) -> None:
+        _ = self.strength  # an unknown scorer or a bad calibration fails at start-up
+
+    @cached_property
+    def strength(self) -> StrengthPolicy:
+        """The strong/weak scorer, calibration and default quality from the settings."""
+        return StrengthPolicy.from_settings(self.settings)
+
     def decide(self, request: JobRequest, *, field: str = "body") -> RouteDecision:
         """Route one request, turning a routing refusal into a 422 naming the field."""
         if len(request.prompt_text()) > self.settings.max_prompt_chars:
             raise ValidationFailed(field, f"prompt longer than {self.settings.max_prompt_chars}")
         try:
-            return route(request, self.catalog)
+            return route(request, self.catalog, self.strength)
         except NoRoute as exc:
             raise ValidationFailed(field, str(exc)) from exc
         except ValidationFailed as exc:
@@ -93,9 +103,11 @@ class Dispatcher:
             "tier": decision.tier.value,
             "tier_reasons": list(decision.reasons),
             "plan": [d.name for d in decision.plan],
+            "routing": decision.record(),
             "priority": PRIORITY_VALUE[priority],
             "request": request.model_dump(mode="json", exclude_none=True),
-            "created_at": utcnow(),
+            "created_at": (now := utcnow()),
+            "deadline_at": now + timedelta(seconds=self.settings.job_deadline_s),
         }
 
     def _publish(self, rows: Sequence[dict[str, Any]]) -> None:

@@ -4,6 +4,7 @@ SwitchyardError
 ├── ConfigError          bad settings or catalog
 ├── ValidationFailed     a request the API must refuse with a 4xx (names the field)
 ├── NotFound             unknown id, or another tenant's (always 404, never 403)
+├── Conflict             the object exists but is in a state that refuses the action (409)
 ├── Unauthorized         missing or unknown API key
 └── NoRoute              no deployment in the catalog can serve the request
 """
@@ -30,6 +31,10 @@ class ValidationFailed(SwitchyardError):
 
 class NotFound(SwitchyardError):
     """The object does not exist for this tenant."""
+
+
+class Conflict(SwitchyardError):
+    """The action does not apply to the object's current state (e.g. cancel a finished job)."""
 
 
 class Unauthorized(SwitchyardError):

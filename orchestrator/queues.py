@@ -6,6 +6,12 @@ kept in Celery (``task_ignore_result``); Postgres holds them.
 
 Redis priorities are inverted (0 is served first) and folded into the steps
 below, so interactive work (0) overtakes batch work (6) on the same queue.
+
+Delivery (see RELIABILITY.md): messages are acknowledged after the task ran
+(``acks_late``) and given back if the worker process is lost; the visibility
+timeout exceeds the longest job deadline, so the broker never redelivers a job
+that is still running. The database lease makes any redelivery harmless, and
+the reconciler, not the broker, recovers lost messages quickly.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         task_ignore_result=True,
         task_acks_late=True,
-        task_reject_on_worker_lost=False,
+        task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=4,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
         broker_transport_options=broker_transport_options(settings),
         task_queues=[
             Queue(t.queue, Exchange(t.queue, "direct"), routing_key=t.queue) for t in ALL_TIERS
@@ -67,6 +74,7 @@ class QueuedJob:
     job_id: str
     tier: Tier
     priority: int
+    countdown_s: float = 0.0
 
 
 def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
@@ -79,7 +87,20 @@ def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
                 args=[job.job_id],
                 queue=job.tier.queue,
                 priority=job.priority,
+                countdown=job.countdown_s or None,
                 producer=producer,
             )
             sent += 1
     return sent
+
+
+def declare_queues(app: Celery) -> None:
+    """(Re)create every tier queue and its binding.
+
+    A Redis that restarted empty has none, and kombu silently drops a message
+    published to an exchange without a binding.
+    """
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.amqp.queues.values():
+            queue.bind(channel).declare()

@@ -1,64 +1,38 @@
 """Canonical request and response models shared by the API, the SDK and the workers.
 
 A request is a list of messages whose content is text or a list of text and
-image parts (OpenAI's shape, which every adapter converts from). Responses are
-views of rows in the store; money is integer micro-USD.
+image parts (OpenAI's shape, which every adapter converts from; the message
+models live in ``orchestrator.messages``), plus generation parameters, a JSON
+response format and tool definitions. Responses are views of rows in the
+store; money is integer micro-USD.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.messages import (
+    CacheControl,
+    ContentPart,
+    FunctionCall,
+    FunctionDef,
+    ImagePart,
+    ImageURL,
+    JSONSchemaFormat,
+    Message,
+    NamedToolChoice,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceFunction,
+)
 from orchestrator.tiers import Tier
-
-
-class TextPart(BaseModel):
-    """A piece of text inside a message."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["text"] = "text"
-    text: str
-
-
-class ImageURL(BaseModel):
-    """An image by URL or ``data:`` URI (base64)."""
-
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1)
-    detail: Literal["auto", "low", "high"] = "auto"
-
-
-class ImagePart(BaseModel):
-    """An image inside a message; makes the request need a vision deployment."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["image_url"] = "image_url"
-    image_url: ImageURL
-
-
-ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
-
-
-class Message(BaseModel):
-    """One turn of a conversation."""
-
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["system", "user", "assistant"]
-    content: str | list[ContentPart]
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
-
-    def image_count(self) -> int:
-        if isinstance(self.content, str):
-            return 0
-        return sum(1 for p in self.content if isinstance(p, ImagePart))
 
 
 class Priority(StrEnum):
@@ -75,12 +49,19 @@ class JobRequest(BaseModel):
 
     messages: list[Message] | None = Field(default=None, min_length=1)
     prompt: str | None = Field(default=None, min_length=1)
+    system: str | None = Field(default=None, min_length=1)
     tier: Tier | None = None
     model: str | None = None
+    quality: float | None = Field(
+        default=None, ge=0, le=1, description="share of strong-model calls: 0 cheapest, 1 strongest"
+    )
     max_tokens: int = Field(default=512, ge=1, le=200_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: list[str] | None = Field(default=None, max_length=4)
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=128)
+    tool_choice: ToolChoice | None = None
     custom_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, str] = Field(default_factory=dict)
 
@@ -91,10 +72,21 @@ class JobRequest(BaseModel):
         return self
 
     def canonical_messages(self) -> list[Message]:
+        """Every turn in order; ``system`` (if given) first, ``prompt`` as one user turn."""
+        head = [Message(role="system", content=self.system)] if self.system else []
         if self.messages is not None:
-            return self.messages
+            return head + self.messages
         assert self.prompt is not None
-        return [Message(role="user", content=self.prompt)]
+        return [*head, Message(role="user", content=self.prompt)]
+
+    def system_prompt(self) -> str | None:
+        """All system text, for formats that carry it outside the turns (Anthropic, Gemini)."""
+        texts = [m.text() for m in self.canonical_messages() if m.role == "system"]
+        return "\n\n".join(t for t in texts if t) or None
+
+    def turns(self) -> list[Message]:
+        """The conversation without its system messages."""
+        return [m for m in self.canonical_messages() if m.role != "system"]
 
     def prompt_text(self) -> str:
         return "\n".join(m.text() for m in self.canonical_messages())
@@ -104,32 +96,79 @@ class JobRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Tokens a provider reported for one call."""
+    """Tokens a provider reported for one call, normalised across wire formats.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
+    ``input_tokens`` counts every prompt token, the cached ones included (OpenAI's
+    ``prompt_tokens``; Anthropic's input + cache-creation + cache-read tokens);
+    ``cached_input_tokens`` and ``cache_write_input_tokens`` are the parts of it
+    read from and written to the provider's prompt cache. ``output_tokens``
+    counts every generated token; ``reasoning_tokens`` is the hidden part of it.
+    """
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    cache_write_input_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens billed at the plain input price."""
+        cached = self.cached_input_tokens + self.cache_write_input_tokens
+        return max(0, self.input_tokens - cached)
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
 class Completion(BaseModel):
-    """A provider's answer in canonical form."""
+    """A provider's answer in canonical form: text, tool calls, why it stopped, usage."""
 
     text: str
-    finish_reason: str = "stop"
+    finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     provider_model: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class JobStatus(StrEnum):
-    """Life of a job; ``succeeded`` and ``failed`` are final."""
+    """Life of a job (see RELIABILITY.md for every transition).
+
+    ``queued`` (waiting for a worker, perhaps until ``next_attempt_at``) ->
+    ``running`` (a worker holds its lease) -> ``retrying`` (a call failed; it
+    waits for its backoff) -> ... -> one of the final states ``succeeded``,
+    ``failed``, ``cancelled`` or ``expired`` (not final by its deadline).
+    ``failed``, ``expired`` and ``cancelled`` jobs can be re-driven.
+    """
 
     QUEUED = "queued"
     RUNNING = "running"
+    RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
     @property
     def final(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
+
+
+class RoutingStep(BaseModel):
+    """One decision the router took for a job (tier, strong/weak), with its numbers and reasons."""
+
+    step: str
+    choice: str
+    scorer: str
+    score: float | None = None
+    threshold: float | None = None
+    quality: float | None = None
+    reasons: list[str] = Field(default_factory=list)
 
 
 class JobView(BaseModel):
@@ -140,12 +179,14 @@ class JobView(BaseModel):
     tier: Tier
     tier_reasons: list[str]
     plan: list[str]
+    routing: list[RoutingStep] = Field(default_factory=list)
     batch_id: str | None = None
     custom_id: str | None = None
     deployment: str | None = None
     provider: str | None = None
     model: str | None = None
     output: str | None = None
+    tool_calls: list[ToolCall] | None = None
     finish_reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
     cost_micro_usd: int = 0
@@ -153,6 +194,8 @@ class JobView(BaseModel):
     attempts: int = 0
     error: str | None = None
     created_at: datetime
+    deadline_at: datetime | None = None
+    next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
 
 
@@ -162,8 +205,11 @@ class BatchCounts(BaseModel):
     total: int = 0
     queued: int = 0
     running: int = 0
+    retrying: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0
+    expired: int = 0
 
 
 class BatchStatus(StrEnum):
@@ -182,3 +228,33 @@ class BatchView(BaseModel):
     cost_micro_usd: int = 0
     created_at: datetime
     completed_at: datetime | None = None
+
+
+__all__ = [
+    "FINAL_STATUSES",
+    "BatchCounts",
+    "BatchStatus",
+    "BatchView",
+    "CacheControl",
+    "Completion",
+    "ContentPart",
+    "FinishReason",
+    "FunctionCall",
+    "FunctionDef",
+    "ImagePart",
+    "ImageURL",
+    "JSONSchemaFormat",
+    "JobRequest",
+    "JobStatus",
+    "JobView",
+    "Message",
+    "NamedToolChoice",
+    "Priority",
+    "ResponseFormat",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolChoice",
+    "ToolChoiceFunction",
+    "Usage",
+]

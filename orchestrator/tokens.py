@@ -9,7 +9,7 @@ fitting a prompt into a context window.
 
 from __future__ import annotations
 
-from orchestrator.schemas import ImagePart, Message, TextPart
+from orchestrator.schemas import ImagePart, Message, TextPart, Tool
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -30,8 +30,12 @@ def image_tokens(detail: str | None) -> int:
 
 
 def estimate_message_tokens(message: Message) -> int:
-    """Tokens for one message: its text, its images and a fixed per-message overhead."""
+    """Tokens for one message: text, images, tool calls and a fixed per-message overhead."""
     total = MESSAGE_OVERHEAD_TOKENS
+    for call in message.tool_calls or ():
+        total += estimate_tokens(call.function.name) + estimate_tokens(call.function.arguments)
+    if message.content is None:
+        return total
     if isinstance(message.content, str):
         return total + estimate_tokens(message.content)
     for part in message.content:
@@ -40,6 +44,13 @@ def estimate_message_tokens(message: Message) -> int:
         elif isinstance(part, ImagePart):
             total += image_tokens(part.image_url.detail)
     return total
+
+
+def estimate_tools_tokens(tools: list[Tool] | None) -> int:
+    """Tokens that tool definitions add to a prompt (their JSON, as the model sees it)."""
+    if not tools:
+        return 0
+    return sum(estimate_tokens(t.function.model_dump_json(exclude_none=True)) for t in tools)
 
 
 def estimate_request_tokens(messages: list[Message]) -> int:

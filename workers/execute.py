@@ -1,32 +1,56 @@
-"""One attempt loop over a job's route plan.
+"""Running one delivery of a job: claim its lease, run the attempt loop, write the end.
 
-``execute(job_id)`` claims the job's lease (compare-and-set in the database),
-calls the plan's deployments in order until one answers, records one attempt
-row per call and one ledger row per billed call, and makes the job final. A
-retryable provider error moves to the next deployment of the plan; a final one
-(bad request, authentication, ...) ends the job.
+``Runtime.execute(job_id)`` is what the Celery task calls:
+
+    claim the lease (compare-and-set)   none: the job is final, held elsewhere or not
+                                        due yet (then its wake-up is re-sent) -> SKIPPED
+    too many dead workers already?      -> FAILED (a job that kills its worker stops)
+    attempt loop (``workers.attempts``) under a lease heartbeat (``workers.lease``)
+    write the verdict                   succeeded / failed / expired: final, if we still
+                                        hold the lease; deferred: back to queued or
+                                        retrying until ``next_attempt_at``, with a
+                                        countdown message when that is soon
+
+Every database write is retried while the database is unreachable (a Postgres
+restart), and the writes of an attempt carry a client-chosen id, so a retried
+write that had in fact committed is recognised instead of billed twice.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Catalog, Deployment, load_catalog
-from orchestrator.config import Settings, get_settings
+from orchestrator.catalog import Catalog, Deployment
+from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import Completion, JobRequest
-from orchestrator.store import repo
-from orchestrator.store.db import get_engine, session_scope
-from orchestrator.store.models import Job
+from orchestrator.queues import QueuedJob
+from orchestrator.schemas import Completion, JobRequest, JobStatus
+from orchestrator.store import leases, repo
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Attempt, Job, new_id, utcnow
+from orchestrator.tiers import Tier
+from workers.attempts import AttemptLoop, Ending, Verdict
+from workers.guards import Guard, Progress, local_guards
+from workers.lease import LeaseKeeper
 from workers.providers import ProviderError, adapter_for
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DB_PATIENCE_S = 120.0
+Requeue = Callable[[QueuedJob], None]
 
 
 class Outcome(StrEnum):
@@ -34,124 +58,195 @@ class Outcome(StrEnum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    SKIPPED = "skipped"  # lease held elsewhere or job already final
+    EXPIRED = "expired"
+    DEFERRED = "deferred"  # handed back until its next attempt is due
+    SKIPPED = "skipped"  # lease held elsewhere, job already final, or not due yet
     LOST_LEASE = "lost_lease"
 
 
 class Runtime:
-    """Per-process resources shared by every worker thread: settings, catalog, pools."""
+    """Per-process resources shared by every worker thread: settings, catalog, pools, guards."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, engine: Engine, http: httpx.Client):
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        engine: Engine,
+        http: httpx.Client,
+        *,
+        guards: Sequence[Guard] | None = None,
+        requeue: Requeue | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
         self.http = http
+        self.guards = list(guards) if guards is not None else local_guards(settings)
+        self.requeue = requeue
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.keeper = LeaseKeeper(
+            engine, owner_prefix=f"{self.owner}:", lease_s=settings.job_lease_s
+        )
 
     def execute(self, job_id: str) -> Outcome:
         owner = f"{self.owner}:{threading.get_ident()}"
-        with session_scope(self.engine) as session:
-            job = repo.claim_job(
-                session, job_id=job_id, owner=owner, lease_s=self.settings.job_lease_s
+        lease_s = self.settings.job_lease_s
+        claim = self._db(lambda s: leases.claim_job(s, job_id=job_id, owner=owner, lease_s=lease_s))
+        job = claim.job
+        if job is None:
+            self._rewake(job_id, claim)
+            return Outcome.SKIPPED
+        if job.lease_expiries > self.settings.max_lease_expiries:
+            error = f"its worker died {job.lease_expiries} times while running it; stopped"
+            return self._finish(job, owner, Outcome.FAILED, {"status": "failed", "error": error})
+        with self.keeper.hold(job.id) as held:
+            loop = AttemptLoop(
+                job=job,
+                catalog=self.catalog,
+                guards=self.guards,
+                call_provider=self._call,
+                record_failure=lambda d, e, ms, p: self._record_failure(job, owner, d, e, ms, p),
+                held=held,
             )
-            if job is None:
-                return Outcome.SKIPPED
-            session.expunge(job)
-        request = JobRequest.model_validate(job.request)
-        last_error = "empty route plan"
-        for name in job.plan:
-            deployment = self.catalog.find(name)
-            if deployment is None:
-                last_error = f"deployment {name!r} is no longer in the catalog"
-                continue
-            try:
-                completion, latency_ms = self._call(deployment, request)
-            except ProviderError as exc:
-                self._record_failure(job, deployment, exc)
-                last_error = str(exc)
-                if exc.retryable:
-                    continue
-                return self._finish(job, owner, {"status": "failed", "error": last_error})
-            return self._succeed(job, owner, deployment, completion, latency_ms)
-        return self._finish(job, owner, {"status": "failed", "error": last_error})
+            return self._conclude(job, owner, loop.run())
 
-    def _call(self, deployment: Deployment, request: JobRequest) -> tuple[Completion, int]:
-        adapter = adapter_for(deployment, self.http, self.settings)
-        started = time.perf_counter()
-        completion = adapter.complete(deployment, request)
-        return completion, int((time.perf_counter() - started) * 1000)
+    def _conclude(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+        if verdict.ending is Ending.SUCCEEDED:
+            return self._succeed(job, owner, verdict)
+        if verdict.ending is Ending.FAILED:
+            values = {"status": JobStatus.FAILED.value, "error": verdict.error}
+            return self._finish(job, owner, Outcome.FAILED, values)
+        if verdict.ending is Ending.EXPIRED:
+            values = {"status": JobStatus.EXPIRED.value, "error": verdict.error}
+            return self._finish(job, owner, Outcome.EXPIRED, values)
+        if verdict.ending is Ending.DEFERRED:
+            return self._defer(job, owner, verdict)
+        return Outcome.LOST_LEASE
 
-    def _record_failure(self, job: Job, deployment: Deployment, exc: ProviderError) -> None:
+    def _call(self, deployment: Deployment, request: JobRequest) -> Completion:
+        return adapter_for(deployment, self.http, self.settings).complete(deployment, request)
+
+    def _record_failure(
+        self,
+        job: Job,
+        owner: str,
+        deployment: Deployment,
+        exc: ProviderError,
+        latency_ms: int,
+        progress: Progress,
+    ) -> None:
         record = repo.AttemptRecord(
             deployment=deployment.name,
             provider=deployment.provider,
             model=deployment.model,
             outcome=type(exc).__name__,
-            latency_ms=0,
+            latency_ms=latency_ms,
             http_status=exc.status,
             error=str(exc),
+            attempt_id=new_id("att"),
         )
-        with session_scope(self.engine) as session:
-            repo.record_attempt(session, job=job, record=record)
 
-    def _succeed(
-        self, job: Job, owner: str, deployment: Deployment, completion: Completion, latency_ms: int
-    ) -> Outcome:
+        def write(session: Session) -> None:
+            if session.get(Attempt, record.attempt_id) is None:
+                repo.record_attempt(session, job=job, record=record)
+                leases.save_progress(
+                    session, job_id=job.id, owner=owner, progress=progress.to_json()
+                )
+
+        self._db(write)
+
+    def _succeed(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+        deployment, completion = verdict.deployment, verdict.completion
+        assert deployment is not None and completion is not None
         usage = completion.usage
-        cost = cost_micro_usd(deployment, usage)
         record = repo.AttemptRecord(
             deployment=deployment.name,
             provider=deployment.provider,
             model=deployment.model,
             outcome="ok",
-            latency_ms=latency_ms,
+            latency_ms=verdict.latency_ms,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
-            cost_micro_usd=cost,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_micro_usd=cost_micro_usd(deployment, usage),
+            attempt_id=new_id("att"),
         )
+        tool_calls = [t.model_dump(mode="json") for t in completion.tool_calls]
         values: dict[str, Any] = {
-            "status": "succeeded",
+            "status": JobStatus.SUCCEEDED.value,
             "output": completion.text,
+            "tool_calls": tool_calls or None,
             "finish_reason": completion.finish_reason,
             "deployment": deployment.name,
             "provider": deployment.provider,
             "model": deployment.model,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
-            "latency_ms": latency_ms,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "latency_ms": verdict.latency_ms,
+            "error": None,
         }
-        with session_scope(self.engine) as session:
-            repo.record_attempt(session, job=job, record=record)
-            won = repo.finish_job(session, job_id=job.id, owner=owner, values=values)
-        return Outcome.SUCCEEDED if won else Outcome.LOST_LEASE
 
-    def _finish(self, job: Job, owner: str, values: dict[str, Any]) -> Outcome:
-        with session_scope(self.engine) as session:
-            won = repo.finish_job(session, job_id=job.id, owner=owner, values=values)
+        def write(session: Session) -> bool:
+            if session.get(Attempt, record.attempt_id) is not None:  # an earlier try committed
+                row = session.get(Job, job.id)
+                return row is not None and row.status == "succeeded" and row.lease_owner == owner
+            repo.record_attempt(session, job=job, record=record)
+            return leases.finish_job(session, job_id=job.id, owner=owner, values=values)
+
+        return Outcome.SUCCEEDED if self._db(write) else Outcome.LOST_LEASE
+
+    def _finish(self, job: Job, owner: str, outcome: Outcome, values: dict[str, Any]) -> Outcome:
+        won = self._db(lambda s: leases.finish_job(s, job_id=job.id, owner=owner, values=values))
+        return outcome if won else Outcome.LOST_LEASE
+
+    def _defer(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+        status = JobStatus.QUEUED if verdict.waiting else JobStatus.RETRYING
+        due = utcnow() + timedelta(seconds=verdict.delay_s)
+        won = self._db(
+            lambda s: leases.defer_job(
+                s,
+                job_id=job.id,
+                owner=owner,
+                status=status,
+                next_attempt_at=due,
+                progress=verdict.progress or {},
+                error=verdict.error,
+            )
+        )
         if not won:
             return Outcome.LOST_LEASE
-        return Outcome.SUCCEEDED if values["status"] == "succeeded" else Outcome.FAILED
+        self._send(job.id, job.tier, job.priority, verdict.delay_s)
+        return Outcome.DEFERRED
 
+    def _rewake(self, job_id: str, claim: leases.Claim) -> None:
+        """A message that came too early is sent again for when its job is due."""
+        if claim.status not in leases.WAITING or claim.due_at is None:
+            return
+        due = claim.due_at if claim.due_at.tzinfo else claim.due_at.replace(tzinfo=utcnow().tzinfo)
+        self._send(job_id, claim.tier, claim.priority, (due - utcnow()).total_seconds())
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
+    def _send(self, job_id: str, tier: str, priority: int, delay_s: float) -> None:
+        """A countdown message for a job due soon; later ones are the reconciler's to send."""
+        if self.requeue is None or delay_s > self.settings.retry_countdown_max_s:
+            return
+        try:
+            self.requeue(QueuedJob(job_id, Tier(tier), priority, max(0.0, delay_s)))
+        except Exception as exc:  # the broker is down: the reconciler re-publishes
+            log.warning("could not re-send job %s (%s); the reconciler will", job_id, exc)
 
-
-def build_runtime(settings: Settings) -> Runtime:
-    """Resources for one process: catalog, DB engine, one pooled httpx client."""
-    limits = httpx.Limits(
-        max_connections=settings.worker_concurrency * 2,
-        max_keepalive_connections=settings.worker_concurrency * 2,
-    )
-    http = httpx.Client(timeout=settings.provider_timeout_s, limits=limits)
-    engine = get_engine(settings.effective_database_url, pool_size=settings.worker_concurrency)
-    return Runtime(settings, load_catalog(settings), engine, http)
-
-
-def runtime() -> Runtime:
-    """The process-wide runtime, built on first use by any worker thread."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = build_runtime(get_settings())
-        return _runtime
+    def _db(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a transaction, retrying while the database is unreachable."""
+        delay_s, give_up = 0.2, time.monotonic() + DB_PATIENCE_S
+        while True:
+            try:
+                with session_scope(self.engine) as session:
+                    return work(session)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() + delay_s > give_up:
+                    raise
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)

@@ -1,13 +1,22 @@
-"""Task bodies; thin on purpose: the logic lives in ``workers.execute``."""
+"""Task bodies; thin on purpose: the logic lives in ``workers.execute``.
+
+``acks_late`` with ``reject_on_worker_lost``: the message is acknowledged only
+once the delivery has been written down, so a worker that dies mid-job leaves it
+to be delivered again (the database lease makes that harmless). A deferred job
+comes back by a countdown message that ``Runtime`` sends itself, or by the
+reconciler; Celery's own retry machinery is not used.
+"""
 
 from __future__ import annotations
 
 from orchestrator.queues import EXECUTE_JOB
 from workers.app import app
-from workers.execute import runtime
+from workers.runtime import runtime
 
 
-@app.task(name=EXECUTE_JOB, ignore_result=True, acks_late=True)  # type: ignore[untyped-decorator]
+@app.task(  # type: ignore[untyped-decorator]
+    name=EXECUTE_JOB, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
 def execute_job(job_id: str) -> str:
-    """Run one job by id; the message carries nothing else."""
+    """Run one delivery of a job by id; the message carries nothing else."""
     return runtime().execute(job_id).value

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 
 from orchestrator import __version__
 from orchestrator.api.deps import AppState
-from orchestrator.api.routes import batches, health, jobs
+from orchestrator.api.routes import batches, health, jobs, queues
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
 from orchestrator.dispatch import Dispatcher
-from orchestrator.errors import NotFound, Unauthorized, ValidationFailed
+from orchestrator.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from orchestrator.queues import make_celery
 from orchestrator.store.db import get_engine
 
@@ -47,6 +47,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
 
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, "conflict", str(exc))
+
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         return _error(401, "unauthorized", str(exc))
@@ -61,6 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Switchyard", version=__version__)
     app.state.switchyard = AppState(settings, catalog, engine, dispatcher)
     _install_error_handlers(app)
-    for module in (health, jobs, batches):
+    for module in (health, jobs, batches, queues):
         app.include_router(module.router)
     return app

@@ -11,6 +11,8 @@ from orchestrator.schemas import (
     BatchView,
     JobStatus,
     JobView,
+    RoutingStep,
+    ToolCall,
     Usage,
 )
 from orchestrator.store.models import Batch, Job
@@ -34,6 +36,7 @@ def job_view(job: Job) -> JobView:
         tier=Tier(job.tier),
         tier_reasons=list(job.tier_reasons),
         plan=list(job.plan),
+        routing=[RoutingStep.model_validate(step) for step in job.routing or []],
         batch_id=job.batch_id,
         custom_id=job.custom_id,
         deployment=job.deployment,
@@ -41,12 +44,20 @@ def job_view(job: Job) -> JobView:
         model=job.model,
         output=job.output,
         finish_reason=job.finish_reason,
-        usage=Usage(input_tokens=job.input_tokens, output_tokens=job.output_tokens),
+        tool_calls=[ToolCall.model_validate(c) for c in job.tool_calls] if job.tool_calls else None,
+        usage=Usage(
+            input_tokens=job.input_tokens,
+            output_tokens=job.output_tokens,
+            cached_input_tokens=job.cached_input_tokens,
+            reasoning_tokens=job.reasoning_tokens,
+        ),
         cost_micro_usd=job.cost_micro_usd,
         latency_ms=job.latency_ms,
         attempts=job.attempts,
         error=job.error,
         created_at=created,
+        deadline_at=aware(job.deadline_at),
+        next_attempt_at=aware(job.next_attempt_at),
         finished_at=aware(job.finished_at),
     )
 
@@ -55,7 +66,8 @@ def batch_view(batch: Batch, totals: BatchTotals) -> BatchView:
     counts = BatchCounts(
         total=batch.total, **{s.value: totals.by_status.get(s.value, 0) for s in JobStatus}
     )
-    done = counts.succeeded + counts.failed == batch.total
+    final = sum(totals.by_status.get(s.value, 0) for s in JobStatus if s.final)
+    done = final == batch.total
     created = aware(batch.created_at)
     assert created is not None
     return BatchView(

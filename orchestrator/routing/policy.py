@@ -4,7 +4,8 @@
       pinned   = the deployment request.model names (if any), always first
       fallback = the tier's deployments
                  -> filtered by each `Requirement` (vision, output size, context window)
-                 -> ordered by expected cost, then strength (strongest first)
+                 -> ordered by expected cost, then strength (strongest first);
+                    or, for a request sent to the strong model, by strength, then cost
 
 A plan that would be empty raises `NoRoute` saying which requirement emptied it.
 Requirements are small objects in `REQUIREMENTS`, so a new constraint is one more
@@ -157,10 +158,13 @@ def plan_route(
     catalog: Catalog,
     *,
     input_tokens: int | None = None,
+    strong: bool = False,
 ) -> tuple[Deployment, ...]:
     """Deployments to try in order: the pinned model (if any), then the tier cheapest-first.
 
-    ``input_tokens`` lets a caller that already estimated the prompt skip doing it again.
+    ``strong`` puts the tier strongest-first instead (then cheapest among equals), for
+    requests the strong/weak decision sent to the strong model. ``input_tokens`` lets
+    a caller that already estimated the prompt skip doing it again.
     """
     need = Need.of(request, input_tokens)
     pinned: Deployment | None = None
@@ -172,11 +176,12 @@ def plan_route(
         fallbacks = [d for d in others if all(r.allows(d, need) for r in REQUIREMENTS)]
     else:
         fallbacks = _fitting(tier, others, need)
-    fallbacks.sort(
-        key=lambda d: (
-            expected_cost_micro_usd(d, need.input_tokens, need.max_tokens),
-            -d.strength,
-            d.name,
-        )
-    )
+
+    def cost(d: Deployment) -> Decimal:
+        return expected_cost_micro_usd(d, need.input_tokens, need.max_tokens)
+
+    if strong:
+        fallbacks.sort(key=lambda d: (-d.strength, cost(d), d.name))
+    else:
+        fallbacks.sort(key=lambda d: (cost(d), -d.strength, d.name))
     return tuple(fallbacks) if pinned is None else (pinned, *fallbacks)

@@ -68,8 +68,15 @@ _MATH_EXPR = re.compile(rf"\(?{_TERM}\)?(?:{_OP}\(?{_TERM}\)?)+")
 _MATH_OP = re.compile(r"[+*/^%=<>\u00d7\u00f7\u2264\u2265]")
 _VARIABLE = re.compile(r"\d[a-z]|\b[xyzn]\b")
 _NOT_MATH = re.compile(r"[\d\s./-]+")  # a date, a range, a phone number, a fraction
-_HOW_MUCH = re.compile(r"\bhow (?:much|many|far|long|fast|old)\b")
-_NUMBER = re.compile(r"\d+")
+_QUANTITY_QUESTION = re.compile(
+    r"\bhow (?:much|many|far|long|fast|old)\b|\bwhat(?:'s| is| was| are| were) the (?:total|area|"
+    r"perimeter|volume|probability|remainder|sum|product|average|mean|ratio|percentage|value|"
+    r"cost|price|speed|distance)\b|\bfind the value\b"
+)
+_NUMBER = re.compile(
+    r"\d+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|"
+    r"thousand|twice|half|double|triple)\b"
+)
 _CALL = re.compile(r"\((?<=\w\()[^()\n]*\)")
 _CALLEE = re.compile(r"[\w.$]+$")
 
@@ -116,16 +123,24 @@ class CallSyntax:
 
 
 class QuantityQuestion:
-    """'How many/much/far ...' over numbers given in the prompt: a word problem."""
+    """'How many ...', 'what is the total ...' over quantities in the prompt: a word problem.
+
+    Two quantities (digits or number words) stated before the question make it a
+    self-contained problem, which decides; quantities elsewhere only lean.
+    """
 
     label = "word problem"
 
     def weigh(self, scan: Scan) -> tuple[float, str] | None:
-        match = _HOW_MUCH.search(scan.lower) if "how" in scan.words else None
+        if not scan.words & {"how", "what", "find"}:
+            return None
+        match = _QUANTITY_QUESTION.search(scan.lower)
         if match is None:
             return None
+        before = sum(1 for _ in islice(_NUMBER.finditer(scan.lower, 0, match.start()), 2))
         numbers = sum(1 for _ in islice(_NUMBER.finditer(scan.lower), 2))
-        return (0.7 if numbers >= 2 else 0.4), f"{self.label} {scan.snippet(*match.span())!r}"
+        weight = 1.0 if before >= 2 else 0.7 if numbers >= 2 else 0.4
+        return weight, f"{self.label} {scan.snippet(*match.span())!r}"
 
 
 class QuestionCount:
@@ -157,10 +172,11 @@ _LANGS = (
 _LANG_RE = "|".join(re.escape(w) for w in _LANGS.split())
 _NOUNS = r"(?:functions?|snippet|regexp?|unit tests?|algorithm|decorator)"
 _MAKE = (
-    r"\b(?:write|implement|create|generate|code|give me|show me)\s+(?:me\s+)?"
+    r"\b(?:write|implement|create|generate|develop|build|code|give me|show me)\s+(?:me\s+)?"
     r"(?:an?\s+|the\s+|some\s+)?(?:[\w+#.-]+\s+){0,2}?"
 )
-_UNITS = r"(?:script|program|method|class)"  # code only with a purpose: "a class that ..."
+# code only with a purpose: "a class that ...", "a website in HTML"
+_UNITS = r"(?:script|program|method|class|website|webpage|app)"
 
 # fmt: off
 CODE_SIGNALS: tuple[Signal, ...] = (
@@ -184,7 +200,8 @@ CODE_SIGNALS: tuple[Signal, ...] = (
        r"\bselect\s+(?:\*|\w+(?:\.\w+)?(?:\s*,\s*\w+(?:\.\w+)?)+)\s+from\s+\w+", words="select"),
     _p("code request", 1.0, rf"{_MAKE}{_NOUNS}\b|{_MAKE}{_UNITS}\s+(?:that|to|which|in)\b|"
        r"\bwrite\s+(?:me\s+)?(?:some\s+|the\s+)?code\b", words="function functions snippet "
-       "regex regexp unit algorithm decorator script program method class code"),
+       "regex regexp unit algorithm decorator script program method class code website "
+       "webpage app"),
     # "a script for my video" is not code, "a python script for scraping" is: weak alone
     _p("script request", 0.6, rf"{_MAKE}{_UNITS}\b", words="script program method class"),
     _p("code request", 1.0, r"\bhow (?:do|can|would|should) (?:i|you|we)\b[^?.\n]{0,80}"
@@ -229,6 +246,10 @@ REASONING_SIGNALS: tuple[Signal, ...] = (
     _w("analysis", 0.5, "analyze analyse analysis analyzing analysing evaluate critique assess"),
     _p("sequence", 0.4, r"\bfirst\b[^\n]{1,300}?\bthen\b", words="first"),
     _w("puzzle", 0.5, "puzzle riddle paradox dilemma"),
+    _p("logic puzzle", 1.0, r"\bdoes(?:n't| not) belong\b|\bodd one out\b|"
+       r"\btrue, false,? or uncertain\b|\brelationship between [a-z] and [a-z]\b|"
+       r"\b(?:which|what) direction\b|\bdirection towards\b",
+       words="belong odd uncertain relationship direction"),
     QuantityQuestion(),
     QuestionCount(),
     LongPrompt(),

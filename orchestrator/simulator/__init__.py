@@ -1,5 +1,6 @@
-"""The provider simulator: an offline OpenAI-compatible server for demos, tests and benchmarks."""
+"""The provider simulator: an offline server speaking the OpenAI, Anthropic and Gemini formats."""
 
 from orchestrator.simulator.app import create_simulator_app, run_simulator
+from orchestrator.simulator.config import Profile, SimulatorConfig, load_config
 
-__all__ = ["create_simulator_app", "run_simulator"]
+__all__ = ["Profile", "SimulatorConfig", "create_simulator_app", "load_config", "run_simulator"]

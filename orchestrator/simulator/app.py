@@ -1,43 +1,47 @@
-"""The provider simulator: an offline, OpenAI-compatible chat-completions server.
+"""The provider simulator: one offline server speaking OpenAI, Anthropic and Gemini.
 
 Endpoints:
-    POST /v1/chat/completions   OpenAI wire format, deterministic answers (see ``wire``)
-    GET  /v1/models             OpenAI list shape
-    GET  /healthz               liveness
+    POST /v1/chat/completions                      OpenAI chat completions
+    POST /v1/messages                              Anthropic Messages
+    POST /v1beta/models/{model}:generateContent    Gemini (also under /v1/models/...)
+    GET  /v1/models                                OpenAI list shape
+    GET  /healthz                                  liveness
+    GET  /_sim/stats    POST /_sim/reset           what it saw and served; zero it
+    GET  /_sim/config   PUT /_sim/config           the behaviour config, read or replace
+    GET  /_sim/requests?model=M                    the last 20 request bodies for model M
 
-Per-request control headers (all optional):
+Per-request control headers (all optional, every format):
     x-simulator-latency-ms   this request's latency, instead of the server-wide one
     x-simulator-jitter-ms    this request's jitter: latency varies by +/- this much
     x-simulator-fail         answer with an error instead: an HTTP status (400, 401,
-                             403, 404, 429, 500, 503, 529, any 4xx/5xx) or a condition
-                             (context_length_exceeded, content_filter, insufficient_quota)
+                             403, 404, 429, 500, 503, 504, 529, any 4xx/5xx) or a
+                             condition (context_length_exceeded, content_filter,
+                             insufficient_quota)
 
-Latency is applied with ``asyncio.sleep`` after the body is validated and before
-the answer or the injected failure, so a slow failing provider can be simulated.
-There is no per-request logging: the simulator is the baseline in benchmarks.
+Order per request: parse (a 400 in the format's shape), count it as received,
+context window, rate limits (429 at once), latency, injected failure (config
+rates first, then the header), answer. There is no per-request logging: the
+simulator is the baseline in benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
-import uuid
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.simulator.wire import (
-    WireError,
-    generate,
-    header_ms,
-    injected_failure,
-    parse_chat,
-)
+from orchestrator.simulator import anthropic_wire, gemini_wire, openai_wire
+from orchestrator.simulator.config import SimulatorConfig
+from orchestrator.simulator.engine import Engine, api_key_of
+from orchestrator.simulator.wire import SimError
 
 DEFAULT_MODELS: tuple[str, ...] = (
     "gpt-4o-mini",
@@ -47,68 +51,68 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "o3",
     "codestral-latest",
     "claude-sonnet-4",
+    "claude-haiku-3.5",
+    "gemini-2.0-flash",
+    "gemini-2.5-pro",
 )
-LATENCY_HEADER = "x-simulator-latency-ms"
-JITTER_HEADER = "x-simulator-jitter-ms"
-FAIL_HEADER = "x-simulator-fail"
+MALFORMED_BODY = b'{"id": "sim-malformed", "choices": [{"message": {"content": "trunc'
 
 
-def _json(
-    payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def _json(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def _error(exc: WireError) -> Response:
-    return _json(exc.body(), exc.status, exc.headers)
+def _error(fmt: ModuleType, exc: SimError) -> Response:
+    return _json(fmt.error_body(exc), exc.status, exc.headers)
 
 
-def _completion(
-    model: str, text: str, prompt_tokens: int, completion_tokens: int, finish_reason: str
-) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": "fp_switchyard_sim",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+async def _read_json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise SimError(400, "We could not parse the JSON body of your request.") from None
 
 
-def _delay_s(request: Request, latency_ms: float, jitter_ms: float) -> float:
-    base = header_ms(request.headers.get(LATENCY_HEADER), latency_ms, LATENCY_HEADER)
-    jitter = header_ms(request.headers.get(JITTER_HEADER), jitter_ms, JITTER_HEADER)
-    if jitter > 0:
-        base += random.uniform(-jitter, jitter)
-    return max(0.0, base) / 1000.0
+async def serve(
+    engine: Engine, fmt: ModuleType, request: Request, path_model: str | None = None
+) -> Response:
+    """One request through the shared pipeline, answered in ``fmt``'s wire format."""
+    now_s = time.monotonic()
+    try:
+        body = await _read_json(request)
+        call = fmt.parse(body, path_model)
+    except SimError as exc:
+        return _error(fmt, exc)
+    profile = engine.received(call, fmt.NAME, body, now_s)
+    try:
+        delay_s = engine.delay_s(request.headers, profile)
+        key = api_key_of(request.headers, request.query_params)
+        admitted = engine.admit(fmt, call, profile, key, now_s)
+        injected = engine.injected(request.headers, profile)
+    except SimError as exc:
+        engine.failed(call.model, exc)
+        return _error(fmt, exc)
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+    if injected == "malformed":
+        engine.stats.failed(call.model, "malformed")
+        return Response(MALFORMED_BODY, media_type="application/json")
+    if injected is not None:
+        error = injected if isinstance(injected, SimError) else engine.error_for(injected)
+        if error.stat == "timeout":
+            await asyncio.sleep(profile.timeout_s)
+        engine.failed(call.model, error)
+        return _error(fmt, error)
+    answer = admitted.answer
+    engine.apply_cache(call, answer, writes_reported=fmt is anthropic_wire)
+    engine.served(call, answer, time.monotonic())
+    return _json(fmt.render(call, answer), headers=admitted.headers)
 
 
-def create_simulator_app(
-    latency_ms: float = 0.0,
-    jitter_ms: float = 0.0,
-    *,
-    models: Sequence[str] = DEFAULT_MODELS,
-) -> FastAPI:
-    """A simulator app whose answers take ``latency_ms`` +/- ``jitter_ms``."""
-    if latency_ms < 0 or jitter_ms < 0:
-        raise ValueError("latency_ms and jitter_ms must be >= 0")
-    app = FastAPI(title="Switchyard provider simulator", version="1")
+def _model_list(models: Sequence[str]) -> dict[str, Any]:
     created = int(time.time())
-    model_list = {
+    return {
         "object": "list",
         "data": [
             {"id": m, "object": "model", "created": created, "owned_by": "switchyard-simulator"}
@@ -116,29 +120,55 @@ def create_simulator_app(
         ],
     }
 
+
+def _add_control_routes(app: FastAPI, engine: Engine) -> None:
+    @app.get("/_sim/stats")
+    async def stats() -> Response:
+        """Requests received and served, 429s, errors by kind, tokens, peak per minute."""
+        return _json(engine.stats.as_dict())
+
+    @app.post("/_sim/reset")
+    async def reset() -> Response:
+        """Zero every counter and forget limiter state, cached prefixes and recent bodies."""
+        engine.reset()
+        return _json({"status": "reset"})
+
+    @app.get("/_sim/config")
+    async def get_config() -> Response:
+        """The behaviour config in force."""
+        return _json(engine.config.model_dump(mode="json"))
+
+    @app.put("/_sim/config")
+    async def put_config(request: Request) -> Response:
+        """Replace the behaviour config (same shape as ``--config``)."""
+        try:
+            engine.config = SimulatorConfig.model_validate(await _read_json(request))
+        except (SimError, ValidationError) as exc:
+            return _json({"error": {"message": str(exc), "type": "invalid_config"}}, 400)
+        return _json(engine.config.model_dump(mode="json"))
+
+    @app.get("/_sim/requests")
+    async def recent(model: str) -> Response:
+        """The last request bodies received for ``model`` (oldest first), for debugging."""
+        return _json({"model": model, "requests": engine.recent_requests(model)})
+
+
+def create_simulator_app(
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    *,
+    config: SimulatorConfig | None = None,
+    models: Sequence[str] = DEFAULT_MODELS,
+) -> FastAPI:
+    """A simulator whose answers take ``latency_ms`` +/- ``jitter_ms`` plus ``config``'s latency."""
+    engine = Engine(config or SimulatorConfig(), latency_ms, jitter_ms)
+    app = FastAPI(title="Switchyard provider simulator", version="2")
+    app.state.engine = engine
+    model_list = _model_list(models)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(WireError(exc.status_code, str(exc.detail)))
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        """Answer a chat completion deterministically, in OpenAI's wire format."""
-        try:
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                raise WireError(400, "We could not parse the JSON body of your request.") from None
-            call = parse_chat(body)
-            delay_s = _delay_s(request, latency_ms, jitter_ms)
-            fail = request.headers.get(FAIL_HEADER)
-        except WireError as exc:
-            return _error(exc)
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        if fail:
-            return _error(injected_failure(fail))
-        text, completion_tokens, finish = generate(call)
-        return _json(_completion(call.model, text, call.prompt_tokens, completion_tokens, finish))
+        return _error(openai_wire, SimError(exc.status_code, str(exc.detail)))
 
     @app.get("/v1/models")
     async def list_models() -> Response:
@@ -150,10 +180,39 @@ def create_simulator_app(
         """Liveness."""
         return {"status": "ok"}
 
+    _add_format_routes(app, engine)
+    _add_control_routes(app, engine)
     return app
 
 
-def run_simulator(host: str, port: int, latency_ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+def _add_format_routes(app: FastAPI, engine: Engine) -> None:
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        """OpenAI chat completions."""
+        return await serve(engine, openai_wire, request)
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        """Anthropic Messages."""
+        return await serve(engine, anthropic_wire, request)
+
+    @app.post("/{version}/models/{target}")
+    async def generate_content(version: str, target: str, request: Request) -> Response:
+        """Gemini ``models/{model}:generateContent`` (v1beta and v1)."""
+        model, _, action = target.partition(":")
+        if version not in ("v1", "v1beta") or action != "generateContent":
+            error = SimError(404, f"{version}/models/{target} is not served", "not_found")
+            return _error(gemini_wire, error)
+        return await serve(engine, gemini_wire, request, model)
+
+
+def run_simulator(
+    host: str,
+    port: int,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    config: SimulatorConfig | None = None,
+) -> None:
     """Serve the simulator until interrupted (no access log: it runs under benchmarks)."""
-    app = create_simulator_app(latency_ms, jitter_ms)
+    app = create_simulator_app(latency_ms, jitter_ms, config=config)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

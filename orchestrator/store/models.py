@@ -79,9 +79,12 @@ class Job(Base):
     tier: Mapped[str] = mapped_column(String(16))
     tier_reasons: Mapped[list[Any]] = mapped_column(default=list)
     plan: Mapped[list[Any]] = mapped_column(default=list)
+    # Every routing decision taken (tier, strong/weak: scorer, score, threshold, reasons).
+    routing: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     priority: Mapped[int] = mapped_column(Integer, default=5)
     request: Mapped[dict[str, Any]] = mapped_column()
     output: Mapped[str | None] = mapped_column(Text, default=None)
+    tool_calls: Mapped[list[Any] | None] = mapped_column(default=None)
     finish_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     deployment: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -89,11 +92,23 @@ class Job(Base):
     model: Mapped[str | None] = mapped_column(String(200), default=None)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Delivery bookkeeping (see RELIABILITY.md): every claim counts a delivery; a
+    # claim that takes over an expired lease (its worker died) counts a lease
+    # expiry, capped so a job that kills its worker cannot loop forever.
+    deadline_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    requeued_at: Mapped[datetime | None] = mapped_column(default=None)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    lease_expiries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -103,6 +118,8 @@ class Job(Base):
         Index("ix_jobs_batch_status", "batch_id", "status"),
         Index("ix_jobs_batch_index", "batch_id", "batch_index"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_status_next", "status", "next_attempt_at"),
+        Index("ix_jobs_status_deadline", "status", "deadline_at"),
     )
 
 
@@ -121,6 +138,8 @@ class Attempt(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -140,6 +159,8 @@ class LedgerEntry(Base):
     model: Mapped[str] = mapped_column(String(200))
     input_tokens: Mapped[int] = mapped_column(Integer)
     output_tokens: Mapped[int] = mapped_column(Integer)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

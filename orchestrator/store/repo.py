@@ -1,9 +1,9 @@
 """Small keyword-only functions over the tables; every tenant-owned read takes ``tenant_id``.
 
-The job lease is a compare-and-set on ``jobs``: a redelivered message finds the
-lease held (or the job final) and does nothing, so a job succeeds at most once.
-Attempt and ledger rows are written whether or not the lease still holds,
-because the provider call happened and was billed.
+The job lease lives in ``leases`` (worker side) and cancel, re-drive and the
+reconciler's sweeps in ``lifecycle`` (control plane). Attempt and ledger rows
+are written whether or not the lease still holds, because the provider call
+happened and was billed.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import hashlib
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, utcnow
+from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, new_id
 
 API_KEY_PREFIX = "sy-"
 
@@ -116,31 +116,6 @@ def iter_batch_jobs(
         last = jobs[-1].batch_index or 0
 
 
-def claim_job(session: Session, *, job_id: str, owner: str, lease_s: int) -> Job | None:
-    """Take the job's lease if it is queued or its lease expired; None if someone else has it."""
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            or_(
-                Job.status == "queued",
-                (Job.status == "running") & (Job.lease_expires_at < now),
-            ),
-        )
-        .values(
-            status="running",
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=func.coalesce(Job.started_at, now),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(Job, job_id)
-
-
 @dataclass(frozen=True)
 class AttemptRecord:
     """What one provider call did; ``cost_micro_usd`` is set only if it was billed."""
@@ -152,14 +127,18 @@ class AttemptRecord:
     latency_ms: int
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
     http_status: int | None = None
     error: str | None = None
     cost_micro_usd: int | None = None
+    attempt_id: str | None = None  # chosen by the caller, so a retried write can detect itself
 
 
 def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Attempt:
     """Write the attempt, and for a billed call its one ledger row and the job's running cost."""
     attempt = Attempt(
+        id=record.attempt_id or new_id("att"),
         job_id=job.id,
         tenant_id=job.tenant_id,
         deployment=record.deployment,
@@ -170,6 +149,8 @@ def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Atte
         error=record.error,
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,
+        cached_input_tokens=record.cached_input_tokens,
+        reasoning_tokens=record.reasoning_tokens,
         latency_ms=record.latency_ms,
     )
     session.add(attempt)
@@ -188,6 +169,8 @@ def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Atte
                 model=record.model,
                 input_tokens=record.input_tokens,
                 output_tokens=record.output_tokens,
+                cached_input_tokens=record.cached_input_tokens,
+                reasoning_tokens=record.reasoning_tokens,
                 cost_micro_usd=record.cost_micro_usd,
             )
         )
@@ -197,17 +180,6 @@ def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Atte
             .values(cost_micro_usd=Job.cost_micro_usd + record.cost_micro_usd)
         )
     return attempt
-
-
-def finish_job(session: Session, *, job_id: str, owner: str, values: dict[str, Any]) -> bool:
-    """Make the job final if this owner still holds its lease; False if it lost it."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == owner)
-        .values(finished_at=datetime.now(UTC), lease_expires_at=None, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def ledger_for_job(session: Session, *, tenant_id: str, job_id: str) -> list[LedgerEntry]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -45,8 +46,8 @@ def completion(request: httpx.Request) -> httpx.Response:
     )
 
 
-def make_runtime(database_url: str, handler: Handler) -> Runtime:
-    settings = Settings(database_url=database_url)
+def make_runtime(database_url: str, handler: Handler, **knobs: Any) -> Runtime:
+    settings = Settings(database_url=database_url, **knobs)
     http = httpx.Client(transport=httpx.MockTransport(handler))
     return Runtime(settings, load_catalog(settings), get_engine(database_url), http)
 
@@ -96,7 +97,7 @@ def test_redelivered_message_does_nothing(database_url: str) -> None:
 
 
 def test_retryable_error_falls_back_and_bills_only_the_answer(database_url: str) -> None:
-    # Given a plan whose first deployment answers 503 and whose second answers
+    # Given one call per deployment, and a plan whose first deployment answers 503
     calls: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -105,7 +106,7 @@ def test_retryable_error_falls_back_and_bills_only_the_answer(database_url: str)
             return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
         return completion(request)
 
-    runtime = make_runtime(database_url, handler)
+    runtime = make_runtime(database_url, handler, max_tries_per_deployment=1)
     job_id = queued_job(runtime, "What is the capital of Peru?")
     # When it runs
     assert runtime.execute(job_id) is Outcome.SUCCEEDED

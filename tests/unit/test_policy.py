@@ -83,7 +83,7 @@ def test_images_only_go_to_vision_deployments(catalog: Catalog) -> None:
     vision = plan_route(request, Tier.VISION, catalog)
     reasoning = plan_route(request, Tier.REASONING, catalog)
     # Then only deployments with vision: true are kept
-    assert names(vision) == ["sim-gpt-4o-mini-vision", "sim-gpt-4o"]
+    assert names(vision) == ["sim-gpt-4o-mini-vision", "sim-gemini-2.5-flash", "sim-gpt-4o"]
     assert names(reasoning) == ["sim-claude-sonnet-4"]
 
 
@@ -166,7 +166,7 @@ def test_a_named_model_with_an_image_uses_its_vision_deployment(catalog: Catalog
     # When a vision plan is made
     plan = plan_route(request, Tier.VISION, catalog)
     # Then the vision deployment of that model leads
-    assert names(plan) == ["sim-gpt-4o-mini-vision", "sim-gpt-4o"]
+    assert names(plan) == ["sim-gpt-4o-mini-vision", "sim-gemini-2.5-flash", "sim-gpt-4o"]
 
 
 def test_a_named_model_that_cannot_serve_the_request_is_no_route(catalog: Catalog) -> None:

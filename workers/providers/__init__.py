@@ -1,6 +1,9 @@
 """Provider adapters: one per wire format, chosen by ``Deployment.api``.
 
-``adapter_for`` looks the format up in ``ADAPTERS`` and hands the adapter the
+Formats: ``openai`` (chat completions, any compatible server), ``azure``
+(Azure OpenAI deployment URLs), ``anthropic`` (Messages) and ``gemini``
+(``generateContent``). ``adapter_for`` looks the format up in ``ADAPTERS`` and
+hands the adapter the
 process's pooled ``httpx.Client`` and the deployment's API key (from
 ``Settings.provider_keys`` by ``api_key_ref``; none for the simulator).
 """
@@ -14,6 +17,7 @@ import httpx
 from orchestrator.catalog import Deployment
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
+from workers.providers.anthropic import AnthropicMessagesAdapter
 from workers.providers.base import Provider
 from workers.providers.errors import (
     AuthenticationFailed,
@@ -29,14 +33,18 @@ from workers.providers.errors import (
     ServerError,
     error_from_response,
     error_from_transport,
-    retry_after_s,
 )
-from workers.providers.openai import OpenAIChatAdapter
+from workers.providers.gemini import GeminiAdapter
+from workers.providers.openai import AzureOpenAIAdapter, OpenAIChatAdapter
+from workers.providers.retry_after import retry_after_s
 
 AdapterFactory = Callable[[httpx.Client, str | None], Provider]
 
 ADAPTERS: dict[str, AdapterFactory] = {
     "openai": OpenAIChatAdapter,
+    "azure": AzureOpenAIAdapter,
+    "anthropic": AnthropicMessagesAdapter,
+    "gemini": GeminiAdapter,
 }
 
 
@@ -54,11 +62,14 @@ def adapter_for(deployment: Deployment, client: httpx.Client, settings: Settings
 __all__ = [
     "ADAPTERS",
     "AdapterFactory",
+    "AnthropicMessagesAdapter",
     "AuthenticationFailed",
+    "AzureOpenAIAdapter",
     "BadRequest",
     "ConnectionFailed",
     "ContentPolicy",
     "ContextLengthExceeded",
+    "GeminiAdapter",
     "OpenAIChatAdapter",
     "Overloaded",
     "Provider",

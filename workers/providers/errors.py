@@ -2,16 +2,16 @@
 
     ProviderError                     provider, model, status, message, retry_after_s;
     │                                 the class attribute ``retryable``
-    ├── RateLimited          retry    429; ``retry_after_s`` from the provider's headers
+    ├── RateLimited          retry    429; ``retry_after_s`` from the provider's headers or body
     ├── Overloaded           retry    503, 529 (and 409, which OpenAI uses for lock timeouts)
     ├── ServerError          retry    other 5xx, or a 2xx whose body is not a completion
-    ├── ProviderTimeout      retry    no answer in time (client timeout, or HTTP 408)
+    ├── ProviderTimeout      retry    no answer in time (client timeout, HTTP 408 or 504)
     ├── ConnectionFailed     retry    could not connect, or the connection broke
     ├── BadRequest           final    400, 404, 422, other 4xx, or a request that cannot be sent
     │   ├── ContextLengthExceeded     prompt + max_tokens do not fit the context window
     │   └── ContentPolicy             refused by the provider's content filter
-    ├── AuthenticationFailed final    401, 403
-    └── QuotaExhausted       final    429 ``insufficient_quota`` or 402: billing, not pacing
+    ├── AuthenticationFailed final    401, 403 (and Gemini's 400 "API key not valid")
+    └── QuotaExhausted       final    429 ``insufficient_quota``, 402, ``billing_error``
 
 ``retryable`` says whether the same call may succeed later on the same deployment;
 a final error may still succeed on another deployment (a larger context window,
@@ -22,12 +22,11 @@ API key, because some providers echo it back in their error text.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
+from workers.providers.retry_after import body_retry_delay_s, retry_after_s
 
 MAX_MESSAGE_CHARS = 500
 
@@ -120,65 +119,14 @@ class QuotaExhausted(ProviderError):
     """The account is out of credit or quota: waiting seconds will not fix it."""
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _CONTEXT_TEXT = re.compile(
-    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many tokens", re.I
+    r"context[ _-]?(length|window)|maximum context|prompt is too long|too many tokens"
+    r"|maximum number of tokens",
+    re.I,
 )
+_BAD_KEY_TEXT = re.compile(r"api[ _]key not valid|API_KEY_INVALID", re.I)
 _CONTENT_CODES = {"content_filter", "content_policy_violation"}
-
-
-def parse_duration_s(text: str) -> float | None:
-    """Seconds in a Go-style duration (``1s``, ``6m0s``, ``250ms``) or a bare number."""
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
-
-
-def _retry_after_header_s(value: str, now_s: float) -> float | None:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now_s)
-
-
-def retry_after_s(headers: Mapping[str, str], now_s: float | None = None) -> float | None:
-    """How long the provider asked us to wait, from its headers (None: it did not say).
-
-    ``retry-after-ms`` and ``retry-after`` (seconds or an HTTP date) win; otherwise the
-    ``x-ratelimit-reset-{requests,tokens}`` of whichever limit is exhausted (both, if
-    the remaining counts are not given) and the longer of the two.
-    """
-    now_s = time.time() if now_s is None else now_s
-    lower = {k.lower(): v for k, v in headers.items()}
-    if "retry-after-ms" in lower:
-        millis = parse_duration_s(lower["retry-after-ms"])
-        if millis is not None:
-            return millis / 1000.0
-    if "retry-after" in lower:
-        seconds = _retry_after_header_s(lower["retry-after"], now_s)
-        if seconds is not None:
-            return seconds
-    resets = []
-    for kind in ("requests", "tokens"):
-        reset = parse_duration_s(lower.get(f"x-ratelimit-reset-{kind}", ""))
-        remaining = lower.get(f"x-ratelimit-remaining-{kind}", "0").strip()
-        if reset is not None and remaining == "0":
-            resets.append(reset)
-    return max(resets) if resets else None
+_QUOTA_KINDS = {"insufficient_quota", "billing_error"}
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -188,46 +136,78 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
-def _error_fields(response: httpx.Response) -> tuple[str, str, str]:
-    """(message, code, type) from an error body in OpenAI, Anthropic or Gemini shape."""
+class _Fields:
+    """What an error body says, whichever provider's shape it has."""
+
+    def __init__(self, message: str, code: str = "", kind: str = "", delay_s: float | None = None):
+        self.message, self.code, self.kind, self.delay_s = message, code, kind, delay_s
+
+
+def _error_fields(response: httpx.Response) -> _Fields:
+    """Message, code, type and retry delay from an OpenAI, Anthropic or Gemini error body.
+
+    OpenAI: ``{"error": {message, type, code}}``; Anthropic: ``{"type": "error",
+    "error": {type, message}}``; Gemini: ``{"error": {code (int), message, status,
+    details}}``.
+    """
     try:
         body: Any = response.json()
     except ValueError:
-        return response.text.strip() or response.reason_phrase, "", ""
+        return _Fields(response.text.strip() or response.reason_phrase)
     error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, list) and error and isinstance(error[0], dict):
+        error = error[0].get("error", error[0])  # some Gemini proxies wrap errors in a list
     if not isinstance(error, dict):
-        return str(error), "", ""
+        return _Fields(str(error))
     message = error.get("message") or error.get("detail") or str(error)
     code = error.get("code")
     kind = error.get("type") or error.get("status")
-    return str(message), str(code) if isinstance(code, str) else "", str(kind or "")
+    return _Fields(
+        str(message),
+        str(code) if isinstance(code, str) else "",
+        str(kind or ""),
+        body_retry_delay_s(error),
+    )
+
+
+def _classify(status: int, fields: _Fields) -> type[ProviderError]:
+    code, kind, message = fields.code, fields.kind, fields.message
+    if status == 402 or code in _QUOTA_KINDS or kind in _QUOTA_KINDS:
+        return QuotaExhausted
+    if status == 429:
+        return RateLimited
+    if status in (409, 503, 529) or kind == "overloaded_error":
+        return Overloaded
+    if status == 504 or kind == "DEADLINE_EXCEEDED" or status == 408:
+        return ProviderTimeout
+    if status >= 500:
+        return ServerError
+    if status in (401, 403) or _BAD_KEY_TEXT.search(message):
+        return AuthenticationFailed
+    if code == "context_length_exceeded" or _CONTEXT_TEXT.search(message):
+        return ContextLengthExceeded
+    if code in _CONTENT_CODES or kind in _CONTENT_CODES:
+        return ContentPolicy
+    return BadRequest
 
 
 def error_from_response(
     response: httpx.Response, *, provider: str, model: str, api_key: str | None
 ) -> ProviderError:
-    """The error tree's answer to a non-2xx HTTP response."""
-    status = response.status_code
-    message, code, kind = _error_fields(response)
-    message = scrub(message, api_key)[:MAX_MESSAGE_CHARS]
-    where: dict[str, Any] = {"provider": provider, "model": model, "status": status}
-    if status == 402 or "insufficient_quota" in (code, kind):
-        return QuotaExhausted(message, **where)
-    if status == 429:
-        return RateLimited(message, retry_after_s=retry_after_s(response.headers), **where)
-    if status in (409, 503, 529) or kind == "overloaded_error":
-        return Overloaded(message, retry_after_s=retry_after_s(response.headers), **where)
-    if status >= 500:
-        return ServerError(message, **where)
-    if status == 408:
-        return ProviderTimeout(message, **where)
-    if status in (401, 403):
-        return AuthenticationFailed(message, **where)
-    if code == "context_length_exceeded" or _CONTEXT_TEXT.search(message):
-        return ContextLengthExceeded(message, **where)
-    if code in _CONTENT_CODES or kind in _CONTENT_CODES:
-        return ContentPolicy(message, **where)
-    return BadRequest(message, **where)
+    """The error tree's answer to a non-2xx HTTP response, in any provider's shape."""
+    fields = _error_fields(response)
+    cls = _classify(response.status_code, fields)
+    wait_s = None
+    if cls in (RateLimited, Overloaded):
+        wait_s = retry_after_s(response.headers)
+        wait_s = fields.delay_s if wait_s is None else wait_s
+    return cls(
+        scrub(fields.message, api_key)[:MAX_MESSAGE_CHARS],
+        provider=provider,
+        model=model,
+        status=response.status_code,
+        retry_after_s=wait_s,
+    )
 
 
 def error_from_transport(

@@ -1,24 +1,45 @@
-"""Adapter for the OpenAI chat-completions wire format.
+"""Adapter for the OpenAI chat-completions wire format, and Azure OpenAI's variant of it.
 
 Speaks to anything OpenAI-compatible at ``{base_url}/chat/completions``: OpenAI
-itself, compatible gateways and servers (vLLM, Mistral, Groq, ...) and
-Switchyard's own simulator. The adapter is a thin translation: canonical request
-to wire body, wire answer to ``Completion``, failures to the error tree in
-``workers.providers.errors``.
+itself, compatible servers and gateways (vLLM, Ollama, Groq, Together,
+OpenRouter, Mistral, ...) and Switchyard's simulator. Azure OpenAI serves the
+same body at ``{base_url}/openai/deployments/{model}/chat/completions?api-version=V``
+and takes the key in an ``api-key`` header; there ``model`` is the Azure
+deployment name. The adapter is a thin translation: canonical request to wire
+body, wire answer to ``Completion``, failures to ``workers.providers.errors``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest, Usage
-from orchestrator.tokens import estimate_request_tokens, estimate_tokens
-from workers.providers.errors import ServerError, error_from_response, error_from_transport
+from orchestrator.schemas import Completion, FinishReason, JobRequest, Message, ToolCall, Usage
+from workers.providers.transport import Malformed, fill_usage, int_field, post_json
 
 SIMULATOR_API_KEY = "sk-simulator"
+# OpenAI's reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def _wire_message(message: Message) -> dict[str, Any]:
+    data = message.model_dump(mode="json", exclude_none=True)
+    if isinstance(data.get("content"), list):
+        for part in data["content"]:
+            part.pop("cache_control", None)  # OpenAI caches prefixes on its own
+    if message.role == "assistant" and "content" not in data:
+        data["content"] = None
+    return data
 
 
 def build_body(deployment: Deployment, request: JobRequest) -> dict[str, Any]:
@@ -27,17 +48,26 @@ def build_body(deployment: Deployment, request: JobRequest) -> dict[str, Any]:
     ``max_tokens`` is capped at the deployment's ``max_output_tokens``: asking for
     more only earns a 400 from the provider.
     """
+    limit = min(request.max_tokens, deployment.max_output_tokens)
     body: dict[str, Any] = {
         "model": deployment.model,
-        "messages": [m.model_dump(mode="json") for m in request.canonical_messages()],
-        "max_tokens": min(request.max_tokens, deployment.max_output_tokens),
+        "messages": [_wire_message(m) for m in request.canonical_messages()],
     }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = request.stop
+    limit_name = "max_completion_tokens" if _REASONING_MODEL.match(deployment.model) else None
+    body[limit_name or "max_tokens"] = limit
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "stop": request.stop or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if request.tools:
+        body["tools"] = [t.model_dump(mode="json", exclude_none=True) for t in request.tools]
+    if request.tool_choice is not None:
+        choice = request.tool_choice
+        body["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump(mode="json")
+    if request.response_format is not None:
+        body["response_format"] = request.response_format.model_dump(mode="json", exclude_none=True)
     return body
 
 
@@ -53,47 +83,56 @@ def _text(content: object) -> str | None:
     return None
 
 
-def _count(usage: object, name: str) -> int | None:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _tool_calls(message: dict[str, Any]) -> list[ToolCall]:
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise Malformed("tool_calls is not a list")
+    return [ToolCall.model_validate({**c, "type": "function"}) for c in calls]
 
 
-class _Malformed(Exception):
-    """A 2xx answer that is not a chat completion (reason in the message)."""
+def parse_usage(usage: object) -> Usage:
+    """Canonical usage from OpenAI's ``usage`` (cached and reasoning tokens from its details)."""
+    prompt_details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    output_details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
+    return Usage(
+        input_tokens=int_field(usage, "prompt_tokens") or 0,
+        output_tokens=int_field(usage, "completion_tokens") or 0,
+        cached_input_tokens=int_field(prompt_details, "cached_tokens") or 0,
+        reasoning_tokens=int_field(output_details, "reasoning_tokens") or 0,
+    )
 
 
 def parse_completion(data: Any, request: JobRequest) -> Completion:
-    """A ``Completion`` from a decoded chat-completions answer, or ``_Malformed``.
+    """A ``Completion`` from a decoded chat-completions answer, or ``Malformed``.
 
     Usage missing from the answer (some compatible servers omit it) is estimated,
     so every billed call still has token counts for the ledger.
     """
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise _Malformed("no choices")
+        raise Malformed("no choices")
     message = choices[0].get("message")
     if not isinstance(message, dict):
-        raise _Malformed("no message")
+        raise Malformed("no message")
     text = _text(message.get("content"))
     if text is None:
-        raise _Malformed("content is not text")
+        raise Malformed("content is not text")
     refusal = message.get("refusal")
-    finish = choices[0].get("finish_reason")
     if not text and isinstance(refusal, str):
         text = refusal  # a model's refusal is a billed answer, not an error
-    usage = data.get("usage")
-    input_tokens = _count(usage, "prompt_tokens")
-    output_tokens = _count(usage, "completion_tokens")
-    if input_tokens is None:
-        input_tokens = estimate_request_tokens(request.canonical_messages())
-    if output_tokens is None:
-        output_tokens = estimate_tokens(text)
+    calls = _tool_calls(message)
+    finish = _FINISH.get(str(choices[0].get("finish_reason")), "stop")
+    if calls and finish == "stop":
+        finish = "tool_calls"
+    args = "".join(c.function.arguments for c in calls)
+    usage = fill_usage(parse_usage(data.get("usage")), request, text + args)
     model = data.get("model")
     return Completion(
         text=text,
-        finish_reason=finish if isinstance(finish, str) and finish else "stop",
-        usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        finish_reason=finish,
+        usage=usage,
         provider_model=model if isinstance(model, str) else None,
+        tool_calls=calls,
     )
 
 
@@ -104,28 +143,33 @@ class OpenAIChatAdapter:
         self._client = client
         self._api_key = api_key
 
+    def _endpoint(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        key = self._api_key or SIMULATOR_API_KEY
+        return f"{deployment.base_url.rstrip('/')}/chat/completions", {
+            "Authorization": f"Bearer {key}"
+        }
+
     def complete(self, deployment: Deployment, request: JobRequest) -> Completion:
         """One chat completion; raises a ``ProviderError`` subclass on any failure."""
-        url = f"{deployment.base_url.rstrip('/')}/chat/completions"
-        headers = {"Authorization": f"Bearer {self._api_key or SIMULATOR_API_KEY}"}
-        provider, model = deployment.provider, deployment.model
-        try:
-            response = self._client.post(url, json=build_body(deployment, request), headers=headers)
-        except httpx.TransportError as exc:
-            raise error_from_transport(
-                exc, provider=provider, model=model, api_key=self._api_key
-            ) from exc
-        if not response.is_success:
-            raise error_from_response(
-                response, provider=provider, model=model, api_key=self._api_key
-            )
-        try:
-            return parse_completion(response.json(), request)
-        except (ValueError, _Malformed) as exc:
-            reason = str(exc) if isinstance(exc, _Malformed) else "not JSON"
-            raise ServerError(
-                f"malformed completion: {reason}",
-                provider=provider,
-                model=model,
-                status=response.status_code,
-            ) from None
+        url, headers = self._endpoint(deployment)
+        return post_json(
+            self._client,
+            url,
+            body=build_body(deployment, request),
+            headers=headers,
+            deployment=deployment,
+            request=request,
+            api_key=self._api_key,
+            parse=parse_completion,
+        )
+
+
+class AzureOpenAIAdapter(OpenAIChatAdapter):
+    """OpenAI's body at Azure's deployment URL, with ``api-version`` and an ``api-key`` header."""
+
+    def _endpoint(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        base = deployment.base_url.rstrip("/")
+        url = f"{base}/openai/deployments/{deployment.model}/chat/completions"
+        return f"{url}?api-version={deployment.api_version}", {
+            "api-key": self._api_key or SIMULATOR_API_KEY
+        }

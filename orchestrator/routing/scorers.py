@@ -1,0 +1,153 @@
+"""Strong/weak scorers: how much a prompt needs the strong model, chosen by name.
+
+    Scorer.score(text) -> Scored(value in [0, 1], reasons)     one abstract method
+    SCORERS["rules"]()                                          registry of factories
+    get_scorer("learned")                                       cached instance
+
+As in RouteLLM's router registry, a scorer only scores; the shared decision
+(``strength.StrengthPolicy``) compares the score with a calibrated threshold.
+A higher value means the strong model is more likely to be worth its price.
+
+    rules    (default) hand-set weights over ``complexity`` features; pure Python
+    learned  logistic regressions fitted on the MMLU training split; pure Python
+             at run time, trained with the optional ``learned`` extra
+    length   baseline: longer prompts score higher
+    random   baseline: a stable pseudo-random value per prompt
+
+Scorers that were developed on some prompts say so (``held_in``): an evaluation
+drops those prompts, so nothing is reported on the data it was fitted to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from orchestrator.errors import ConfigError
+from orchestrator.routing.complexity import Complexity
+
+HELD_IN_FILE = "held_in.txt"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scorer's verdict on one prompt: 0 (weak is enough) .. 1 (needs strong), and why."""
+
+    value: float
+    reasons: tuple[str, ...]
+
+
+def prompt_key(text: str) -> str:
+    """The short hash under which held-in prompts are recorded (exact text, UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+@cache
+def held_in_keys() -> frozenset[str]:
+    """Keys of the prompts the shipped scorers were developed or trained on."""
+    path = resources.files("orchestrator.routing").joinpath("models", HELD_IN_FILE)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and line[0] != "#")
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+class Scorer(ABC):
+    """One way of scoring prompts; subclasses implement ``score`` and nothing else."""
+
+    name: str = ""
+    uses_held_in: bool = False  # developed on the prompts listed in ``models/held_in.txt``
+
+    @abstractmethod
+    def score(self, text: str) -> Scored:
+        """How much ``text`` needs the strong model, in [0, 1], with reasons."""
+
+    def held_in(self, text: str) -> bool:
+        """True if this scorer was developed or trained on ``text`` (never report it)."""
+        return self.uses_held_in and prompt_key(text) in held_in_keys()
+
+
+class RulesScorer(Scorer):
+    """The default: a few readable signs of multi-step work, weighed by hand.
+
+    z = (size - 4.0) + 0.5 fractions + 0.5 parts + 0.1 numbers + 0.5 asks_work;
+    value = sigmoid(z). The weights were chosen on the development prompts
+    (MMLU training subjects, half of GSM8K), listed in ``models/held_in.txt``.
+    """
+
+    name = "rules"
+    uses_held_in = True
+    SIZE_PIVOT = 4.0  # log(1 + 54 words): a prompt of about 54 words scores 0.5 on size alone
+    BONUS: tuple[tuple[str, float, str], ...] = (
+        ("fractions", 0.5, "fractions or ratios"),
+        ("parts", 0.5, "several statements judged together"),
+        ("asks_work", 0.5, "asks for a proof, derivation or step-by-step work"),
+    )
+    NUMBERS_WEIGHT = 0.1
+
+    def score(self, text: str) -> Scored:
+        found = Complexity.of(text)
+        features = found.vector()
+        z = features["size"] - self.SIZE_PIVOT
+        reasons = [f"~{found.words} words ({z:+.2f})"]
+        for feature, weight, label in self.BONUS:
+            if features[feature]:
+                z += weight
+                reasons.append(f"{label} (+{weight:.2f})")
+        if found.numbers:
+            bump = self.NUMBERS_WEIGHT * features["numbers"]
+            z += bump
+            reasons.append(f"{found.numbers} numbers (+{bump:.2f})")
+        return Scored(round(sigmoid(z), 4), tuple(reasons))
+
+
+class LengthScorer(Scorer):
+    """Baseline: the longer the prompt, the higher the score (1 - e^(-chars/1000))."""
+
+    name = "length"
+
+    def score(self, text: str) -> Scored:
+        value = 1.0 - math.exp(-len(text) / 1000.0)
+        return Scored(value, (f"{len(text):,} characters",))
+
+
+class RandomScorer(Scorer):
+    """Baseline: a uniform value derived from the prompt's hash, stable across runs."""
+
+    name = "random"
+
+    def score(self, text: str) -> Scored:
+        digest = hashlib.sha256(text.encode("utf-8")).digest()
+        return Scored(int.from_bytes(digest[:8], "big") / 2**64, ("random baseline",))
+
+
+def _learned() -> Scorer:
+    from orchestrator.routing.learned import LearnedScorer
+
+    return LearnedScorer.load()
+
+
+SCORERS: dict[str, Callable[[], Scorer]] = {
+    "rules": RulesScorer,
+    "learned": _learned,
+    "length": LengthScorer,
+    "random": RandomScorer,
+}
+BASELINES: tuple[str, ...] = ("random", "length")
+DEFAULT_SCORER = "rules"
+
+
+@cache
+def get_scorer(name: str) -> Scorer:
+    """The scorer registered under ``name`` (one instance per process)."""
+    factory = SCORERS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown scorer {name!r}; available: {', '.join(SCORERS)}")
+    return factory()

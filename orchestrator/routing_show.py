@@ -1,0 +1,160 @@
+"""What the ``route`` and ``eval`` commands print; imported only when one of them runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.catalog import load_catalog
+from orchestrator.config import get_settings
+from orchestrator.cost import format_usd
+from orchestrator.evaluation.data import (
+    ROUTELLM_STRONG,
+    ROUTELLM_WEAK,
+    read_excludes,
+    read_outcomes,
+    read_tier_examples,
+)
+from orchestrator.evaluation.router import evaluate_router
+from orchestrator.evaluation.tiers import evaluate_tiers
+from orchestrator.routing import RouteDecision, StrengthPolicy, expected_cost_micro_usd, route
+from orchestrator.routing import calibration as calibrations
+from orchestrator.routing.scorers import get_scorer
+from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
+
+
+def _policy(scorer: str | None, quality: float | None) -> StrengthPolicy:
+    settings = get_settings()
+    policy = StrengthPolicy.from_settings(settings)
+    if scorer is not None and scorer != policy.scorer.name:
+        table = calibrations.load(settings.router_calibration_path, scorer)
+        policy = StrengthPolicy(get_scorer(scorer), table, policy.quality)
+    if quality is not None:
+        policy = StrengthPolicy(policy.scorer, policy.calibration, quality)
+    return policy
+
+
+def _print_step(console: Console, step: dict[str, Any]) -> None:
+    score = "" if step.get("score") is None else f" score {step['score']:.3f}"
+    threshold = "" if step.get("threshold") is None else f" threshold {step['threshold']:.3f}"
+    console.print(f"{step['step']}: [bold]{step['choice']}[/] ({step['scorer']}{score}{threshold})")
+    for reason in step.get("reasons", []):
+        console.print(f"  - {reason}")
+
+
+def _print_decisions(console: Console, decision: RouteDecision) -> None:
+    for step in decision.record():
+        _print_step(console, step)
+
+
+def explain_text(
+    console: Console,
+    text: str,
+    max_tokens: int,
+    images: Sequence[str],
+    scorer: str | None,
+    quality: float | None,
+    as_json: bool,
+) -> None:
+    """Route ``text`` as the dispatcher would and show every decision and the plan."""
+    parts: list[TextPart | ImagePart] = [TextPart(text=text)]
+    parts += [ImagePart(image_url=ImageURL(url=u)) for u in images]
+    request = JobRequest(messages=[Message(role="user", content=parts)], max_tokens=max_tokens)
+    decision = route(request, load_catalog(get_settings()), _policy(scorer, quality))
+    tokens = decision.estimated_input_tokens
+    if as_json:
+        plan = [d.name for d in decision.plan]
+        print(json.dumps({"routing": decision.record(), "plan": plan}, indent=1))
+        return
+    _print_decisions(console, decision)
+    table = Table(title=f"route plan (~{tokens} input tokens)")
+    for column in ("#", "deployment", "provider", "model", "strength", "max cost"):
+        table.add_column(column)
+    for i, dep in enumerate(decision.plan, start=1):
+        worst = format_usd(int(expected_cost_micro_usd(dep, tokens, max_tokens)))
+        table.add_row(str(i), dep.name, dep.provider, dep.model, str(dep.strength), worst)
+    console.print(table)
+
+
+def show_job(console: Console, job_id: str, tenant: str, as_json: bool) -> None:
+    """Print the routing record stored with one of ``tenant``'s jobs."""
+    from orchestrator.errors import NotFound
+    from orchestrator.store import repo
+    from orchestrator.store.db import get_engine, session_scope
+
+    with session_scope(get_engine(get_settings().effective_database_url)) as session:
+        owner = repo.get_tenant_by_name(session, name=tenant)
+        found = None if owner is None else repo.get_job(session, tenant_id=owner.id, job_id=job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id!r} for tenant {tenant!r}")
+        record = {"id": found.id, "tier": found.tier, "plan": list(found.plan)}
+        record["routing"] = list(found.routing or [])
+    if as_json:
+        print(json.dumps(record, indent=1))
+        return
+    console.print(f"job {record['id']}: tier {record['tier']}, plan {', '.join(record['plan'])}")
+    for step in record["routing"]:
+        _print_step(console, step)
+
+
+def _router_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"router evaluation (n={result['n']}, main scorer {result['scorer']})")
+    for column in ("scorer", "APGR", "CPT(50%)", "CPT(80%)"):
+        table.add_column(column)
+    for name, figures in result["scorers"].items():
+        cells = ["-" if figures[k] is None else f"{figures[k]:.3f}" for k in figures]
+        table.add_row(name, *cells)
+    return table
+
+
+def run_eval_router(
+    console: Console,
+    data: Sequence[Path],
+    fmt: str,
+    scorers: Sequence[str],
+    exclude: Sequence[Path],
+    columns: tuple[str | None, str | None],
+    plot: Path | None,
+    as_json: bool,
+) -> None:
+    """Load outcomes, evaluate the scorers and baselines, print (and plot) the figures."""
+    strong, weak = columns
+    outcomes = read_outcomes(
+        data, fmt, strong=strong or ROUTELLM_STRONG, weak=weak or ROUTELLM_WEAK
+    )
+    names = list(scorers) or [get_settings().router_scorer]
+    report = evaluate_router(outcomes, names, excludes=read_excludes(exclude))
+    result = report.as_json()
+    if plot is not None:
+        from orchestrator.evaluation.plot import plot_router
+
+        plot_router(report, plot, title=f"{', '.join(p.name for p in data)} (n={report.outcomes})")
+        result["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    console.print(_router_table(result))
+    console.print(f"weak quality {result['weak_quality']}, strong {result['strong_quality']};")
+    console.print(f"dropped: {result['excluded']}")
+
+
+def run_eval_tiers(console: Console, data: Sequence[Path], fmt: str, as_json: bool) -> None:
+    """Classify labelled requests and print accuracy, macro-F1 and the confusion matrix."""
+    result = evaluate_tiers(read_tier_examples(data, fmt), load_catalog(get_settings()))
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    console.print(f"n={result['n']} accuracy {result['accuracy']} macro-F1 {result['macro_f1']}")
+    table = Table(title="per tier")
+    for column in ("tier", "precision", "recall", "f1", "support"):
+        table.add_column(column)
+    for tier, row in result["per_tier"].items():
+        table.add_row(tier, *(str(row[k]) for k in ("precision", "recall", "f1", "support")))
+    console.print(table)
+    console.print(f"confusion (want -> got): {result['confusion']}")
+    console.print(f"image jobs not sent to vision: {result['image_check']['not_vision']}")

@@ -1,0 +1,201 @@
+"""Control-plane transitions of jobs: cancel, re-drive, expire, and finding lost work.
+
+    cancel_jobs       any non-final job -> cancelled (a running worker loses its lease)
+    redrive_jobs      failed / expired / cancelled -> queued, with a fresh deadline
+    expire_overdue    waiting past its deadline (or running past it, lease dead) -> expired
+    stale_jobs        leases that expired, and waits long past due: to re-publish
+    orphaned_queued   queued jobs of a tier whose queue is empty: their message is lost
+    pending_jobs      everything a worker may still need a message for (Redis lost it all)
+
+The finders mark what they return with ``requeued_at`` so the reconciler does not
+publish the same job again on every pass while its new message waits in a queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.schemas import FINAL_STATUSES, JobStatus
+from orchestrator.store.models import Job, utcnow
+
+FINAL = tuple(s.value for s in FINAL_STATUSES)
+WAITING = (JobStatus.QUEUED.value, JobStatus.RETRYING.value)
+REDRIVABLE = (JobStatus.FAILED.value, JobStatus.EXPIRED.value, JobStatus.CANCELLED.value)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A job that needs a message: where it goes and how urgently."""
+
+    job_id: str
+    tier: str
+    priority: int
+
+
+def _scope(tenant_id: str, job_ids: Sequence[str] | None, batch_id: str | None) -> Any:
+    if batch_id is not None:
+        return and_(Job.tenant_id == tenant_id, Job.batch_id == batch_id)
+    return and_(Job.tenant_id == tenant_id, Job.id.in_(list(job_ids or ())))
+
+
+def cancel_jobs(
+    session: Session,
+    *,
+    tenant_id: str,
+    job_ids: Sequence[str] | None = None,
+    batch_id: str | None = None,
+) -> int:
+    """Cancel every non-final job in scope; returns how many were cancelled."""
+    result = session.execute(
+        update(Job)
+        .where(_scope(tenant_id, job_ids, batch_id), Job.status.not_in(FINAL))
+        .values(
+            status=JobStatus.CANCELLED.value,
+            error="cancelled by request",
+            finished_at=utcnow(),
+            next_attempt_at=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def redrive_jobs(
+    session: Session,
+    *,
+    tenant_id: str,
+    deadline_s: float,
+    job_ids: Sequence[str] | None = None,
+    batch_id: str | None = None,
+    statuses: Sequence[str] = REDRIVABLE,
+) -> list[Pending]:
+    """Queue again every job in scope whose status is in ``statuses``; returns them."""
+    now = utcnow()
+    rows = session.execute(
+        update(Job)
+        .where(_scope(tenant_id, job_ids, batch_id), Job.status.in_(list(statuses)))
+        .values(
+            status=JobStatus.QUEUED.value,
+            error=None,
+            finished_at=None,
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            progress={},
+            lease_expiries=0,
+            deadline_at=now + timedelta(seconds=deadline_s),
+            requeued_at=now,
+            redrives=Job.redrives + 1,
+        )
+        .returning(Job.id, Job.tier, Job.priority)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [Pending(r[0], r[1], r[2]) for r in rows]
+
+
+def expire_overdue(session: Session, *, now: datetime, limit: int = 5000) -> int:
+    """Expire jobs past their deadline that no live worker holds; returns the count."""
+    overdue = (Job.deadline_at.is_not(None)) & (Job.deadline_at < now)
+    unheld = or_(
+        Job.status.in_(WAITING),
+        (Job.status == JobStatus.RUNNING.value) & (Job.lease_expires_at < now),
+    )
+    ids = list(session.scalars(select(Job.id).where(overdue, unheld).limit(limit)))
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), overdue, unheld)
+        .values(
+            status=JobStatus.EXPIRED.value,
+            error="deadline passed before the job could finish",
+            finished_at=now,
+            next_attempt_at=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _not_recent(now: datetime, requeue_s: float, since: Any = None) -> ColumnElement[bool]:
+    """Not re-published since ``since`` (a column), nor within the last ``requeue_s``."""
+    since_then = [Job.requeued_at < since] if since is not None else []
+    return or_(
+        Job.requeued_at.is_(None),
+        *since_then,
+        Job.requeued_at < now - timedelta(seconds=requeue_s),
+    )
+
+
+def _take(session: Session, condition: Any, now: datetime, limit: int) -> list[Pending]:
+    """Up to ``limit`` jobs matching ``condition``, by id, marked as re-published now."""
+    rows = session.execute(
+        select(Job.id, Job.tier, Job.priority).where(condition).order_by(Job.id).limit(limit)
+    ).all()
+    if rows:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_([r[0] for r in rows]))
+            .values(requeued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return [Pending(r[0], r[1], r[2]) for r in rows]
+
+
+def stale_jobs(
+    session: Session, *, now: datetime, grace_s: float, requeue_s: float, limit: int = 5000
+) -> list[Pending]:
+    """Jobs whose worker died (lease expired) or whose wake-up message is long overdue."""
+    lease_dead = and_(
+        Job.status == JobStatus.RUNNING.value,
+        Job.lease_expires_at < now,
+        _not_recent(now, requeue_s, since=Job.lease_expires_at),
+    )
+    overdue = and_(
+        Job.status.in_(WAITING),
+        Job.next_attempt_at < now - timedelta(seconds=grace_s),
+        _not_recent(now, requeue_s, since=Job.next_attempt_at),
+    )
+    return _take(session, or_(lease_dead, overdue), now, limit)
+
+
+def orphaned_queued(
+    session: Session,
+    *,
+    tier: str,
+    now: datetime,
+    grace_s: float,
+    requeue_s: float,
+    limit: int = 5000,
+) -> list[Pending]:
+    """Due waiting jobs of a tier, last published over ``grace_s`` ago (its queue is empty)."""
+    published = func.coalesce(Job.requeued_at, Job.created_at)
+    condition = and_(
+        Job.tier == tier,
+        Job.status.in_(WAITING),
+        or_(Job.next_attempt_at.is_(None), Job.next_attempt_at < now),
+        published < now - timedelta(seconds=grace_s),
+        _not_recent(now, requeue_s),
+    )
+    return _take(session, condition, now, limit)
+
+
+def pending_jobs(session: Session, *, after_id: str, limit: int = 5000) -> list[Pending]:
+    """Every waiting job, or running job with a dead lease, by id after ``after_id``."""
+    now = utcnow()
+    condition = and_(
+        Job.id > after_id,
+        or_(
+            Job.status.in_(WAITING),
+            (Job.status == JobStatus.RUNNING.value) & (Job.lease_expires_at < now),
+        ),
+    )
+    return _take(session, condition, now, limit)

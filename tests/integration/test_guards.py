@@ -1,0 +1,138 @@
+"""The shared guards against a real Redis: GCRA rate limits, circuit breakers, retry delays.
+
+Assertions are on what the scripts decide (delays they hand out, states they
+report), never on how long anything took.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from orchestrator.catalog import Deployment, RateLimits
+from orchestrator.tiers import Tier
+from workers.guards import BreakerPolicy, CircuitBreaker, RateLimiter, RetryPolicy
+from workers.guards.breaker import Decision
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(redis_url: str, key_prefix: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def prefix(key_prefix: str) -> str:
+    return f"{key_prefix}guards-{secrets.token_hex(4)}:"
+
+
+def deployment(rpm: int | None = None, tpm: int | None = None, **extra: Any) -> Deployment:
+    return Deployment(
+        name=f"dep-{secrets.token_hex(3)}",
+        provider="simulator",
+        model="m",
+        base_url="http://127.0.0.1:1/v1",
+        tiers=(Tier.FAST,),
+        input_usd_per_mtok=1,
+        output_usd_per_mtok=1,
+        context_window=100_000,
+        rate_limits=RateLimits(rpm=rpm, tpm=tpm),
+        **extra,
+    )
+
+
+def test_gcra_spaces_calls_evenly_and_refuses_beyond_the_horizon(
+    client: redis.Redis, prefix: str
+) -> None:
+    # Given 60 requests a minute (one a second) and no headroom
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0)
+    dep = deployment(rpm=60)
+    # When four calls ask for a slot within 2.5 s
+    permits = [limiter.acquire(dep, 10, horizon_s=2.5) for _ in range(4)]
+    # Then the first goes now, the next two are booked one second apart, the fourth must wait
+    assert [p.granted for p in permits] == [True, True, True, False]
+    delays = [p.delay_s for p in permits]
+    assert delays[0] == 0
+    assert 0.9 < delays[1] <= 1.0 and 1.9 < delays[2] <= 2.0 and 2.9 < delays[3] <= 3.0
+    assert permits[2].at_ms - permits[1].at_ms == pytest.approx(1000, abs=1)
+
+
+def test_a_reserved_slot_is_honoured_once_and_dropped_when_missed(
+    client: redis.Redis, prefix: str
+) -> None:
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0, tolerance_s=1.0)
+    dep = deployment(rpm=6)  # one call every 10 s
+    first = limiter.acquire(dep, 1, horizon_s=30)
+    booked = limiter.acquire(dep, 1, horizon_s=30)
+    # When the booked call comes back with its reservation; Then it keeps its slot
+    again = limiter.acquire(dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms)
+    assert again.granted and again.at_ms == booked.at_ms
+    # When a reservation long past comes back; Then it gets a new slot after the booked ones
+    missed = limiter.acquire(dep, 1, horizon_s=30, reserved_at_ms=first.at_ms - 60_000)
+    assert missed.granted and missed.at_ms == pytest.approx(booked.at_ms + 10_000, abs=1)
+
+
+def test_tokens_are_reserved_then_settled_with_real_usage(client: redis.Redis, prefix: str) -> None:
+    # Given 6,000 tokens a minute (100 a second) and calls reserving 1,000 tokens
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0)
+    dep = deployment(tpm=6000)
+    limiter.acquire(dep, 1000, horizon_s=60)
+    # When the call used only 100; Then the next call waits for 100 tokens' worth, not 1,000
+    limiter.settle(dep, reserved=1000, used=100, outcome="ok")
+    after = limiter.acquire(dep, 1000, horizon_s=60)
+    assert 0.9 < after.delay_s <= 1.0
+
+
+def test_a_429_slows_every_caller_down(client: redis.Redis, prefix: str) -> None:
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0)
+    dep = deployment(rpm=600)  # 100 ms apart
+    limiter.acquire(dep, 1, horizon_s=10)
+    limiter.settle(dep, reserved=1, used=1, outcome="throttled")
+    first, second = limiter.acquire(dep, 1, horizon_s=10), limiter.acquire(dep, 1, horizon_s=10)
+    # Then the spacing grew by the 0.9 scale: 100 ms / 0.9
+    assert second.at_ms - first.at_ms == pytest.approx(111.1, abs=0.5)
+
+
+def test_breaker_opens_on_failures_lets_one_probe_through_and_closes_on_success(
+    client: redis.Redis, prefix: str
+) -> None:
+    policy = BreakerPolicy(min_calls=4, failure_ratio=0.5, open_s=30)
+    breaker = CircuitBreaker(client, prefix=prefix, policy=policy)
+    dep = deployment()
+    # Given two answers and two failures; Then the breaker opens
+    states = [breaker.record(dep, ok=ok) for ok in (True, False, True, False)]
+    assert states == ["closed", "closed", "closed", "open"]
+    decision, retry_in_s = breaker.allow(dep)
+    assert decision is Decision.DENY and 29 < retry_in_s <= 30
+    # When its cool-down is over; Then exactly one caller becomes the probe
+    client.hset(breaker.key(dep), "until", 0)
+    assert [breaker.allow(dep)[0] for _ in range(3)] == [
+        Decision.PROBE,
+        Decision.DENY,
+        Decision.DENY,
+    ]
+    # When the probe fails; Then it opens again, for longer
+    assert breaker.record(dep, ok=False) == "open"
+    assert 59 < breaker.allow(dep)[1] <= 60
+    # When the next probe answers; Then it closes
+    client.hset(breaker.key(dep), "until", 0)
+    assert breaker.allow(dep)[0] is Decision.PROBE
+    assert breaker.record(dep, ok=True) == "closed"
+    assert breaker.allow(dep)[0] is Decision.ALLOW
+
+
+def test_retry_delays_back_off_with_jitter_and_honour_retry_after() -> None:
+    policy = RetryPolicy(base_s=0.5, cap_s=8)
+    rng = random.Random(7)
+    for tries, (low, high) in {1: (0.25, 0.5), 2: (0.5, 1), 3: (1, 2), 10: (4, 8)}.items():
+        delays = [policy.delay_s(tries, None, rng) for _ in range(200)]
+        assert low <= min(delays) and max(delays) <= high
+    assert 20 <= policy.delay_s(1, 20.0, rng) <= 22

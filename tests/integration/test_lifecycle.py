@@ -1,0 +1,216 @@
+"""Job state transitions in the database: leases, cancel, re-drive, expiry, lost-work finders.
+
+Time is moved by writing timestamps into rows, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+
+from orchestrator.schemas import JobStatus
+from orchestrator.store import leases, lifecycle, repo
+from orchestrator.store.db import get_engine, session_scope
+from orchestrator.store.models import Job, new_id, utcnow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    yield get_engine(database_url)
+
+
+@pytest.fixture
+def tenant(engine: Engine) -> str:
+    with session_scope(engine) as session:
+        return repo.create_tenant(session, name=f"life-{secrets.token_hex(4)}").id
+
+
+def add_job(engine: Engine, tenant: str, **values: Any) -> str:
+    job_id = new_id("job")
+    row = {
+        "id": job_id,
+        "tenant_id": tenant,
+        "status": "queued",
+        "tier": values.pop("tier", "fast"),
+        "tier_reasons": [],
+        "plan": ["sim-gpt-4o-mini"],
+        "priority": 6,
+        "request": {"prompt": "hi"},
+        "created_at": utcnow(),
+        **values,
+    }
+    with session_scope(engine) as session:
+        repo.insert_jobs(session, rows=[row])
+    return job_id
+
+
+def set_job(engine: Engine, job_id: str, **values: Any) -> None:
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def job(engine: Engine, job_id: str) -> Job:
+    with session_scope(engine) as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        return row
+
+
+def claim(engine: Engine, job_id: str, owner: str = "host:1:1") -> leases.Claim:
+    with session_scope(engine) as session:
+        return leases.claim_job(session, job_id=job_id, owner=owner, lease_s=30)
+
+
+def test_a_job_is_claimed_once_and_taken_over_only_when_its_lease_expired(
+    engine: Engine, tenant: str
+) -> None:
+    # Given a queued job claimed by one worker
+    job_id = add_job(engine, tenant)
+    assert claim(engine, job_id, "host:1:1").job is not None
+    # When another worker gets the same message; Then it finds the lease held
+    assert claim(engine, job_id, "host:2:1") == leases.Claim(
+        None, status="running", due_at=None, tier="fast", priority=6
+    )
+    # When the first lease expires; Then the next claim takes it over and counts the expiry
+    set_job(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
+    taken = claim(engine, job_id, "host:2:1").job
+    assert taken is not None and taken.lease_owner == "host:2:1"
+    assert (taken.deliveries, taken.lease_expiries) == (2, 1)
+    # And the first owner can no longer finish it
+    with session_scope(engine) as session:
+        assert not leases.finish_job(
+            session, job_id=job_id, owner="host:1:1", values={"status": "succeeded"}
+        )
+        assert leases.finish_job(
+            session, job_id=job_id, owner="host:2:1", values={"status": "succeeded"}
+        )
+    assert claim(engine, job_id, "host:3:1").status == "succeeded"
+
+
+def test_a_deferred_job_is_claimed_only_when_due(engine: Engine, tenant: str) -> None:
+    # Given a running job handed back for 60 s
+    job_id = add_job(engine, tenant)
+    claim(engine, job_id)
+    due = utcnow() + timedelta(seconds=60)
+    with session_scope(engine) as session:
+        assert leases.defer_job(
+            session,
+            job_id=job_id,
+            owner="host:1:1",
+            status=JobStatus.RETRYING,
+            next_attempt_at=due,
+            progress={"tries": {"a": 1}},
+            error="boom",
+        )
+    # When a message arrives early; Then the claim says when it is due
+    early = claim(engine, job_id)
+    assert early.job is None and early.status == "retrying" and early.due_at is not None
+    # When it is due; Then it is claimed, with its progress
+    set_job(engine, job_id, next_attempt_at=utcnow())
+    due_claim = claim(engine, job_id).job
+    assert due_claim is not None and due_claim.progress == {"tries": {"a": 1}}
+
+
+def test_heartbeat_keeps_held_leases_and_reports_lost_ones(engine: Engine, tenant: str) -> None:
+    # Given two jobs this process runs, one of which is then cancelled
+    kept, cancelled = add_job(engine, tenant), add_job(engine, tenant)
+    claim(engine, kept, "h:9:1")
+    claim(engine, cancelled, "h:9:2")
+    with session_scope(engine) as session:
+        assert lifecycle.cancel_jobs(session, tenant_id=tenant, job_ids=[cancelled]) == 1
+    # When the heartbeat renews them; Then only the job still running is held
+    with session_scope(engine) as session:
+        held = leases.renew_leases(
+            session, job_ids=[kept, cancelled], owner_prefix="h:9:", lease_s=30
+        )
+    assert held == {kept}
+    assert job(engine, cancelled).status == "cancelled"
+
+
+def test_cancel_and_redrive(engine: Engine, tenant: str) -> None:
+    # Given a failed, a succeeded and a queued job
+    failed = add_job(engine, tenant, status="failed", error="x", progress={"tries": {"a": 3}})
+    done = add_job(engine, tenant, status="succeeded")
+    waiting = add_job(engine, tenant)
+    # When all are cancelled; Then only the queued one changes
+    with session_scope(engine) as session:
+        ids = [failed, done, waiting]
+        assert lifecycle.cancel_jobs(session, tenant_id=tenant, job_ids=ids) == 1
+    # When the failed and cancelled ones are re-driven; Then they are queued, with a fresh slate
+    with session_scope(engine) as session:
+        pending = lifecycle.redrive_jobs(
+            session, tenant_id=tenant, deadline_s=60, job_ids=[failed, done, waiting]
+        )
+    assert sorted(p.job_id for p in pending) == sorted([failed, waiting])
+    again = job(engine, failed)
+    assert (again.status, again.error, again.progress, again.redrives) == ("queued", None, {}, 1)
+    assert again.deadline_at is not None
+    # And another tenant cannot touch them
+    with session_scope(engine) as session:
+        assert lifecycle.cancel_jobs(session, tenant_id="ten_other", job_ids=[failed]) == 0
+
+
+def test_jobs_past_their_deadline_expire_unless_a_live_worker_holds_them(
+    engine: Engine, tenant: str
+) -> None:
+    past = utcnow() - timedelta(seconds=1)
+    waiting = add_job(engine, tenant, deadline_at=past)
+    live = add_job(engine, tenant, deadline_at=past)
+    claim(engine, live)
+    dead = add_job(engine, tenant, deadline_at=past)
+    claim(engine, dead)
+    set_job(engine, dead, lease_expires_at=past)
+    future = add_job(engine, tenant, deadline_at=utcnow() + timedelta(hours=1))
+    with session_scope(engine) as session:
+        lifecycle.expire_overdue(session, now=utcnow())
+    statuses = {j: job(engine, j).status for j in (waiting, live, dead, future)}
+    assert statuses == {waiting: "expired", live: "running", dead: "expired", future: "queued"}
+
+
+def test_stale_leases_and_overdue_wakeups_are_found_once_per_loss(
+    engine: Engine, tenant: str
+) -> None:
+    # Given a job whose worker died, and a retrying job whose wake-up is long overdue
+    now = utcnow()
+    dead = add_job(engine, tenant, tier="code")
+    claim(engine, dead)
+    set_job(engine, dead, lease_expires_at=now - timedelta(seconds=1))
+    late = add_job(engine, tenant, tier="code", status="retrying")
+    set_job(engine, late, next_attempt_at=now - timedelta(seconds=60))
+
+    def find() -> set[str]:
+        with session_scope(engine) as session:
+            found = lifecycle.stale_jobs(session, now=utcnow(), grace_s=15, requeue_s=30)
+        return {p.job_id for p in found} & {dead, late}
+
+    # When the reconciler looks twice; Then it finds both once
+    assert find() == {dead, late}
+    assert find() == set()
+    # When the re-published job is claimed and its new worker dies too; Then it is found again
+    claim(engine, dead)
+    set_job(engine, dead, lease_expires_at=utcnow() - timedelta(seconds=1))
+    assert find() == {dead}
+
+
+def test_queued_jobs_published_long_ago_are_orphans(engine: Engine, tenant: str) -> None:
+    old = add_job(engine, tenant, tier="vision", created_at=utcnow() - timedelta(minutes=5))
+    new = add_job(engine, tenant, tier="vision")
+    later = add_job(
+        engine,
+        tenant,
+        tier="vision",
+        created_at=utcnow() - timedelta(minutes=5),
+        next_attempt_at=utcnow() + timedelta(minutes=5),
+    )
+    with session_scope(engine) as session:
+        found = lifecycle.orphaned_queued(
+            session, tier="vision", now=utcnow(), grace_s=15, requeue_s=30
+        )
+    assert {p.job_id for p in found} & {old, new, later} == {old}

@@ -1,0 +1,203 @@
+"""A multi-host rehearsal on one machine: two hosts' worth of workers, one stopped mid-batch.
+
+Each "host" is a group of worker processes, one per tier, started with the worker
+commands of the Kubernetes base (``switchyard worker --tier T --concurrency N``)
+plus ``--hostname``, as pods on two nodes would be. Both share one broker and one
+database (their own Postgres schema or SQLite file, and Redis key prefix). The
+first group gets SIGTERM while the batch is running: Celery's warm shutdown must
+finish what it runs and hand back what it prefetched, and the second group must
+finish the rest, each job exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select
+
+from orchestrator.bootstrap import ensure_tenant_key
+from orchestrator.config import Settings
+from orchestrator.launcher import Supervisor
+from orchestrator.queues import make_celery
+from orchestrator.store import migrate
+from orchestrator.store.db import dispose_engines, get_engine, session_scope
+from orchestrator.store.models import Attempt, Job, LedgerEntry
+from tests.conftest import free_port, private_schema
+from tests.integration.conftest import settings_env
+from tests.integration.test_pipeline import mixed_jobs
+from tests.unit.deploy_manifests import K8S_BASE, containers, kustomize, of_kind
+
+pytestmark = pytest.mark.integration
+
+JOBS = 800
+SIMULATOR_LATENCY_MS = 1500
+SIMULATOR_JITTER_MS = 500  # spreads the finishes, so the database sees no thundering herd
+HOSTS = ("host-a", "host-b")
+
+
+def manifest_worker_commands() -> list[list[str]]:
+    """``switchyard worker ...`` of every tier Deployment in the Kubernetes base."""
+    args = [c["args"] for d in of_kind(kustomize(K8S_BASE), "Deployment") for c in containers(d)]
+    commands = [a for a in args if a[:2] == ["switchyard", "worker"]]
+    assert len(commands) == 4
+    return commands
+
+
+@dataclass
+class Rehearsal:
+    """Two groups of worker processes on one broker and database, and an API to submit to."""
+
+    settings: Settings
+    engine: Engine
+    api_url: str
+    api_key: str
+    groups: dict[str, list[subprocess.Popen[bytes]]]
+
+
+@pytest.fixture
+def own_database_url(tmp_path: Path) -> Iterator[str]:
+    """A database only this rehearsal uses, so no other test's workers touch its jobs."""
+    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
+    if not shared:
+        url = f"sqlite:///{tmp_path / 'multihost.db'}"
+        migrate.upgrade(url)
+        yield url
+        dispose_engines(url)
+        return
+    with private_schema(shared) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def rehearsal(
+    own_database_url: str, redis_url: str, key_prefix: str, tmp_path: Path
+) -> Iterator[Rehearsal]:
+    sim_port = free_port()
+    settings = Settings(
+        state_dir=tmp_path / "state",
+        database_url=own_database_url,
+        redis_url=redis_url,
+        redis_key_prefix=f"{key_prefix}mh-{secrets.token_hex(3)}:",
+        simulator_url=f"http://127.0.0.1:{sim_port}/v1",
+        api_port=free_port(),
+    )
+    engine = get_engine(own_database_url)
+    api_key = ensure_tenant_key(engine, state_dir=settings.state_path, tenant="it-multihost")
+    supervisor = Supervisor(env=settings_env(settings), log_dir=tmp_path / "logs")
+    try:
+        supervisor.spawn(
+            "simulator",
+            *("simulator", "--port", str(sim_port)),
+            *("--latency-ms", str(SIMULATOR_LATENCY_MS), "--jitter-ms", str(SIMULATOR_JITTER_MS)),
+        )
+        supervisor.spawn("api", "api", "--port", str(settings.api_port))
+        groups: dict[str, list[subprocess.Popen[bytes]]] = {}
+        for host in HOSTS:
+            groups[host] = [
+                supervisor.spawn(f"{host}-{cmd[3]}", *cmd[1:], "--hostname", host)
+                for cmd in manifest_worker_commands()
+            ]
+        api_url = f"http://127.0.0.1:{settings.api_port}"
+        supervisor.wait_http(f"http://127.0.0.1:{sim_port}/healthz")
+        supervisor.wait_http(f"{api_url}/readyz")
+        yield Rehearsal(settings, engine, api_url, api_key, groups)
+    finally:
+        supervisor.stop(timeout_s=60)
+
+
+def wait_for_nodes(settings: Settings, hosts: tuple[str, ...], per_host: int) -> list[str]:
+    """Ping the workers over the broker until every group has all its nodes up."""
+    control = make_celery(settings).control
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        nodes = [name for reply in control.ping(timeout=1.0) for name in reply]
+        by_host = Counter(name.rsplit("@", 1)[1] for name in nodes)
+        if all(by_host[h] == per_host for h in hosts):
+            return nodes
+    raise TimeoutError(f"workers not all up: {nodes}")
+
+
+def count_succeeded(engine: Engine, batch_id: str) -> int:
+    with session_scope(engine) as session:
+        query = select(func.count()).where(Job.batch_id == batch_id, Job.status == "succeeded")
+        return int(session.scalar(query) or 0)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_sigterm_to_one_host_mid_batch_loses_no_job(rehearsal: Rehearsal) -> None:
+    r = rehearsal
+    # Given two hosts' worth of tier workers on one broker and database
+    nodes = wait_for_nodes(r.settings, HOSTS, per_host=4)
+    assert {n.rsplit("@", 1)[1] for n in nodes} == set(HOSTS)
+    # And a batch of mixed jobs on every tier, each call taking 1-2 s at the provider
+    headers = {"Authorization": f"Bearer {r.api_key}"}
+    response = httpx.post(
+        f"{r.api_url}/v1/batches", json=mixed_jobs(JOBS), headers=headers, timeout=60
+    )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["id"]
+
+    # When the first host gets SIGTERM while the batch runs
+    wait_until(lambda: count_succeeded(r.engine, batch_id) >= JOBS // 10, 120, "10% done")
+    sigterm_at = datetime.now(UTC)
+    for proc in r.groups["host-a"]:
+        proc.send_signal(signal.SIGTERM)
+    done_at_sigterm = count_succeeded(r.engine, batch_id)
+
+    # Then its workers stop cleanly, after a warm shutdown
+    for proc in r.groups["host-a"]:
+        assert proc.wait(timeout=120) == 0
+    # And the other host finishes the batch
+    wait_until(lambda: count_succeeded(r.engine, batch_id) == JOBS, 180, "every job succeeded")
+
+    with session_scope(r.engine) as session:
+        jobs = session.execute(
+            select(Job.id, Job.status, Job.lease_owner, Job.finished_at).where(
+                Job.batch_id == batch_id
+            )
+        ).all()
+        attempts = Counter(
+            session.scalars(select(Attempt.job_id).where(Attempt.job_id.in_([j.id for j in jobs])))
+        )
+        ledger = Counter(
+            session.scalars(
+                select(LedgerEntry.job_id).where(LedgerEntry.job_id.in_([j.id for j in jobs]))
+            )
+        )
+    # And every job succeeded exactly once: one provider call, one ledger row each
+    assert done_at_sigterm < JOBS, "the batch was over before the SIGTERM"
+    assert Counter(j.status for j in jobs) == {"succeeded": JOBS}
+    assert set(attempts.values()) == {1} and len(attempts) == JOBS
+    assert set(ledger.values()) == {1} and len(ledger) == JOBS
+    # And the stopped host finished the jobs it was running after its SIGTERM, and the
+    # other host did the rest, including what the stopped host had prefetched
+    pids = {host: {str(p.pid) for p in procs} for host, procs in r.groups.items()}
+
+    def host_of(owner: str | None) -> str:
+        pid = (owner or "").split(":")[1]
+        return next(h for h, ps in pids.items() if pid in ps)
+
+    after = Counter(host_of(j.lease_owner) for j in jobs if _aware(j.finished_at) > sigterm_at)
+    assert after["host-a"] > 0 and after["host-b"] > 0, after
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

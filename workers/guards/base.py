@@ -1,0 +1,99 @@
+"""The guard interface, the signals guards raise, and the state they share per job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.catalog import Deployment
+from orchestrator.schemas import Completion, JobRequest
+from workers.providers.errors import ProviderError
+
+
+class GuardSignal(Exception):
+    """Root of the decisions a guard can make about one planned call."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SkipDeployment(GuardSignal):
+    """Do not call this deployment now; ``retry_in_s`` says when it may be worth it again."""
+
+    def __init__(self, reason: str, retry_in_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_in_s = retry_in_s
+
+
+class RetryAfter(GuardSignal):
+    """Call the same deployment again after ``delay_s`` seconds (dramatiq's ``Retry``)."""
+
+    def __init__(self, delay_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = max(0.0, delay_s)
+
+
+class RateLimitWait(RetryAfter):
+    """The shared limiter has no slot soon enough: hand the job back instead of sleeping."""
+
+
+class FailJob(GuardSignal):
+    """End the job now with ``reason`` as its error (a final provider error)."""
+
+
+@dataclass
+class Progress:
+    """What earlier deliveries of a job learned, stored in ``jobs.progress`` between them."""
+
+    tries: dict[str, int] = field(default_factory=dict)
+    min_window: int = 0
+    slot: dict[str, Any] | None = None
+    waits: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Progress:
+        data = data or {}
+        return cls(
+            tries={str(k): int(v) for k, v in (data.get("tries") or {}).items()},
+            min_window=int(data.get("min_window") or 0),
+            slot=data.get("slot"),
+            waits=int(data.get("waits") or 0),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tries": dict(self.tries),
+            "min_window": self.min_window,
+            "slot": self.slot,
+            "waits": self.waits,
+        }
+
+
+@dataclass
+class Call:
+    """One planned call to one deployment, as the guards see it."""
+
+    job_id: str
+    deployment: Deployment
+    request: JobRequest
+    progress: Progress
+    input_tokens: int
+    reserved_tokens: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.deployment.name
+
+
+class Guard:
+    """A hook around each call; override what you need. Signals are raised, not returned."""
+
+    def before_call(self, call: Call) -> None:
+        """Before the call: raise a ``GuardSignal`` to stop it."""
+
+    def after_success(self, call: Call, completion: Completion) -> None:
+        """After a call that answered."""
+
+    def after_failure(self, call: Call, error: ProviderError) -> None:
+        """After a call that failed (its attempt is already counted in ``progress.tries``)."""

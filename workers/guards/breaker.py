@@ -1,0 +1,169 @@
+"""Circuit breakers per deployment, shared in Redis by every worker process.
+
+    closed  --(failure ratio >= threshold over >= min_calls in a window)-->  open
+    open    --(cool-down over; the next caller becomes the probe)-------->  half_open
+    half_open --(probe answers)--> closed      half_open --(probe fails)--> open (longer)
+
+While a deployment's breaker is open, or its probe is in flight, the guard skips
+it without calling, so the job moves to the plan's next deployment. Only answers
+that say the provider is unwell count as failures (5xx, 503/529 overload,
+timeouts, broken connections); a 429 or a 4xx is a provider that works. If Redis
+cannot be reached the breaker lets calls through: the rate limiter, which fails
+closed, already holds them back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+
+import redis
+
+from orchestrator.catalog import Deployment
+from orchestrator.schemas import Completion
+from workers.guards.base import Call, Guard, SkipDeployment
+from workers.providers.errors import (
+    ConnectionFailed,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    ServerError,
+)
+
+log = logging.getLogger(__name__)
+UNHEALTHY = (ServerError, Overloaded, ProviderTimeout, ConnectionFailed)
+
+ALLOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local h = redis.call('HMGET', KEYS[1], 'state', 'until')
+local state, untl = h[1] or 'closed', tonumber(h[2]) or 0
+if state == 'closed' then return {0, '0'} end
+if now < untl then return {1, tostring(untl - now)} end
+redis.call('HSET', KEYS[1], 'state', 'half_open', 'until', tostring(now + tonumber(ARGV[1])))
+return {2, '0'}
+"""
+
+RECORD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local ok, window = ARGV[1] == '1', tonumber(ARGV[2])
+local min_calls, ratio = tonumber(ARGV[3]), tonumber(ARGV[4])
+local open_ms, max_open_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local h = redis.call('HMGET', KEYS[1], 'state', 'start', 'calls', 'failures', 'trips')
+local state, trips = h[1] or 'closed', tonumber(h[5]) or 0
+local function open(n)
+  local ms = math.min(max_open_ms, open_ms * 2 ^ (n - 1))
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', tostring(now + ms), 'trips', n)
+end
+if state == 'half_open' then
+  if ok then
+    redis.call('HSET', KEYS[1], 'state', 'closed', 'start', tostring(now), 'calls', 0,
+      'failures', 0, 'trips', 0)
+    return 'closed'
+  end
+  open(trips + 1)
+  return 'open'
+end
+if state == 'open' then return state end
+local start, calls, failures = tonumber(h[2]) or now, tonumber(h[3]) or 0, tonumber(h[4]) or 0
+if now - start > window then start, calls, failures = now, 0, 0 end
+calls = calls + 1
+if not ok then failures = failures + 1 end
+redis.call('HSET', KEYS[1], 'start', tostring(start), 'calls', calls, 'failures', failures)
+redis.call('PEXPIRE', KEYS[1], 3600000)
+if calls >= min_calls and failures >= ratio * calls then open(1) return 'open' end
+return state
+"""
+
+
+class Decision(IntEnum):
+    """What the breaker says about the next call."""
+
+    ALLOW = 0
+    DENY = 1
+    PROBE = 2
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a breaker opens, and for how long."""
+
+    window_s: float = 30.0
+    min_calls: int = 20
+    failure_ratio: float = 0.5
+    open_s: float = 10.0
+    max_open_s: float = 120.0
+    probe_timeout_s: float = 60.0
+
+
+class CircuitBreaker:
+    """The shared breakers, one Redis hash per deployment."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "", policy: BreakerPolicy) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.policy = policy
+        self._allow = client.register_script(ALLOW)
+        self._record = client.register_script(RECORD)
+
+    def key(self, deployment: Deployment) -> str:
+        return f"{self.prefix}switchyard:breaker:{deployment.name}"
+
+    def allow(self, deployment: Deployment) -> tuple[Decision, float]:
+        """May we call it now, and if not, in how many seconds may we ask again."""
+        probe_ms = self.policy.probe_timeout_s * 1000
+        decision, retry_ms = self._allow(keys=[self.key(deployment)], args=[probe_ms])
+        return Decision(int(decision)), float(retry_ms) / 1000
+
+    def record(self, deployment: Deployment, *, ok: bool) -> str:
+        """Count one answer; returns the breaker's state after it."""
+        p = self.policy
+        args = [
+            "1" if ok else "0",
+            p.window_s * 1000,
+            p.min_calls,
+            p.failure_ratio,
+            p.open_s * 1000,
+            p.max_open_s * 1000,
+        ]
+        state = self._record(keys=[self.key(deployment)], args=args)
+        return state.decode() if isinstance(state, bytes) else str(state)
+
+    def trip(self, deployment: Deployment, *, for_s: float) -> None:
+        """Open the breaker by hand (operators, tests)."""
+        until = float(self.client.time()[0]) * 1000 + for_s * 1000
+        self.client.hset(self.key(deployment), mapping={"state": "open", "until": until})
+
+    def state(self, deployment: Deployment) -> str:
+        value = self.client.hget(self.key(deployment), "state")
+        return value.decode() if isinstance(value, bytes) else "closed"
+
+
+@dataclass
+class CircuitBreakerGuard(Guard):
+    """Skips deployments whose breaker is open; feeds every answer back to the breaker."""
+
+    breaker: CircuitBreaker
+
+    def before_call(self, call: Call) -> None:
+        try:
+            decision, retry_in_s = self.breaker.allow(call.deployment)
+        except redis.RedisError as exc:
+            log.warning("breaker state for %s unreachable: %s", call.name, exc)
+            return
+        if decision is Decision.DENY:
+            raise SkipDeployment(f"{call.name}: circuit open", retry_in_s=retry_in_s)
+
+    def after_success(self, call: Call, completion: Completion) -> None:
+        self._record(call, ok=True)
+
+    def after_failure(self, call: Call, error: ProviderError) -> None:
+        self._record(call, ok=not isinstance(error, UNHEALTHY))
+
+    def _record(self, call: Call, *, ok: bool) -> None:
+        try:
+            self.breaker.record(call.deployment, ok=ok)
+        except redis.RedisError as exc:
+            log.warning("breaker update for %s failed: %s", call.name, exc)

@@ -1,0 +1,91 @@
+"""The one HTTP exchange every adapter makes: POST JSON, map failures, parse the answer.
+
+Adapters differ in the URL, the headers, the body and the parser; everything
+around the call (transport errors, non-2xx answers, 2xx bodies that are not a
+completion) is the same and lives here, so no adapter can forget a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from orchestrator.catalog import Deployment
+from orchestrator.schemas import Completion, JobRequest, Usage
+from orchestrator.tokens import estimate_request_tokens, estimate_tokens, estimate_tools_tokens
+from workers.providers.errors import (
+    ContentPolicy,
+    ServerError,
+    error_from_response,
+    error_from_transport,
+)
+
+
+class Malformed(Exception):
+    """A 2xx answer that is not a completion (the reason is the message)."""
+
+
+class Blocked(Exception):
+    """A 2xx answer that refuses the prompt on content grounds (Gemini's blockReason)."""
+
+
+Parser = Callable[[Any, JobRequest], Completion]
+
+
+def post_json(
+    client: httpx.Client,
+    url: str,
+    *,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    deployment: Deployment,
+    request: JobRequest,
+    api_key: str | None,
+    parse: Parser,
+) -> Completion:
+    """POST ``body`` and parse the answer; every failure is a ``ProviderError``.
+
+    ``parse`` may raise ``Malformed`` (becomes ``ServerError``) or ``Blocked``
+    (becomes ``ContentPolicy``).
+    """
+    where: dict[str, Any] = {"provider": deployment.provider, "model": deployment.model}
+    try:
+        response = client.post(url, json=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise error_from_transport(exc, api_key=api_key, **where) from None
+    if not response.is_success:
+        raise error_from_response(response, api_key=api_key, **where)
+    try:
+        return parse(response.json(), request)
+    except Blocked as exc:
+        raise ContentPolicy(str(exc), status=response.status_code, **where) from None
+    except (ValueError, TypeError, KeyError, AttributeError, Malformed) as exc:
+        reason = str(exc) if isinstance(exc, Malformed) else f"{type(exc).__name__}"
+        raise ServerError(
+            f"malformed completion: {reason}", status=response.status_code, **where
+        ) from None
+
+
+def int_field(data: object, name: str) -> int | None:
+    """``data[name]`` if ``data`` is a dict and that is an int (not a bool), else None."""
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def estimated_input_tokens(request: JobRequest) -> int:
+    """Prompt tokens for ``request`` when a provider does not report them."""
+    return estimate_request_tokens(request.canonical_messages()) + estimate_tools_tokens(
+        request.tools
+    )
+
+
+def fill_usage(usage: Usage, request: JobRequest, text: str) -> Usage:
+    """``usage`` with zero input/output counts estimated, so every billed call has tokens."""
+    updates: dict[str, int] = {}
+    if usage.input_tokens == 0:
+        updates["input_tokens"] = estimated_input_tokens(request)
+    if usage.output_tokens == 0 and text:
+        updates["output_tokens"] = estimate_tokens(text)
+    return usage.model_copy(update=updates) if updates else usage

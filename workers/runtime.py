@@ -1,0 +1,57 @@
+"""The process-wide ``Runtime``: built once per worker process, shared by its threads."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import redis
+
+from orchestrator.catalog import load_catalog
+from orchestrator.config import Settings, get_settings
+from orchestrator.queues import QueuedJob, publish
+from orchestrator.store.db import get_engine
+from workers.execute import Runtime
+from workers.guards import default_guards
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Resources for one process: catalog, DB engine, one pooled httpx client, the guards."""
+    from workers.app import app  # the worker's own Celery app sends countdown messages
+
+    limits = httpx.Limits(
+        max_connections=settings.worker_concurrency * 2,
+        max_keepalive_connections=settings.worker_concurrency * 2,
+    )
+    http = httpx.Client(timeout=settings.provider_timeout_s, limits=limits)
+    engine = get_engine(settings.effective_database_url, pool_size=settings.worker_concurrency)
+    shared = redis.Redis.from_url(
+        settings.effective_redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=10,
+    )
+
+    def requeue(job: QueuedJob) -> None:
+        publish(app, [job])
+
+    return Runtime(
+        settings,
+        load_catalog(settings),
+        engine,
+        http,
+        guards=default_guards(settings, shared),
+        requeue=requeue,
+    )
+
+
+def runtime() -> Runtime:
+    """The process-wide runtime, built on first use by any worker thread."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = build_runtime(get_settings())
+        return _runtime
