@@ -112,10 +112,18 @@ class Chaos:
         estimate_s = args.jobs * 1.4 / (len(ALL_TIERS) * args.rpm / 60)
         self.args, self.cluster, self.pg, self.redis = args, cluster, pg, rds
         self.rng = random.Random(args.seed)
-        self.redis_at = args.redis_restart_at if args.redis_restart_at is not None else estimate_s / 4
-        self.pg_at = args.postgres_restart_at if args.postgres_restart_at is not None else estimate_s / 2
+        self.redis_at = (
+            args.redis_restart_at if args.redis_restart_at is not None else estimate_s / 4
+        )
+        self.pg_at = (
+            args.postgres_restart_at if args.postgres_restart_at is not None else estimate_s / 2
+        )
         self.next_kill = args.kill_every
-        self.events: dict[str, int] = {"worker_kills": 0, "redis_restarts": 0, "postgres_restarts": 0}
+        self.events: dict[str, int] = {
+            "worker_kills": 0,
+            "redis_restarts": 0,
+            "postgres_restarts": 0,
+        }
 
     def tick(self, elapsed_s: float) -> None:
         if elapsed_s >= self.next_kill and self.cluster.workers:
@@ -133,7 +141,9 @@ class Chaos:
 
 def submit(cluster: Cluster, n: int) -> list[str]:
     headers = {"Authorization": f"Bearer {cluster.api_key}"}
-    response = httpx.post(f"{cluster.api_url}/v1/batches", json=batch(n), headers=headers, timeout=300)
+    response = httpx.post(
+        f"{cluster.api_url}/v1/batches", json=batch(n), headers=headers, timeout=300
+    )
     response.raise_for_status()
     return cluster.batch_job_ids(response.json()["id"])
 
@@ -235,5 +245,7 @@ def main(argv: list[str]) -> int:
     result = run(args, workdir)
     print(json.dumps(result, indent=None if args.json else 2))
     ok = not result["lost"] and not result["duplicate_successes"]
-    ok = ok and not result["ledger_mismatches"] and result["max_provider_rpm"] <= result["limit_rpm"]
+    ok = (
+        ok and not result["ledger_mismatches"] and result["max_provider_rpm"] <= result["limit_rpm"]
+    )
     return 0 if ok else 1

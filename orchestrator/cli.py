@@ -102,7 +102,9 @@ def worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    os.execv(sys.executable, args)
+    # the worker's runtime sizes its HTTP and database pools from this setting
+    env = {**os.environ, "SWITCHYARD_WORKER_CONCURRENCY": str(threads)}
+    os.execve(sys.executable, args, env)
 
 
 @app.command()

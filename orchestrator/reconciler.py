@@ -7,12 +7,15 @@ Every ``reconcile_interval_s`` it:
 2. notices that Redis lost its data (a marker key is gone: a restart without
    persistence, a failover, a flush), declares the tier queues again and
    re-publishes every job still waiting or whose lease is dead;
-3. re-publishes jobs whose lease expired (their worker died) and waiting jobs
-   whose wake-up is ``reconcile_grace_s`` overdue (the countdown message was
-   lost, or the wait was too long for one);
-4. for each tier whose queue is empty, re-publishes its due queued jobs: a
-   queued job without a message in its queue has lost it (a publish that failed
-   after the commit, a message prefetched by a worker that was killed).
+3. re-publishes jobs whose lease expired (their worker died), and deferred jobs
+   now due that were handed back without a countdown message (the wait was
+   longer than ``retry_countdown_max_s``);
+4. for each tier whose queue is empty, re-publishes the waiting jobs that have
+   been due for ``reconcile_grace_s`` without being claimed: with nothing left
+   in the queue, their message is lost (a countdown held by a worker that was
+   killed, a message it had prefetched, a publish that failed after the commit).
+   While a queue has a backlog this waits: a late job's message is most likely
+   in it, and duplicates would only make the backlog longer.
 
 Re-publishing is always safe: a worker that receives a message for a job that
 is running elsewhere, or final, does nothing. Several reconcilers may run; a
@@ -43,8 +46,6 @@ from orchestrator.store.models import utcnow
 from orchestrator.tiers import ALL_TIERS
 
 log = logging.getLogger(__name__)
-REQUEUE_INTERVAL_S = 30.0
-"""A job the reconciler re-published is not re-published again for this long."""
 
 
 @dataclass
@@ -120,23 +121,16 @@ class Reconciler:
             declare_queues(self.celery)
             report.restored = self._restore_all()
             self.client.set(marker, now.isoformat())
-        grace, again = settings.reconcile_grace_s, REQUEUE_INTERVAL_S
-        report.stale = len(
-            self._send(lambda s: lifecycle.stale_jobs(s, now=now, grace_s=grace, requeue_s=again))
-        )
+        # A dead lease is re-published once, and again only if that message died too.
+        grace = settings.reconcile_grace_s
+        found = self._send(partial(lifecycle.dead_leases, now=now, requeue_s=2 * grace))
+        report.stale = len(found)
+        report.stale += len(self._send(partial(lifecycle.due_unsent, now=now)))
         depths = read_depths(self.client, prefix=settings.redis_key_prefix)
         for tier in ALL_TIERS:
             if depths[tier.queue].depth == 0:
-                found = self._send(
-                    partial(
-                        lifecycle.orphaned_queued,
-                        tier=tier.value,
-                        now=now,
-                        grace_s=grace,
-                        requeue_s=again,
-                    )
-                )
-                report.orphaned += len(found)
+                lost = partial(lifecycle.lost_waiting, tier=tier.value, now=now, grace_s=grace)
+                report.orphaned += len(self._send(lost))
 
     def _restore_all(self) -> int:
         total, after = 0, ""

@@ -3,13 +3,14 @@
 ``Runtime.execute(job_id)`` is what the Celery task calls:
 
     claim the lease (compare-and-set)   none: the job is final, held elsewhere or not
-                                        due yet (then its wake-up is re-sent) -> SKIPPED
+                                        due yet (a duplicate; its wake-up will come) -> SKIPPED
     too many dead workers already?      -> FAILED (a job that kills its worker stops)
     attempt loop (``workers.attempts``) under a lease heartbeat (``workers.lease``)
     write the verdict                   succeeded / failed / expired: final, if we still
                                         hold the lease; deferred: back to queued or
                                         retrying until ``next_attempt_at``, with a
-                                        countdown message when that is soon
+                                        countdown message when that is soon (else
+                                        the reconciler publishes it when due)
 
 Every database write is retried while the database is unreachable (a Postgres
 restart), and the writes of an attempt carry a client-chosen id, so a retried
@@ -93,8 +94,7 @@ class Runtime:
         lease_s = self.settings.job_lease_s
         claim = self._db(lambda s: leases.claim_job(s, job_id=job_id, owner=owner, lease_s=lease_s))
         job = claim.job
-        if job is None:
-            self._rewake(job_id, claim)
+        if job is None:  # final, running elsewhere, or not due: its own wake-up will come
             return Outcome.SKIPPED
         if job.lease_expiries > self.settings.max_lease_expiries:
             error = f"its worker died {job.lease_expiries} times while running it; stopped"
@@ -172,22 +172,7 @@ class Runtime:
             cost_micro_usd=cost_micro_usd(deployment, usage),
             attempt_id=new_id("att"),
         )
-        tool_calls = [t.model_dump(mode="json") for t in completion.tool_calls]
-        values: dict[str, Any] = {
-            "status": JobStatus.SUCCEEDED.value,
-            "output": completion.text,
-            "tool_calls": tool_calls or None,
-            "finish_reason": completion.finish_reason,
-            "deployment": deployment.name,
-            "provider": deployment.provider,
-            "model": deployment.model,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cached_input_tokens": usage.cached_input_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "latency_ms": verdict.latency_ms,
-            "error": None,
-        }
+        values = _result(deployment, completion, verdict.latency_ms)
 
         def write(session: Session) -> bool:
             if session.get(Attempt, record.attempt_id) is not None:  # an earlier try committed
@@ -205,6 +190,9 @@ class Runtime:
     def _defer(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
         status = JobStatus.QUEUED if verdict.waiting else JobStatus.RETRYING
         due = utcnow() + timedelta(seconds=verdict.delay_s)
+        countdown = self.requeue is not None and (
+            verdict.delay_s <= self.settings.retry_countdown_max_s
+        )
         won = self._db(
             lambda s: leases.defer_job(
                 s,
@@ -214,28 +202,18 @@ class Runtime:
                 next_attempt_at=due,
                 progress=verdict.progress or {},
                 error=verdict.error,
+                message_sent=countdown,
             )
         )
         if not won:
             return Outcome.LOST_LEASE
-        self._send(job.id, job.tier, job.priority, verdict.delay_s)
+        if countdown and self.requeue is not None:
+            message = QueuedJob(job.id, Tier(job.tier), job.priority, verdict.delay_s)
+            try:
+                self.requeue(message)
+            except Exception as exc:  # the broker is down: the reconciler re-publishes
+                log.warning("could not re-send job %s (%s); the reconciler will", job.id, exc)
         return Outcome.DEFERRED
-
-    def _rewake(self, job_id: str, claim: leases.Claim) -> None:
-        """A message that came too early is sent again for when its job is due."""
-        if claim.status not in leases.WAITING or claim.due_at is None:
-            return
-        due = claim.due_at if claim.due_at.tzinfo else claim.due_at.replace(tzinfo=utcnow().tzinfo)
-        self._send(job_id, claim.tier, claim.priority, (due - utcnow()).total_seconds())
-
-    def _send(self, job_id: str, tier: str, priority: int, delay_s: float) -> None:
-        """A countdown message for a job due soon; later ones are the reconciler's to send."""
-        if self.requeue is None or delay_s > self.settings.retry_countdown_max_s:
-            return
-        try:
-            self.requeue(QueuedJob(job_id, Tier(tier), priority, max(0.0, delay_s)))
-        except Exception as exc:  # the broker is down: the reconciler re-publishes
-            log.warning("could not re-send job %s (%s); the reconciler will", job_id, exc)
 
     def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a transaction, retrying while the database is unreachable."""
@@ -250,3 +228,24 @@ class Runtime:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+
+
+def _result(deployment: Deployment, completion: Completion, latency_ms: int) -> dict[str, Any]:
+    """The job's columns for a successful answer."""
+    usage = completion.usage
+    tool_calls = [t.model_dump(mode="json") for t in completion.tool_calls]
+    return {
+        "status": JobStatus.SUCCEEDED.value,
+        "output": completion.text,
+        "tool_calls": tool_calls or None,
+        "finish_reason": completion.finish_reason,
+        "deployment": deployment.name,
+        "provider": deployment.provider,
+        "model": deployment.model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "latency_ms": latency_ms,
+        "error": None,
+    }

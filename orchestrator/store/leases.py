@@ -38,8 +38,6 @@ class Claim:
     job: Job | None
     status: str | None = None
     due_at: datetime | None = None
-    tier: str = ""
-    priority: int = 0
 
 
 def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> Claim:
@@ -66,11 +64,11 @@ def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> C
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return Claim(session.get(Job, job_id, populate_existing=True))
     row = session.execute(
-        select(Job.status, Job.next_attempt_at, Job.tier, Job.priority).where(Job.id == job_id)
+        select(Job.status, Job.next_attempt_at).where(Job.id == job_id)
     ).one_or_none()
     if row is None:
         return Claim(None)
-    return Claim(None, status=row[0], due_at=row[1], tier=row[2], priority=row[3])
+    return Claim(None, status=row[0], due_at=row[1])
 
 
 def renew_leases(
@@ -106,8 +104,13 @@ def defer_job(
     next_attempt_at: datetime,
     progress: dict[str, Any],
     error: str | None = None,
+    message_sent: bool = False,
 ) -> bool:
-    """Hand the job back until ``next_attempt_at``; False if this owner lost the lease."""
+    """Hand the job back until ``next_attempt_at``; False if this owner lost the lease.
+
+    ``message_sent`` says a countdown message will wake it; without one (a long wait),
+    the reconciler publishes it when it is due.
+    """
     result = session.execute(
         update(Job)
         .where(*_owned(job_id, owner))
@@ -118,7 +121,7 @@ def defer_job(
             error=error,
             lease_owner=None,
             lease_expires_at=None,
-            requeued_at=None,
+            requeued_at=utcnow() if message_sent else None,
         )
         .execution_options(synchronize_session=False)
     )

@@ -3,8 +3,9 @@
     cancel_jobs       any non-final job -> cancelled (a running worker loses its lease)
     redrive_jobs      failed / expired / cancelled -> queued, with a fresh deadline
     expire_overdue    waiting past its deadline (or running past it, lease dead) -> expired
-    stale_jobs        leases that expired, and waits long past due: to re-publish
-    orphaned_queued   queued jobs of a tier whose queue is empty: their message is lost
+    dead_leases       running jobs whose worker died (the lease expired): to re-publish
+    due_unsent        deferred jobs now due that no countdown message will wake
+    lost_waiting      waiting jobs of a tier, due for a while, when its queue is empty
     pending_jobs      everything a worker may still need a message for (Redis lost it all)
 
 The finders mark what they return with ``requeued_at`` so the reconciler does not
@@ -150,40 +151,44 @@ def _take(session: Session, condition: Any, now: datetime, limit: int) -> list[P
     return [Pending(r[0], r[1], r[2]) for r in rows]
 
 
-def stale_jobs(
-    session: Session, *, now: datetime, grace_s: float, requeue_s: float, limit: int = 5000
+def dead_leases(
+    session: Session, *, now: datetime, requeue_s: float, limit: int = 5000
 ) -> list[Pending]:
-    """Jobs whose worker died (lease expired) or whose wake-up message is long overdue."""
-    lease_dead = and_(
+    """Running jobs whose lease expired: once per expiry, again only after ``requeue_s``."""
+    condition = and_(
         Job.status == JobStatus.RUNNING.value,
         Job.lease_expires_at < now,
         _not_recent(now, requeue_s, since=Job.lease_expires_at),
     )
-    overdue = and_(
+    return _take(session, condition, now, limit)
+
+
+def due_unsent(session: Session, *, now: datetime, limit: int = 5000) -> list[Pending]:
+    """Deferred jobs that are due and were handed back without a message (a long wait)."""
+    condition = and_(
         Job.status.in_(WAITING),
-        Job.next_attempt_at < now - timedelta(seconds=grace_s),
-        _not_recent(now, requeue_s, since=Job.next_attempt_at),
+        Job.next_attempt_at < now,
+        Job.requeued_at.is_(None),
     )
-    return _take(session, or_(lease_dead, overdue), now, limit)
+    return _take(session, condition, now, limit)
 
 
-def orphaned_queued(
-    session: Session,
-    *,
-    tier: str,
-    now: datetime,
-    grace_s: float,
-    requeue_s: float,
-    limit: int = 5000,
+def lost_waiting(
+    session: Session, *, tier: str, now: datetime, grace_s: float, limit: int = 5000
 ) -> list[Pending]:
-    """Due waiting jobs of a tier, last published over ``grace_s`` ago (its queue is empty)."""
-    published = func.coalesce(Job.requeued_at, Job.created_at)
+    """Waiting jobs of a tier that have been due for ``grace_s`` and not published since.
+
+    Call it only when the tier's queue is empty: then a due job that no worker
+    claimed within the grace has no message left (its countdown died with a
+    worker, or a publish failed after the commit).
+    """
+    cutoff = now - timedelta(seconds=grace_s)
+    due_since = func.coalesce(Job.next_attempt_at, Job.created_at)
     condition = and_(
         Job.tier == tier,
         Job.status.in_(WAITING),
-        or_(Job.next_attempt_at.is_(None), Job.next_attempt_at < now),
-        published < now - timedelta(seconds=grace_s),
-        _not_recent(now, requeue_s),
+        due_since < cutoff,
+        _not_recent(now, grace_s),
     )
     return _take(session, condition, now, limit)
 

@@ -144,11 +144,12 @@ def test_a_long_retry_after_hands_the_job_back_until_it_is_due(database_url: str
     assert harness.runtime.execute(job_id) is Outcome.DEFERRED
     job = harness.job(job_id)
     assert job.status == "retrying" and job.lease_owner is None and job.next_attempt_at
+    assert job.requeued_at is not None  # a message will wake it: not the reconciler's job
     assert job.progress["tries"] == {"sim-gpt-4o-mini": 1}
     assert [(m.job_id, 19 < m.countdown_s <= 22.1) for m in harness.sent] == [(job_id, True)]
-    # When a duplicate message arrives early; Then it does nothing but re-send the wake-up
+    # When a duplicate message arrives early; Then it does nothing (the countdown will come)
     assert harness.runtime.execute(job_id) is Outcome.SKIPPED
-    assert len(harness.sent) == 2 and harness.sent[1].countdown_s <= harness.sent[0].countdown_s
+    assert len(harness.sent) == 1 and harness.job(job_id).status == "retrying"
     # When it is due; Then the next delivery calls the same deployment again
     with session_scope(harness.runtime.engine) as session:
         session.execute(update(Job).where(Job.id == job_id).values(next_attempt_at=utcnow()))
@@ -197,3 +198,14 @@ def test_a_deployment_out_of_rate_budget_hands_the_job_back_with_a_booked_slot(
     assert job.status == "queued" and job.progress["slot"]["deployment"] == "sim-gpt-4o-mini"
     assert harness.attempts(second) == []
     assert [9 < m.countdown_s <= 10 for m in harness.sent] == [True]
+
+
+def test_a_wait_too_long_for_a_countdown_is_left_to_the_reconciler(database_url: str) -> None:
+    # Given a provider that asks us to come back in 5 minutes
+    limited = failing(429, {"error": {"message": "slow down"}}, {"retry-after": "300"})
+    harness = Harness(database_url, limited)
+    job_id = harness.add_job()
+    # When the job runs; Then it is parked: retrying, no countdown message, none recorded as sent
+    assert harness.runtime.execute(job_id) is Outcome.DEFERRED
+    job = harness.job(job_id)
+    assert job.status == "retrying" and job.requeued_at is None and harness.sent == []

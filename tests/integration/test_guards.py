@@ -73,11 +73,23 @@ def test_a_reserved_slot_is_honoured_once_and_dropped_when_missed(
     first = limiter.acquire(dep, 1, horizon_s=30)
     booked = limiter.acquire(dep, 1, horizon_s=30)
     # When the booked call comes back with its reservation; Then it keeps its slot
-    again = limiter.acquire(dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms)
+    again = limiter.acquire(
+        dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms, reserved_epoch=booked.epoch
+    )
     assert again.granted and again.at_ms == booked.at_ms
     # When a reservation long past comes back; Then it gets a new slot after the booked ones
-    missed = limiter.acquire(dep, 1, horizon_s=30, reserved_at_ms=first.at_ms - 60_000)
+    missed = limiter.acquire(
+        dep, 1, horizon_s=30, reserved_at_ms=first.at_ms - 60_000, reserved_epoch=first.epoch
+    )
     assert missed.granted and missed.at_ms == pytest.approx(booked.at_ms + 10_000, abs=1)
+    # When Redis loses the limiter's state; Then bookings made before are void, not doubled
+    client.delete(limiter.key(dep))
+    fresh = limiter.acquire(dep, 1, horizon_s=30)
+    void = limiter.acquire(
+        dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms, reserved_epoch=booked.epoch
+    )
+    assert fresh.epoch != booked.epoch
+    assert void.at_ms == pytest.approx(fresh.at_ms + 10_000, abs=1)
 
 
 def test_tokens_are_reserved_then_settled_with_real_usage(client: redis.Redis, prefix: str) -> None:

@@ -75,9 +75,7 @@ def test_a_job_is_claimed_once_and_taken_over_only_when_its_lease_expired(
     job_id = add_job(engine, tenant)
     assert claim(engine, job_id, "host:1:1").job is not None
     # When another worker gets the same message; Then it finds the lease held
-    assert claim(engine, job_id, "host:2:1") == leases.Claim(
-        None, status="running", due_at=None, tier="fast", priority=6
-    )
+    assert claim(engine, job_id, "host:2:1") == leases.Claim(None, status="running")
     # When the first lease expires; Then the next claim takes it over and counts the expiry
     set_job(engine, job_id, lease_expires_at=utcnow() - timedelta(seconds=1))
     taken = claim(engine, job_id, "host:2:1").job
@@ -174,24 +172,19 @@ def test_jobs_past_their_deadline_expire_unless_a_live_worker_holds_them(
     assert statuses == {waiting: "expired", live: "running", dead: "expired", future: "queued"}
 
 
-def test_stale_leases_and_overdue_wakeups_are_found_once_per_loss(
-    engine: Engine, tenant: str
-) -> None:
-    # Given a job whose worker died, and a retrying job whose wake-up is long overdue
-    now = utcnow()
+def test_dead_leases_are_found_once_per_death(engine: Engine, tenant: str) -> None:
+    # Given a job whose worker died
     dead = add_job(engine, tenant, tier="code")
     claim(engine, dead)
-    set_job(engine, dead, lease_expires_at=now - timedelta(seconds=1))
-    late = add_job(engine, tenant, tier="code", status="retrying")
-    set_job(engine, late, next_attempt_at=now - timedelta(seconds=60))
+    set_job(engine, dead, lease_expires_at=utcnow() - timedelta(seconds=1))
 
     def find() -> set[str]:
         with session_scope(engine) as session:
-            found = lifecycle.stale_jobs(session, now=utcnow(), grace_s=15, requeue_s=30)
-        return {p.job_id for p in found} & {dead, late}
+            found = lifecycle.dead_leases(session, now=utcnow(), requeue_s=30)
+        return {p.job_id for p in found} & {dead}
 
-    # When the reconciler looks twice; Then it finds both once
-    assert find() == {dead, late}
+    # When the reconciler looks twice; Then it finds it once
+    assert find() == {dead}
     assert find() == set()
     # When the re-published job is claimed and its new worker dies too; Then it is found again
     claim(engine, dead)
@@ -199,18 +192,41 @@ def test_stale_leases_and_overdue_wakeups_are_found_once_per_loss(
     assert find() == {dead}
 
 
-def test_queued_jobs_published_long_ago_are_orphans(engine: Engine, tenant: str) -> None:
-    old = add_job(engine, tenant, tier="vision", created_at=utcnow() - timedelta(minutes=5))
+def test_due_jobs_handed_back_without_a_message_are_published_when_due(
+    engine: Engine, tenant: str
+) -> None:
+    # Given three deferred jobs: due without a countdown, not due yet, due with a countdown
+    now = utcnow()
+    parked = add_job(engine, tenant, status="retrying", next_attempt_at=now)
+    later = add_job(engine, tenant, status="retrying", next_attempt_at=now + timedelta(minutes=1))
+    woken = add_job(engine, tenant, next_attempt_at=now, requeued_at=now)
+    with session_scope(engine) as session:
+        found = lifecycle.due_unsent(session, now=utcnow() + timedelta(milliseconds=1))
+    # Then only the first needs the reconciler, and only once
+    assert {p.job_id for p in found} & {parked, later, woken} == {parked}
+    with session_scope(engine) as session:
+        assert parked not in {p.job_id for p in lifecycle.due_unsent(session, now=utcnow())}
+
+
+def test_waiting_jobs_due_for_a_while_are_lost_when_their_queue_is_empty(
+    engine: Engine, tenant: str
+) -> None:
+    long_ago = utcnow() - timedelta(minutes=5)
+    old = add_job(engine, tenant, tier="vision", created_at=long_ago)
     new = add_job(engine, tenant, tier="vision")
+    overdue = add_job(engine, tenant, tier="vision", status="retrying", next_attempt_at=long_ago)
     later = add_job(
         engine,
         tenant,
         tier="vision",
-        created_at=utcnow() - timedelta(minutes=5),
+        created_at=long_ago,
         next_attempt_at=utcnow() + timedelta(minutes=5),
     )
-    with session_scope(engine) as session:
-        found = lifecycle.orphaned_queued(
-            session, tier="vision", now=utcnow(), grace_s=15, requeue_s=30
-        )
-    assert {p.job_id for p in found} & {old, new, later} == {old}
+
+    def find() -> set[str]:
+        with session_scope(engine) as session:
+            found = lifecycle.lost_waiting(session, tier="vision", now=utcnow(), grace_s=15)
+        return {p.job_id for p in found} & {old, new, overdue, later}
+
+    assert find() == {old, overdue}
+    assert find() == set()  # published just now: not again within the grace

@@ -8,6 +8,7 @@ Settings fields, the API and simulator routes, Flower's options and handlers).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import typer
 from typer.main import get_command
+from typer.testing import CliRunner
 
 from orchestrator.api.app import create_app
 from orchestrator.cli import app as cli_app
@@ -127,6 +129,31 @@ def test_every_command_in_the_deployment_files_is_a_real_command(
 
         for arg in argv[4:]:
             assert arg.lstrip("-").split("=")[0] in options._options, arg
+
+
+def test_worker_commands_size_their_pools_and_name_their_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given each worker command of the example overlay (one tier runs 128 threads)
+    workers = [a for a in manifest_commands() if a[:2] == ("switchyard", "worker")]
+    assert "128" in {option(a, "--concurrency") for a in workers}
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda _p, args, env: calls.append((args, env)))
+    monkeypatch.setattr(os, "execv", lambda *_: pytest.fail("the worker must set its env"))
+    for argv in workers:
+        calls.clear()
+
+        # When it starts, on a host named host-a
+        result = CliRunner().invoke(cli_app, [*argv[1:], "--hostname", "host-a"])
+
+        # Then Celery runs that many threads, and the runtime, which sizes its HTTP and
+        # database pools from SWITCHYARD_WORKER_CONCURRENCY, is told the same number
+        assert result.exit_code == 0, result.output
+        args, env = calls[0]
+        threads = option(argv, "--concurrency")
+        assert option(args, "-c") == env["SWITCHYARD_WORKER_CONCURRENCY"] == threads
+        # And its Celery node name carries the tier and the host name
+        assert re.fullmatch(rf"{option(argv, '--tier')}\.\d+@host-a", option(args, "-n"))
 
 
 def test_every_switchyard_variable_in_the_files_is_a_setting() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,10 +39,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local horizon, reserved, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if reserved > 0 and now <= reserved + tolerance then
-  return {1, tostring(math.max(0, reserved - now)), tostring(reserved)}
+local h = redis.call('HMGET', KEYS[1], 'rtat', 'ttat', 'scale', 'epoch')
+local epoch = h[4]
+if reserved > 0 and epoch == ARGV[9] and now <= reserved + tolerance then
+  return {1, tostring(math.max(0, reserved - now)), tostring(reserved), epoch}
 end
-local h = redis.call('HMGET', KEYS[1], 'rtat', 'ttat', 'scale')
+if not epoch then
+  epoch = ARGV[8]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 local factor = (tonumber(h[3]) or 1) * (1 - tonumber(ARGV[7]))
 local rtat = math.max(tonumber(h[1]) or now, now)
 local ttat = math.max(tonumber(h[2]) or now, now)
@@ -49,7 +55,7 @@ local start = now
 if rpm > 0 then start = math.max(start, rtat) end
 if tpm > 0 then start = math.max(start, ttat) end
 if start - now > horizon then
-  return {0, tostring(start - now), tostring(start)}
+  return {0, tostring(start - now), tostring(start), epoch}
 end
 if rpm > 0 then
   redis.call('HSET', KEYS[1], 'rtat', tostring(start + 60000 / (rpm * factor)))
@@ -59,7 +65,7 @@ if tpm > 0 then
   redis.call('HSET', KEYS[1], 'ttat', tostring(math.max(ttat, start) + tinc))
 end
 redis.call('PEXPIRE', KEYS[1], 600000)
-return {1, tostring(start - now), tostring(start)}
+return {1, tostring(start - now), tostring(start), epoch}
 """
 
 SETTLE = """
@@ -91,6 +97,7 @@ class Permit:
     granted: bool
     delay_s: float
     at_ms: float
+    epoch: str = ""
 
 
 class RateLimiter:
@@ -121,11 +128,14 @@ class RateLimiter:
         *,
         horizon_s: float,
         reserved_at_ms: float | None = None,
+        reserved_epoch: str = "",
     ) -> Permit:
         """Reserve the next slot for one call of ``tokens`` if it is within ``horizon_s``.
 
-        A slot reserved earlier (``reserved_at_ms``) is honoured if it has not passed
-        by more than the tolerance; otherwise a new one is looked for.
+        A slot reserved earlier (``reserved_at_ms`` in ``reserved_epoch``) is honoured
+        if it has not passed by more than the tolerance and the state that booked it
+        still exists (a Redis that restarted empty has a new epoch and no bookings);
+        otherwise a new slot is looked for.
         """
         limits = deployment.rate_limits
         args: list[Any] = [
@@ -136,14 +146,20 @@ class RateLimiter:
             reserved_at_ms or 0,
             self.tolerance_ms,
             self.headroom,
+            secrets.token_hex(8),
+            reserved_epoch,
         ]
-        granted, delay_ms, at_ms = self._acquire(keys=[self.key(deployment)], args=args)
-        return Permit(bool(granted), float(delay_ms) / 1000, float(at_ms))
+        granted, delay_ms, at_ms, epoch = self._acquire(keys=[self.key(deployment)], args=args)
+        return Permit(bool(granted), float(delay_ms) / 1000, float(at_ms), _text(epoch))
 
     def settle(self, deployment: Deployment, *, reserved: int, used: int, outcome: Outcome) -> None:
         """Give back (or charge) the difference between reserved and used tokens; adapt pace."""
         args = [deployment.rate_limits.tpm or 0, used - reserved, outcome, self.headroom]
         self._settle(keys=[self.key(deployment)], args=args)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def limited(deployment: Deployment) -> bool:
@@ -161,39 +177,46 @@ class RateLimitGuard(Guard):
     rng: random.Random = field(default_factory=random.Random)
 
     def before_call(self, call: Call) -> None:
-        dep = call.deployment
-        if not limited(dep):
+        if not limited(call.deployment):
             return
-        slot = (
-            call.progress.slot if (call.progress.slot or {}).get("deployment") == dep.name else None
-        )
+        permit, tokens = self._permit(call)
+        if not permit.granted:
+            call.progress.waits += 1
+            back_in = max(1.0, permit.delay_s - self.horizon_s / 2)
+            reason = f"{call.name}: no rate-limit slot for {permit.delay_s:.1f}s"
+            raise RateLimitWait(back_in * (0.8 + 0.4 * self.rng.random()), reason)
+        if permit.delay_s > self.inline_s:
+            call.progress.waits += 1
+            call.progress.slot = {
+                "deployment": call.name,
+                "at_ms": permit.at_ms,
+                "epoch": permit.epoch,
+                "tokens": tokens,
+            }
+            delay = permit.delay_s - self.inline_s / 2
+            raise RateLimitWait(delay, f"{call.name}: rate-limit slot booked in {delay:.1f}s")
+        self.sleep(permit.delay_s)
+        call.reserved_tokens = tokens
+
+    def _permit(self, call: Call) -> tuple[Permit, int]:
+        """Ask for a slot, presenting the one an earlier delivery booked, if any."""
+        slot = call.progress.slot
+        if slot is not None and slot.get("deployment") != call.name:
+            slot = None
         tokens = int(slot["tokens"]) if slot else call.input_tokens + call.request.max_tokens
         try:
             permit = self.limiter.acquire(
-                dep,
+                call.deployment,
                 tokens,
                 horizon_s=self.horizon_s,
                 reserved_at_ms=float(slot["at_ms"]) if slot else None,
+                reserved_epoch=str(slot.get("epoch", "")) if slot else "",
             )
         except redis.RedisError as exc:
             reason = f"rate-limit state unreachable: {exc}"
             raise RateLimitWait(1 + self.rng.random(), reason) from exc
         call.progress.slot = None
-        if not permit.granted:
-            call.progress.waits += 1
-            back_in = max(1.0, permit.delay_s - self.horizon_s / 2) * (
-                0.8 + 0.4 * self.rng.random()
-            )
-            raise RateLimitWait(
-                back_in, f"{dep.name}: no rate-limit slot for {permit.delay_s:.1f}s"
-            )
-        if permit.delay_s > self.inline_s:
-            call.progress.slot = {"deployment": dep.name, "at_ms": permit.at_ms, "tokens": tokens}
-            call.progress.waits += 1
-            delay = permit.delay_s - self.inline_s / 2
-            raise RateLimitWait(delay, f"{dep.name}: rate-limit slot reserved in {delay:.1f}s")
-        self.sleep(permit.delay_s)
-        call.reserved_tokens = tokens
+        return permit, tokens
 
     def after_success(self, call: Call, completion: Completion) -> None:
         used = completion.usage.input_tokens + completion.usage.output_tokens
