@@ -94,13 +94,22 @@ def _as_postgres_user() -> Callable[[], None] | None:
 
 
 class PrivatePostgres:
-    """A throw-away Postgres cluster (initdb) on its own port, restartable like a crash."""
+    """A throw-away Postgres cluster (initdb) on its own port, restartable like a crash.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = workdir
+    Its data lives in its own directory directly under the system temp dir, owned by
+    the ``postgres`` user when we are root: not under the caller's directory, whose
+    ancestors may be private (pytest makes ``/tmp/pytest-of-USER`` 0700 at the start
+    of every session, which would lock a running server out of its own data).
+    """
+
+    def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.data = workdir / "data"
         self.demote = _as_postgres_user()
+        self.workdir = Path(tempfile.mkdtemp(prefix="switchyard-pg-"))
+        if self.demote is not None:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.workdir, user.pw_uid, user.pw_gid)
+        self.data = self.workdir / "data"
 
     @property
     def url(self) -> str:
@@ -113,11 +122,6 @@ class PrivatePostgres:
 
     def start(self) -> None:
         if not self.data.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            if self.demote is not None:
-                user = pwd.getpwnam("postgres")
-                os.chown(self.workdir, user.pw_uid, user.pw_gid)
-                _let_others_through(self.workdir.parent)
             self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
         self._pg_ctl("start")
 
@@ -150,20 +154,11 @@ class PrivatePostgres:
         self._pg_ctl("restart", "-m", "immediate")
 
     def stop(self) -> None:
+        """Stop it and delete its data."""
         if self.data.exists():
             with contextlib.suppress(subprocess.CalledProcessError):
                 self._pg_ctl("stop", "-m", "immediate")
-
-
-def _let_others_through(path: Path) -> None:
-    """Add o+x to our own temp directories above ``path`` so the postgres user can reach it."""
-    temp = Path(tempfile.gettempdir()).resolve()
-    for directory in (path, *path.parents):
-        if directory == temp or temp not in directory.parents:
-            continue
-        info = directory.stat()
-        if info.st_uid == os.geteuid() and not info.st_mode & 0o001:
-            directory.chmod(info.st_mode | 0o001)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _wait(ready: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:

@@ -8,10 +8,13 @@ One run, on this machine, with nothing shared:
     the API, --workers worker processes (every tier queue), the reconciler
 
 The batch is POSTed to the API; then, until every job is final, a random worker
-is killed with SIGKILL every --kill-every seconds (and replaced, as a process
-supervisor would), Redis is killed and restarted empty once, and Postgres is
-crash-restarted (``pg_ctl restart -m immediate``) once. The database is then
-audited and the simulator asked what it saw.
+that has been up for at least ``MIN_AGE_S`` is killed with SIGKILL every
+--kill-every seconds (and replaced, as a process supervisor would), Redis is
+killed and restarted empty once, and Postgres is crash-restarted (``pg_ctl
+restart -m immediate``) once. One worker is never killed, so that a worker that
+stopped consuming after the Redis restart would show (``survivor_jobs_after_redis_restart``
+counts what it finished after). The database is then audited and the simulator
+asked what it saw.
 
 Prints JSON: ``submitted``, ``succeeded``, ``failed``, ``lost`` (not final when
 the run ended), ``duplicate_successes`` (jobs with more than one answered call
@@ -28,24 +31,30 @@ import json
 import random
 import tempfile
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._services import PrivatePostgres, PrivateRedis
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Job
 from orchestrator.tiers import ALL_TIERS
 
 ERROR_RATES = {"500": 0.10, "503": 0.10, "429": 0.05, "timeout": 0.02}
+MIN_AGE_S = 8.0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="switchyard bench chaos", description=__doc__)
     parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--rpm", type=int, default=300, help="per-deployment limit")
+    parser.add_argument("--rpm", type=int, default=120, help="per-deployment limit")
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
     parser.add_argument("--redis-restart-at", type=float, help="seconds in (default: 25%%)")
     parser.add_argument("--postgres-restart-at", type=float, help="seconds in (default: 50%%)")
@@ -119,6 +128,11 @@ class Chaos:
             args.postgres_restart_at if args.postgres_restart_at is not None else estimate_s / 2
         )
         self.next_kill = args.kill_every
+        # One worker is never killed: if it stopped consuming after Redis came back
+        # (celery #8030), the others would hide it; its own count shows it.
+        self.survivor = cluster.workers[0] if len(cluster.workers) > 1 else None
+        self.born = {w: time.monotonic() for w in cluster.workers if w is not self.survivor}
+        self.redis_back_at: datetime | None = None
         self.events: dict[str, int] = {
             "worker_kills": 0,
             "redis_restarts": 0,
@@ -126,17 +140,44 @@ class Chaos:
         }
 
     def tick(self, elapsed_s: float) -> None:
-        if elapsed_s >= self.next_kill and self.cluster.workers:
-            self.cluster.kill_worker(self.rng.choice(self.cluster.workers))
-            self.cluster.spawn_worker()
-            self.events["worker_kills"] += 1
-            self.next_kill += self.args.kill_every
+        if elapsed_s >= self.next_kill and self._kill_one():
+            self.next_kill = elapsed_s + self.args.kill_every
         if not self.events["redis_restarts"] and elapsed_s >= self.redis_at:
             self.redis.restart_empty()
+            self.redis_back_at = datetime.now(UTC)
             self.events["redis_restarts"] += 1
         if not self.events["postgres_restarts"] and elapsed_s >= self.pg_at:
             self.pg.restart()
             self.events["postgres_restarts"] += 1
+
+    def survivor_jobs(self) -> int | None:
+        """Jobs the never-killed worker finished after Redis came back (None: no survivor)."""
+        if self.survivor is None or self.redis_back_at is None:
+            return None
+        owner = f"%:{self.survivor.pid}:%"
+        query = select(func.count()).where(
+            Job.lease_owner.like(owner), Job.finished_at > self.redis_back_at
+        )
+        with session_scope(self.cluster.engine) as session:
+            return int(session.scalar(query) or 0)
+
+    def _kill_one(self) -> bool:
+        """SIGKILL a worker that has been up for a while, and start its replacement.
+
+        Only workers older than ``MIN_AGE_S`` are candidates: on a loaded machine a
+        worker can take several seconds to start consuming, and killing only
+        newborns would test nothing but start-up.
+        """
+        now = time.monotonic()
+        grown = [w for w, born in self.born.items() if now - born >= MIN_AGE_S]
+        if not grown:
+            return False
+        victim = self.rng.choice(grown)
+        self.cluster.kill_worker(victim)
+        del self.born[victim]
+        self.born[self.cluster.spawn_worker()] = time.monotonic()
+        self.events["worker_kills"] += 1
+        return True
 
 
 def submit(cluster: Cluster, n: int) -> list[str]:
@@ -149,7 +190,7 @@ def submit(cluster: Cluster, n: int) -> list[str]:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    pg, rds = PrivatePostgres(workdir / "postgres"), PrivateRedis(workdir / "redis")
+    pg, rds = PrivatePostgres(), PrivateRedis(workdir / "redis")
     pg.start()
     rds.start()
     spec = ClusterSpec(
@@ -161,7 +202,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         knobs={
             "job_lease_s": "10",
             "reconcile_interval_s": "1",
-            "reconcile_grace_s": "5",
+            "reconcile_grace_s": "10",
             "provider_timeout_s": "10",
         },
     )
@@ -173,7 +214,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         chaos = Chaos(args, cluster, pg, rds)
         statuses = wait(cluster, ids, chaos, started, args.timeout)
         seconds = time.monotonic() - started
-        return report(args, cluster, ids, statuses, chaos.events, seconds)
+        events: dict[str, Any] = {
+            **chaos.events,
+            "survivor_jobs_after_redis_restart": chaos.survivor_jobs(),
+        }
+        return report(args, cluster, ids, statuses, events, seconds)
     finally:
         cluster.stop()
         rds.kill()
@@ -206,7 +251,7 @@ def report(
     cluster: Cluster,
     ids: list[str],
     statuses: dict[str, str],
-    events: dict[str, int],
+    events: dict[str, Any],
     seconds: float,
 ) -> dict[str, Any]:
     audit = cluster.audit(ids)
@@ -227,6 +272,7 @@ def report(
         "seconds": round(seconds, 1),
         "ideal_seconds": round(total["received"] / (max(1, used) * args.rpm / 60), 1),
         **events,
+        "failed_errors": failed_errors(cluster, ids),
         "attempts": audit.attempts,
         "attempts_by_outcome": audit.attempts_by_outcome,
         "ledger_rows": audit.ledger_rows,
@@ -237,6 +283,14 @@ def report(
         "workers": args.workers,
         "concurrency": args.concurrency,
     }
+
+
+def failed_errors(cluster: Cluster, ids: list[str]) -> dict[str, int]:
+    """The most common errors of the jobs that failed (first 120 characters)."""
+    query = select(Job.error).where(Job.id.in_(ids), Job.status != "succeeded")
+    with session_scope(cluster.engine) as session:
+        errors = Counter((e or "")[:120] for e in session.scalars(query))
+    return dict(errors.most_common(5))
 
 
 def main(argv: list[str]) -> int:

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from orchestrator.admin_cli import keys_app, tenants_app
+from orchestrator.client_cli import batches_app, jobs_app, submit
 from orchestrator.config import get_settings
 from orchestrator.routing_cli import eval_app, route_app
 from orchestrator.tiers import Tier
@@ -18,7 +20,12 @@ app = typer.Typer(help="Switchyard: an orchestration cluster for LLM work.", no_
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants and API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(tenant_app, name="tenant")
+app.add_typer(tenant_app, name="tenant", hidden=True)  # kept for scripts; see `tenants`
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(batches_app, name="batches")
+app.command()(submit)
 app.add_typer(route_app, name="route")
 app.add_typer(eval_app, name="eval")
 console = Console()
@@ -78,6 +85,9 @@ def worker(
     hostname: Annotated[
         str, typer.Option(help="Host part of the Celery node name (default: this host's name).")
     ] = "%h",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics here (0: none).")
+    ] = None,
 ) -> None:
     """Run a Celery worker (threads pool) on the given tier queues."""
     queues = ",".join(t.queue for t in tier)
@@ -104,6 +114,8 @@ def worker(
     ]
     # the worker's runtime sizes its HTTP and database pools from this setting
     env = {**os.environ, "SWITCHYARD_WORKER_CONCURRENCY": str(threads)}
+    if metrics_port is not None:
+        env["SWITCHYARD_WORKER_METRICS_PORT"] = str(metrics_port)
     os.execve(sys.executable, args, env)
 
 
@@ -153,6 +165,48 @@ def reconciler(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         worker.run_forever()
+
+
+@app.command()
+def notifier(
+    interval: Annotated[float | None, typer.Option(help="Seconds between passes.")] = None,
+    once: Annotated[bool, typer.Option(help="Run one pass, print it, exit.")] = False,
+) -> None:
+    """Send completion webhooks (signed, retried with backoff) for jobs and batches that ended."""
+    import contextlib
+    import logging
+
+    from orchestrator.notifier import build_notifier
+
+    settings = get_settings()
+    if interval is not None:
+        settings = settings.model_copy(update={"notifier_interval_s": interval})
+    sender = build_notifier(settings)
+    if once:
+        console.print(sender.run_once())
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        sender.run_forever()
+
+
+@app.command()
+def flower(
+    port: Annotated[int | None, typer.Option(help="Port (default SWITCHYARD_FLOWER_PORT).")] = None,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run Flower on the workers' broker: live workers, tasks (job ids only) and queues."""
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        f"--port={port or get_settings().flower_port}",
+        f"--address={address}",
+    ]
+    os.execv(sys.executable, args)
 
 
 @app.command(

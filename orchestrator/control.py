@@ -11,6 +11,7 @@ history and ledger rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 
 from celery import Celery
 from sqlalchemy import Engine
@@ -21,14 +22,19 @@ from orchestrator.queues import QueuedJob, publish
 from orchestrator.schemas import JobStatus
 from orchestrator.store import lifecycle, repo
 from orchestrator.store.db import session_scope
+from orchestrator.store.models import utcnow
 from orchestrator.tiers import Tier
 
 BATCH_REDRIVE = (JobStatus.FAILED.value, JobStatus.EXPIRED.value)
 
 
 def messages(pending: Iterable[lifecycle.Pending]) -> Iterator[QueuedJob]:
-    """The broker messages for jobs the store says need one."""
-    return (QueuedJob(p.job_id, Tier(p.tier), p.priority) for p in pending)
+    """The broker messages for jobs the store says need one; not-yet-due ones count down."""
+    now = utcnow()
+    for p in pending:
+        due = p.due_at if p.due_at is None or p.due_at.tzinfo else p.due_at.replace(tzinfo=UTC)
+        countdown = max(0.0, (due - now).total_seconds()) if due is not None else 0.0
+        yield QueuedJob(p.job_id, Tier(p.tier), p.priority, countdown)
 
 
 def cancel_job(engine: Engine, *, tenant_id: str, job_id: str) -> None:

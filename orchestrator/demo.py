@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.batch_schemas import BatchStatus
 from orchestrator.cost import format_usd
 from orchestrator.tiers import ALL_TIERS
 
@@ -56,13 +57,14 @@ def _wait(
     deadline = time.monotonic() + timeout_s
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("jobs finished", total=total)
-        while batch["status"] != "completed":
+        while not BatchStatus(batch["status"]).final:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch['id']} not done after {timeout_s}s")
             time.sleep(0.2)
             batch = client.get(f"/v1/batches/{batch['id']}").json()
             progress.update(
-                task, completed=batch["counts"]["succeeded"] + batch["counts"]["failed"]
+                task,
+                completed=batch["request_counts"]["completed"] + batch["request_counts"]["failed"],
             )
     return batch
 

@@ -7,8 +7,9 @@ the jobs stay ``queued`` in the database, which is the source of truth.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -19,13 +20,44 @@ from sqlalchemy import Engine
 from orchestrator.catalog import Catalog
 from orchestrator.config import Settings
 from orchestrator.errors import NoRoute, ValidationFailed
+from orchestrator.metrics import JOBS_SUBMITTED
 from orchestrator.queues import PRIORITY_VALUE, QueuedJob, publish
 from orchestrator.routing import RouteDecision, StrengthPolicy, route
 from orchestrator.schemas import JobRequest, Priority
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import new_id, utcnow
+from orchestrator.store.models import Batch, new_id, utcnow
 from orchestrator.tiers import Tier
+from orchestrator.webhooks import check_callback_url
+
+PRIORITY_NAME = {value: priority.value for priority, value in PRIORITY_VALUE.items()}
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One admitted line of a batch: where it was in the input, the request, its route."""
+
+    index: int
+    request: JobRequest
+    decision: RouteDecision
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A batch's own fields beyond its jobs (OpenAI's batch object, webhook, refused lines)."""
+
+    input_file_id: str | None = None
+    endpoint: str = "/v1/jobs"
+    metadata: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    rejected: tuple[dict[str, Any], ...] = ()
+
+    def apply(self, batch: Batch) -> None:
+        batch.input_file_id = self.input_file_id
+        batch.endpoint = self.endpoint
+        batch.batch_metadata = dict(self.metadata)
+        batch.callback_url = self.callback_url
+        batch.rejected = list(self.rejected)
 
 
 @dataclass
@@ -49,12 +81,19 @@ class Dispatcher:
         """Route one request, turning a routing refusal into a 422 naming the field."""
         if len(request.prompt_text()) > self.settings.max_prompt_chars:
             raise ValidationFailed(field, f"prompt longer than {self.settings.max_prompt_chars}")
+        if request.callback_url is not None:
+            check_callback_url(
+                request.callback_url,
+                allow_private=self.settings.webhook_allow_private,
+                field=f"{field}.callback_url" if field != "body" else "callback_url",
+            )
         try:
             return route(request, self.catalog, self.strength)
         except NoRoute as exc:
             raise ValidationFailed(field, str(exc)) from exc
         except ValidationFailed as exc:
-            raise ValidationFailed(f"{field}.{exc.field}", exc.message) from exc
+            where = exc.field if field == "body" else f"{field}.{exc.field}"
+            raise ValidationFailed(where, exc.message) from exc
 
     def submit_job(self, *, tenant_id: str, request: JobRequest) -> str:
         """Admit one interactive job; returns its id."""
@@ -65,18 +104,38 @@ class Dispatcher:
         self._publish([row])
         return str(row["id"])
 
-    def submit_batch(self, *, tenant_id: str, requests: Sequence[JobRequest]) -> str:
+    def submit_batch(
+        self, *, tenant_id: str, requests: Sequence[JobRequest], spec: BatchSpec | None = None
+    ) -> str:
         """Admit a batch: every line is routed first, so one bad line refuses the whole batch."""
         if not requests:
             raise ValidationFailed("body", "a batch needs at least one job")
-        if len(requests) > self.settings.max_batch_jobs:
+        self.check_batch_size(len(requests))
+        routed = [Routed(i, r, self.decide(r, field=f"[{i}]")) for i, r in enumerate(requests)]
+        return self.admit_batch(tenant_id=tenant_id, routed=routed, spec=spec)
+
+    def check_batch_size(self, lines: int) -> None:
+        if lines > self.settings.max_batch_jobs:
             raise ValidationFailed("body", f"at most {self.settings.max_batch_jobs} jobs per batch")
-        decisions = [self.decide(r, field=f"[{i}]") for i, r in enumerate(requests)]
+
+    def admit_batch(
+        self, *, tenant_id: str, routed: Sequence[Routed], spec: BatchSpec | None = None
+    ) -> str:
+        """Write a batch of routed jobs (and the lines ``spec`` says were refused), then queue."""
+        spec = spec or BatchSpec()
         with session_scope(self.engine) as session:
-            batch = repo.create_batch(session, tenant_id=tenant_id, total=len(requests))
+            batch = repo.create_batch(session, tenant_id=tenant_id, total=len(routed))
+            spec.apply(batch)
             rows = [
-                self._row(tenant_id, r, d, Priority.BATCH, batch_id=batch.id, index=i)
-                for i, (r, d) in enumerate(zip(requests, decisions, strict=True))
+                self._row(
+                    tenant_id,
+                    r.request,
+                    r.decision,
+                    Priority.BATCH,
+                    batch_id=batch.id,
+                    index=r.index,
+                )
+                for r in routed
             ]
             repo.insert_jobs(session, rows=rows)
             batch_id = batch.id
@@ -99,6 +158,7 @@ class Dispatcher:
             "batch_id": batch_id,
             "batch_index": index,
             "custom_id": request.custom_id,
+            "callback_url": request.callback_url,
             "status": "queued",
             "tier": decision.tier.value,
             "tier_reasons": list(decision.reasons),
@@ -115,3 +175,8 @@ class Dispatcher:
             self.celery,
             (QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows),
         )
+        counted = Counter(
+            (str(r["tier"]), PRIORITY_NAME.get(int(r["priority"]), "other")) for r in rows
+        )
+        for (tier, priority), count in counted.items():
+            JOBS_SUBMITTED.labels(tier, priority).inc(count)

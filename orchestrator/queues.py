@@ -52,7 +52,9 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=4,
+        # One message per thread in hand: a worker that dies strands no more than
+        # that (they wait for the reconciler), and calls of seconds need no more.
+        worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         broker_transport_options=broker_transport_options(settings),

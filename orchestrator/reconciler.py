@@ -7,13 +7,14 @@ Every ``reconcile_interval_s`` it:
 2. notices that Redis lost its data (a marker key is gone: a restart without
    persistence, a failover, a flush), declares the tier queues again and
    re-publishes every job still waiting or whose lease is dead;
-3. re-publishes jobs whose lease expired (their worker died), and deferred jobs
-   now due that were handed back without a countdown message (the wait was
-   longer than ``retry_countdown_max_s``);
-4. for each tier whose queue is empty, re-publishes the waiting jobs that have
-   been due for ``reconcile_grace_s`` without being claimed: with nothing left
-   in the queue, their message is lost (a countdown held by a worker that was
-   killed, a message it had prefetched, a publish that failed after the commit).
+3. re-publishes jobs whose lease expired (their worker died), and publishes the
+   deferred jobs (handed back by a worker to wait for a retry, a rate-limit slot
+   or a breaker) shortly before they are due, with a countdown: workers hold no
+   long-lived wake-ups that would die with them;
+4. for each tier whose queue is empty, re-publishes the waiting jobs published
+   and due ``reconcile_grace_s`` ago that no worker claimed: with nothing left in
+   the queue, their message is lost (prefetched or counted down by a worker that
+   was killed, or a publish that failed after the commit).
    While a queue has a backlog this waits: a late job's message is most likely
    in it, and duplicates would only make the backlog longer.
 
@@ -55,13 +56,14 @@ class Report:
     expired: int = 0
     restored: int = 0  # re-published because Redis lost everything
     stale: int = 0
+    woken: int = 0  # deferred jobs published as they come due
     orphaned: int = 0
     redis_lost: bool = False
     skipped: str | None = None  # why the publishing part did not run
 
     @property
     def republished(self) -> int:
-        return self.restored + self.stale + self.orphaned
+        return self.restored + self.stale + self.orphaned  # woken jobs were not lost
 
 
 @dataclass
@@ -125,7 +127,11 @@ class Reconciler:
         grace = settings.reconcile_grace_s
         found = self._send(partial(lifecycle.dead_leases, now=now, requeue_s=2 * grace))
         report.stale = len(found)
-        report.stale += len(self._send(partial(lifecycle.due_unsent, now=now)))
+        # Deferred jobs are published shortly before they are due, with a countdown:
+        # a worker only ever holds a few seconds' worth of wake-ups when it dies.
+        lookahead = max(3.0, 2 * settings.reconcile_interval_s)
+        due = partial(lifecycle.due_unsent, now=now, lookahead_s=lookahead)
+        report.woken = len(self._send(due))
         depths = read_depths(self.client, prefix=settings.redis_key_prefix)
         for tier in ALL_TIERS:
             if depths[tier.queue].depth == 0:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.batch_schemas import BatchCounts, BatchStatus, BatchView
 from orchestrator.messages import (
     CacheControl,
     ContentPart,
@@ -64,6 +65,9 @@ class JobRequest(BaseModel):
     tool_choice: ToolChoice | None = None
     custom_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, str] = Field(default_factory=dict)
+    callback_url: str | None = Field(
+        default=None, max_length=2000, description="POSTed a signed notification when it ends"
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobRequest:
@@ -197,37 +201,6 @@ class JobView(BaseModel):
     deadline_at: datetime | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-class BatchCounts(BaseModel):
-    """How many of a batch's jobs are in each state."""
-
-    total: int = 0
-    queued: int = 0
-    running: int = 0
-    retrying: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    expired: int = 0
-
-
-class BatchStatus(StrEnum):
-    """A batch is ``in_progress`` until every job is final."""
-
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-
-
-class BatchView(BaseModel):
-    """A batch as the API shows it to its tenant."""
-
-    id: str
-    status: BatchStatus
-    counts: BatchCounts
-    cost_micro_usd: int = 0
-    created_at: datetime
-    completed_at: datetime | None = None
 
 
 __all__ = [

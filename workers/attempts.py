@@ -38,8 +38,9 @@ from workers.guards import (
 from workers.lease import Held
 from workers.providers import ProviderError
 
-INLINE_WAIT_S = 1.0
-"""A retry due within this many seconds is slept in the worker; a later one is handed back."""
+INLINE_WAIT_S = 2.5
+"""A retry due within this many seconds is slept in the worker; a later one is handed back
+(a provider's usual ``Retry-After: 1`` is slept through, not a round trip via the reconciler)."""
 
 
 class Ending(StrEnum):
@@ -97,7 +98,7 @@ class AttemptLoop:
             if deployment is None:
                 last_error = f"deployment {name!r} is no longer in the catalog"
                 continue
-            call = Call(self.job.id, deployment, request, progress, tokens)
+            call = Call(self.job.id, deployment, request, progress, tokens, tier=self.job.tier)
             try:
                 return self._on_deployment(call)
             except SkipDeployment as skip:

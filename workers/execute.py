@@ -8,9 +8,8 @@
     attempt loop (``workers.attempts``) under a lease heartbeat (``workers.lease``)
     write the verdict                   succeeded / failed / expired: final, if we still
                                         hold the lease; deferred: back to queued or
-                                        retrying until ``next_attempt_at``, with a
-                                        countdown message when that is soon (else
-                                        the reconciler publishes it when due)
+                                        retrying until ``next_attempt_at``; the
+                                        reconciler publishes it shortly before then
 
 Every database write is retried while the database is unreachable (a Postgres
 restart), and the writes of an attempt carry a client-chosen id, so a retried
@@ -37,12 +36,10 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog, Deployment
 from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
-from orchestrator.queues import QueuedJob
 from orchestrator.schemas import Completion, JobRequest, JobStatus
 from orchestrator.store import leases, repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
-from orchestrator.tiers import Tier
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.guards import Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
@@ -51,7 +48,6 @@ from workers.providers import ProviderError, adapter_for
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DB_PATIENCE_S = 120.0
-Requeue = Callable[[QueuedJob], None]
 
 
 class Outcome(StrEnum):
@@ -76,14 +72,12 @@ class Runtime:
         http: httpx.Client,
         *,
         guards: Sequence[Guard] | None = None,
-        requeue: Requeue | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
         self.http = http
         self.guards = list(guards) if guards is not None else local_guards(settings)
-        self.requeue = requeue
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.keeper = LeaseKeeper(
             engine, owner_prefix=f"{self.owner}:", lease_s=settings.job_lease_s
@@ -188,11 +182,9 @@ class Runtime:
         return outcome if won else Outcome.LOST_LEASE
 
     def _defer(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+        """Hand the job back; the reconciler publishes it again shortly before it is due."""
         status = JobStatus.QUEUED if verdict.waiting else JobStatus.RETRYING
         due = utcnow() + timedelta(seconds=verdict.delay_s)
-        countdown = self.requeue is not None and (
-            verdict.delay_s <= self.settings.retry_countdown_max_s
-        )
         won = self._db(
             lambda s: leases.defer_job(
                 s,
@@ -202,18 +194,9 @@ class Runtime:
                 next_attempt_at=due,
                 progress=verdict.progress or {},
                 error=verdict.error,
-                message_sent=countdown,
             )
         )
-        if not won:
-            return Outcome.LOST_LEASE
-        if countdown and self.requeue is not None:
-            message = QueuedJob(job.id, Tier(job.tier), job.priority, verdict.delay_s)
-            try:
-                self.requeue(message)
-            except Exception as exc:  # the broker is down: the reconciler re-publishes
-                log.warning("could not re-send job %s (%s); the reconciler will", job.id, exc)
-        return Outcome.DEFERRED
+        return Outcome.DEFERRED if won else Outcome.LOST_LEASE
 
     def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a transaction, retrying while the database is unreachable."""

@@ -9,10 +9,10 @@ import redis
 
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
-from orchestrator.queues import QueuedJob, publish
 from orchestrator.store.db import get_engine
 from workers.execute import Runtime
 from workers.guards import default_guards
+from workers.metrics import observe, watch_breakers
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -20,8 +20,6 @@ _runtime_lock = threading.Lock()
 
 def build_runtime(settings: Settings) -> Runtime:
     """Resources for one process: catalog, DB engine, one pooled httpx client, the guards."""
-    from workers.app import app  # the worker's own Celery app sends countdown messages
-
     limits = httpx.Limits(
         max_connections=settings.worker_concurrency * 2,
         max_keepalive_connections=settings.worker_concurrency * 2,
@@ -35,17 +33,10 @@ def build_runtime(settings: Settings) -> Runtime:
         health_check_interval=10,
     )
 
-    def requeue(job: QueuedJob) -> None:
-        publish(app, [job])
-
-    return Runtime(
-        settings,
-        load_catalog(settings),
-        engine,
-        http,
-        guards=default_guards(settings, shared),
-        requeue=requeue,
-    )
+    catalog = load_catalog(settings)
+    guards = observe(default_guards(settings, shared))
+    watch_breakers(guards, catalog)
+    return Runtime(settings, catalog, engine, http, guards=guards)
 
 
 def runtime() -> Runtime:

@@ -9,14 +9,20 @@ reconciler; Celery's own retry machinery is not used.
 
 from __future__ import annotations
 
+from celery import Task
+
 from orchestrator.queues import EXECUTE_JOB
 from workers.app import app
+from workers.events import reporter
 from workers.runtime import runtime
 
 
 @app.task(  # type: ignore[untyped-decorator]
-    name=EXECUTE_JOB, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+    name=EXECUTE_JOB, ignore_result=True, acks_late=True, reject_on_worker_lost=True, bind=True
 )
-def execute_job(job_id: str) -> str:
+def execute_job(self: Task, job_id: str) -> str:
     """Run one delivery of a job by id; the message carries nothing else."""
-    return runtime().execute(job_id).value
+    outcome = runtime().execute(job_id)
+    tier = (self.request.delivery_info or {}).get("routing_key") or "unknown"
+    reporter().report(job_id, outcome, tier=str(tier))
+    return outcome.value

@@ -1,34 +1,67 @@
-"""``create_app(settings)``: the FastAPI application with its routes and error shapes.
+"""``create_app(settings)``: the FastAPI application with its routes, limits and error shape.
 
-Every refusal has one shape, ``{"error": {"type", "message", "field"}}``, and a
-4xx status: 401 for a missing key, 404 for an id the tenant does not own, 422
-naming the field for bad input. Nothing leaks a stack trace.
+Every refusal has one shape, which is OpenAI's error object with Switchyard's
+``field`` added: ``{"error": {"type", "message", "field", "param", "code"}}``
+(``param`` repeats ``field``). 401 for a missing key, 403 for the admin API
+without an admin key, 404 for an id the tenant does not own, 409 for a state
+that refuses the action, 413 for a body over its limit, 422 naming the field
+for bad input, 429 (with ``Retry-After``) over the tenant's rate, 502/504 for a
+chat completion whose job failed or expired. Nothing leaks a stack trace.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
 from orchestrator.api.deps import AppState
-from orchestrator.api.routes import batches, health, jobs, queues
+from orchestrator.api.limits import BodyLimit, TenantRateLimiter
+from orchestrator.api.routes import admin, batches, files, health, jobs, openai_compat, queues
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
 from orchestrator.dispatch import Dispatcher
-from orchestrator.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from orchestrator.errors import (
+    Conflict,
+    Forbidden,
+    JobUnfinished,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+from orchestrator.metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
 from orchestrator.queues import make_celery
 from orchestrator.store.db import get_engine
 
+log = logging.getLogger(__name__)
 
-def _error(status: int, kind: str, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": kind, "message": message}
+
+def error_response(
+    status: int,
+    kind: str,
+    message: str,
+    field: str | None = None,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": kind, "message": message, "param": field, "code": code or kind}
     if field is not None:
         body["field"] = field
-    return JSONResponse({"error": body}, status_code=status)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -37,34 +70,102 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0]
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         field = ".".join(loc) or "body"
-        return _error(422, "invalid_request", f"{field}: {first.get('msg')}", field)
+        return error_response(422, "invalid_request", f"{field}: {first.get('msg')}", field)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return error_response(413, "request_too_large", str(exc), exc.field)
 
     @app.exception_handler(ValidationFailed)
     async def _refused(_: Request, exc: ValidationFailed) -> JSONResponse:
-        return _error(422, "invalid_request", str(exc), exc.field)
+        return error_response(422, "invalid_request", str(exc), exc.field)
 
     @app.exception_handler(NotFound)
     async def _missing(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, "not_found", str(exc))
+        return error_response(404, "not_found", str(exc))
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, "conflict", str(exc))
+        return error_response(409, "conflict", str(exc))
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
-        return _error(401, "unauthorized", str(exc))
+        return error_response(401, "unauthorized", str(exc), code="invalid_api_key")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(RateLimited)
+    async def _limited(_: Request, exc: RateLimited) -> JSONResponse:
+        API_RATE_LIMITED.inc()
+        retry = {"retry-after": str(max(1, math.ceil(exc.retry_after_s)))}
+        return error_response(
+            429, "rate_limited", str(exc), code="rate_limit_exceeded", headers=retry
+        )
+
+    @app.exception_handler(JobUnfinished)
+    async def _unfinished(_: Request, exc: JobUnfinished) -> JSONResponse:
+        headers = {"x-switchyard-job-id": exc.job_id}
+        return error_response(exc.http_status, exc.status, str(exc), headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, TooLarge):  # cut off while FastAPI parsed the body
+            return error_response(413, "request_too_large", str(exc.__cause__), "body")
+        kind = "not_found" if exc.status_code == 404 else "http_error"
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, kind, str(exc.detail), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s in a request", type(exc).__name__)
+        return error_response(500, "internal_error", "internal error; see the API log")
+
+
+def _state(settings: Settings) -> AppState:
+    catalog = load_catalog(settings)
+    engine = get_engine(settings.effective_database_url)
+    dispatcher = Dispatcher(settings, catalog, engine, make_celery(settings))
+    url = settings.effective_redis_url
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    aclient = aioredis.Redis.from_url(url, socket_connect_timeout=2, max_connections=2000)
+    limiter = TenantRateLimiter(
+        client,
+        prefix=settings.redis_key_prefix,
+        default_rpm=settings.tenant_rate_limit_rpm,
+        burst=settings.tenant_rate_limit_burst,
+    )
+    return AppState(settings, catalog, engine, dispatcher, client, aclient, limiter)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
-    catalog = load_catalog(settings)
-    engine = get_engine(settings.effective_database_url)
-    dispatcher = Dispatcher(settings, catalog, engine, make_celery(settings))
-    app = FastAPI(title="Switchyard", version=__version__)
-    app.state.switchyard = AppState(settings, catalog, engine, dispatcher)
+    state = _state(settings)
+    cluster = CollectorRegistry(auto_describe=True)
+    cluster.register(ClusterCollector(state.redis, settings.redis_key_prefix, state.engine))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.aredis.aclose()
+        state.redis.close()
+
+    app = FastAPI(title="Switchyard", version=__version__, lifespan=lifespan)
+    app.state.switchyard = state
     _install_error_handlers(app)
-    for module in (health, jobs, batches, queues):
+    for module in (health, jobs, batches, files, openai_compat, queues, admin):
         app.include_router(module.router)
+    app.include_router(admin.account)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        body = generate_latest(REGISTRY) + generate_latest(cluster)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_request_bytes, max_upload_bytes=settings.max_file_bytes
+    )
+    app.add_middleware(HttpMetrics)
     return app

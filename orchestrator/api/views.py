@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.schemas import (
+from orchestrator.batch_schemas import (
     BatchCounts,
+    BatchErrorItem,
+    BatchErrors,
+    BatchResultLine,
     BatchStatus,
     BatchView,
+    RequestCounts,
+)
+from orchestrator.schemas import (
     JobStatus,
     JobView,
     RoutingStep,
@@ -18,6 +24,10 @@ from orchestrator.schemas import (
 from orchestrator.store.models import Batch, Job
 from orchestrator.store.repo import BatchTotals
 from orchestrator.tiers import Tier
+
+OUTPUT_FILE_PREFIX = "file_out_"
+ERROR_FILE_PREFIX = "file_err_"
+WINDOW_S = {"24h": 86_400}
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -62,38 +72,100 @@ def job_view(job: Job) -> JobView:
     )
 
 
-def batch_view(batch: Batch, totals: BatchTotals) -> BatchView:
-    counts = BatchCounts(
-        total=batch.total, **{s.value: totals.by_status.get(s.value, 0) for s in JobStatus}
-    )
+def unix(value: datetime | None) -> int | None:
+    """Unix seconds, as OpenAI's objects carry times."""
+    moment = aware(value)
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def batch_status(batch: Batch, totals: BatchTotals) -> BatchStatus:
+    """OpenAI's status of a batch, from its jobs (see ``orchestrator.batch_schemas``)."""
     final = sum(totals.by_status.get(s.value, 0) for s in JobStatus if s.final)
-    done = final == batch.total
-    created = aware(batch.created_at)
+    done = final >= batch.total
+    if batch.total == 0:
+        return BatchStatus.FAILED
+    if batch.cancelled_at is not None:
+        return BatchStatus.CANCELLED if done else BatchStatus.CANCELLING
+    if not done:
+        return BatchStatus.IN_PROGRESS
+    if totals.by_status.get(JobStatus.EXPIRED.value, 0):
+        return BatchStatus.EXPIRED
+    return BatchStatus.COMPLETED
+
+
+def batch_counts(batch: Batch, totals: BatchTotals) -> BatchCounts:
+    rejected = len(batch.rejected or [])
+    by_status = {s.value: totals.by_status.get(s.value, 0) for s in JobStatus}
+    return BatchCounts(total=batch.total + rejected, rejected=rejected, **by_status)
+
+
+def batch_view(batch: Batch, totals: BatchTotals) -> BatchView:
+    counts = batch_counts(batch, totals)
+    status = batch_status(batch, totals)
+    created = unix(batch.created_at)
     assert created is not None
+    ended = unix(totals.last_finished_at) or created
+    failed = counts.failed + counts.expired + counts.cancelled + counts.rejected
+    rejected = [BatchErrorItem.model_validate(r) for r in (batch.rejected or [])[:100]]
     return BatchView(
         id=batch.id,
-        status=BatchStatus.COMPLETED if done else BatchStatus.IN_PROGRESS,
+        endpoint=batch.endpoint,
+        input_file_id=batch.input_file_id,
+        completion_window=batch.completion_window,
+        status=status,
+        output_file_id=output_file_id(batch.id) if status.final and counts.succeeded else None,
+        error_file_id=error_file_id(batch.id) if status.final and failed else None,
+        errors=BatchErrors(data=rejected) if rejected else None,
+        created_at=created,
+        in_progress_at=created if batch.total else None,
+        expires_at=created + WINDOW_S.get(batch.completion_window, 86_400),
+        completed_at=ended if status is BatchStatus.COMPLETED else None,
+        failed_at=created if status is BatchStatus.FAILED else None,
+        expired_at=ended if status is BatchStatus.EXPIRED else None,
+        cancelling_at=unix(batch.cancelled_at),
+        cancelled_at=max(ended, unix(batch.cancelled_at) or 0)
+        if status is BatchStatus.CANCELLED
+        else None,
+        request_counts=RequestCounts(total=counts.total, completed=counts.succeeded, failed=failed),
+        metadata=dict(batch.batch_metadata or {}) or None,
         counts=counts,
         cost_micro_usd=totals.cost_micro_usd,
-        created_at=created,
-        completed_at=aware(totals.last_finished_at) if done else None,
+        callback_url=batch.callback_url,
     )
 
 
-def result_line(job: Job) -> dict[str, Any]:
+def output_file_id(batch_id: str) -> str:
+    return f"{OUTPUT_FILE_PREFIX}{batch_id}"
+
+
+def error_file_id(batch_id: str) -> str:
+    return f"{ERROR_FILE_PREFIX}{batch_id}"
+
+
+def result_line(job: Job) -> BatchResultLine:
     """One line of a batch's results file, matched to its input by index and custom_id."""
-    return {
-        "index": job.batch_index,
-        "custom_id": job.custom_id,
-        "job_id": job.id,
-        "status": job.status,
-        "tier": job.tier,
-        "deployment": job.deployment,
-        "provider": job.provider,
-        "model": job.model,
-        "output": job.output,
-        "error": job.error,
-        "usage": {"input_tokens": job.input_tokens, "output_tokens": job.output_tokens},
-        "cost_micro_usd": job.cost_micro_usd,
-        "latency_ms": job.latency_ms,
-    }
+    return BatchResultLine(
+        index=job.batch_index,
+        custom_id=job.custom_id,
+        job_id=job.id,
+        status=job.status,
+        tier=job.tier,
+        deployment=job.deployment,
+        provider=job.provider,
+        model=job.model,
+        output=job.output,
+        error=job.error,
+        usage={"input_tokens": job.input_tokens, "output_tokens": job.output_tokens},
+        cost_micro_usd=job.cost_micro_usd,
+        latency_ms=job.latency_ms,
+    )
+
+
+def rejected_line(item: dict[str, Any]) -> BatchResultLine:
+    """A results line for an input line that was refused and never ran."""
+    return BatchResultLine(
+        index=item.get("line", 0) - 1 if item.get("line") else None,
+        custom_id=item.get("custom_id"),
+        status="rejected",
+        error=str(item.get("message")),
+    )

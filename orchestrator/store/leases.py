@@ -28,7 +28,7 @@ from orchestrator.store.models import Job, utcnow
 RUNNING = JobStatus.RUNNING.value
 WAITING = (JobStatus.QUEUED.value, JobStatus.RETRYING.value)
 EARLY_S = 1.0
-"""A countdown message may arrive this much before ``next_attempt_at`` (clock skew)."""
+"""A message may arrive this much before ``next_attempt_at`` (clock skew between hosts)."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,11 @@ def defer_job(
     next_attempt_at: datetime,
     progress: dict[str, Any],
     error: str | None = None,
-    message_sent: bool = False,
 ) -> bool:
     """Hand the job back until ``next_attempt_at``; False if this owner lost the lease.
 
-    ``message_sent`` says a countdown message will wake it; without one (a long wait),
-    the reconciler publishes it when it is due.
+    No message is sent: the reconciler publishes the job shortly before it is due
+    (``lifecycle.due_unsent``), so a worker that dies holds no wake-ups.
     """
     result = session.execute(
         update(Job)
@@ -121,7 +120,7 @@ def defer_job(
             error=error,
             lease_owner=None,
             lease_expires_at=None,
-            requeued_at=utcnow() if message_sent else None,
+            requeued_at=None,
         )
         .execution_options(synchronize_session=False)
     )

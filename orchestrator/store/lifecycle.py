@@ -4,7 +4,7 @@
     redrive_jobs      failed / expired / cancelled -> queued, with a fresh deadline
     expire_overdue    waiting past its deadline (or running past it, lease dead) -> expired
     dead_leases       running jobs whose worker died (the lease expired): to re-publish
-    due_unsent        deferred jobs now due that no countdown message will wake
+    due_unsent        deferred jobs due soon that have no message yet
     lost_waiting      waiting jobs of a tier, due for a while, when its queue is empty
     pending_jobs      everything a worker may still need a message for (Redis lost it all)
 
@@ -32,11 +32,12 @@ REDRIVABLE = (JobStatus.FAILED.value, JobStatus.EXPIRED.value, JobStatus.CANCELL
 
 @dataclass(frozen=True)
 class Pending:
-    """A job that needs a message: where it goes and how urgently."""
+    """A job that needs a message: where it goes, how urgently, and when it is due."""
 
     job_id: str
     tier: str
     priority: int
+    due_at: datetime | None = None
 
 
 def _scope(tenant_id: str, job_ids: Sequence[str] | None, batch_id: str | None) -> Any:
@@ -138,9 +139,8 @@ def _not_recent(now: datetime, requeue_s: float, since: Any = None) -> ColumnEle
 
 def _take(session: Session, condition: Any, now: datetime, limit: int) -> list[Pending]:
     """Up to ``limit`` jobs matching ``condition``, by id, marked as re-published now."""
-    rows = session.execute(
-        select(Job.id, Job.tier, Job.priority).where(condition).order_by(Job.id).limit(limit)
-    ).all()
+    columns = (Job.id, Job.tier, Job.priority, Job.next_attempt_at)
+    rows = session.execute(select(*columns).where(condition).order_by(Job.id).limit(limit)).all()
     if rows:
         session.execute(
             update(Job)
@@ -148,7 +148,7 @@ def _take(session: Session, condition: Any, now: datetime, limit: int) -> list[P
             .values(requeued_at=now)
             .execution_options(synchronize_session=False)
         )
-    return [Pending(r[0], r[1], r[2]) for r in rows]
+    return [Pending(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def dead_leases(
@@ -163,11 +163,16 @@ def dead_leases(
     return _take(session, condition, now, limit)
 
 
-def due_unsent(session: Session, *, now: datetime, limit: int = 5000) -> list[Pending]:
-    """Deferred jobs that are due and were handed back without a message (a long wait)."""
+def due_unsent(
+    session: Session, *, now: datetime, lookahead_s: float, limit: int = 5000
+) -> list[Pending]:
+    """Deferred jobs due within ``lookahead_s`` that have no message yet.
+
+    The reconciler publishes them with a countdown to their due time.
+    """
     condition = and_(
         Job.status.in_(WAITING),
-        Job.next_attempt_at < now,
+        Job.next_attempt_at < now + timedelta(seconds=lookahead_s),
         Job.requeued_at.is_(None),
     )
     return _take(session, condition, now, limit)
@@ -176,19 +181,20 @@ def due_unsent(session: Session, *, now: datetime, limit: int = 5000) -> list[Pe
 def lost_waiting(
     session: Session, *, tier: str, now: datetime, grace_s: float, limit: int = 5000
 ) -> list[Pending]:
-    """Waiting jobs of a tier that have been due for ``grace_s`` and not published since.
+    """Waiting jobs of a tier whose message went out over ``grace_s`` ago, due as long.
 
-    Call it only when the tier's queue is empty: then a due job that no worker
-    claimed within the grace has no message left (its countdown died with a
-    worker, or a publish failed after the commit).
+    Call it only when the tier's queue is empty: then a job published and due for
+    the grace period that no worker claimed has lost its message (a worker that
+    prefetched it was killed, a publish failed after the commit).
     """
     cutoff = now - timedelta(seconds=grace_s)
-    due_since = func.coalesce(Job.next_attempt_at, Job.created_at)
+    published = func.coalesce(Job.requeued_at, Job.created_at)
     condition = and_(
         Job.tier == tier,
         Job.status.in_(WAITING),
-        due_since < cutoff,
-        _not_recent(now, grace_s),
+        published < cutoff,
+        or_(Job.next_attempt_at.is_(None), Job.next_attempt_at < cutoff),
+        or_(Job.next_attempt_at.is_(None), Job.requeued_at.is_not(None)),
     )
     return _take(session, condition, now, limit)
 

@@ -11,7 +11,19 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -41,6 +53,10 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Signs this tenant's completion webhooks (HMAC-SHA256); requests a minute it may
+    # make (None: the cluster's default).
+    webhook_secret: Mapped[str | None] = mapped_column(String(80), default=None)
+    rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApiKey(Base):
@@ -64,6 +80,18 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # OpenAI Batch API fields (a native batch has no input file), input lines that
+    # were refused alone (they are in the error file), webhook and cancel times.
+    input_file_id: Mapped[str | None] = mapped_column(String(60), default=None)
+    endpoint: Mapped[str] = mapped_column(String(60), default="/v1/jobs", server_default="/v1/jobs")
+    completion_window: Mapped[str] = mapped_column(String(16), default="24h", server_default="24h")
+    batch_metadata: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", default=dict, server_default="{}"
+    )
+    rejected: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    callback_url: Mapped[str | None] = mapped_column(Text, default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    notified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Job(Base):
@@ -109,6 +137,8 @@ class Job(Base):
     lease_expiries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     redrives: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    callback_url: Mapped[str | None] = mapped_column(Text, default=None)
+    notified_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -120,6 +150,12 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_next", "status", "next_attempt_at"),
         Index("ix_jobs_status_deadline", "status", "deadline_at"),
+        Index(
+            "ix_jobs_webhook_pending",
+            "status",
+            postgresql_where=text("callback_url IS NOT NULL AND notified_at IS NULL"),
+            sqlite_where=text("callback_url IS NOT NULL AND notified_at IS NULL"),
+        ),
     )
 
 
@@ -165,3 +201,45 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_ledger_tenant_created", "tenant_id", "created_at"),)
+
+
+class File(Base):
+    """An uploaded file (OpenAI's Files API; purpose ``batch`` is a batch's input).
+
+    A batch's output and error files are not stored: they are rendered from its
+    jobs when read (``orchestrator.openai_batch``).
+    """
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True, default=lambda: new_id("file"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column("bytes", BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_files_tenant_created", "tenant_id", "created_at"),)
+
+
+class WebhookDelivery(Base):
+    """One completion notification to send (an outbox row), retried with backoff."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("whd"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    object_id: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "object_id", name="uq_webhook_object"),
+        Index("ix_webhook_status_next", "status", "next_attempt_at"),
+    )

@@ -18,8 +18,10 @@ from orchestrator.bootstrap import ensure_tenant_key
 from orchestrator.config import Settings
 from orchestrator.launcher import Supervisor
 from orchestrator.store.db import get_engine
-from orchestrator.tiers import ALL_TIERS
+from orchestrator.tiers import ALL_TIERS, Tier
 from tests.conftest import free_port
+
+ADMIN_KEY = "sy-admin-integration-tests-0123456789"
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Cluster:
     settings: Settings
     engine: Engine
     env: dict[str, str]
+    worker_metrics_port: int = 0
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +49,11 @@ def cluster_settings(
         simulator_url=f"http://127.0.0.1:{sim_port}/v1",
         simulator_port=sim_port,
         api_port=free_port(),
-        worker_concurrency=16,
+        worker_concurrency=8,  # 4 workers x 8 pooled connections: the shared Postgres has 100
+        tenant_rate_limit_rpm=0,
+        admin_api_key=ADMIN_KEY,
+        webhook_allow_private=True,
+        notifier_interval_s=0.2,
     )
 
 
@@ -58,6 +65,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SWITCHYARD_REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "SWITCHYARD_SIMULATOR_URL": settings.simulator_url,
         "SWITCHYARD_WORKER_CONCURRENCY": str(settings.worker_concurrency),
+        "SWITCHYARD_TENANT_RATE_LIMIT_RPM": str(settings.tenant_rate_limit_rpm),
+        "SWITCHYARD_WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
+        "SWITCHYARD_NOTIFIER_INTERVAL_S": str(settings.notifier_interval_s),
+        **(
+            {"SWITCHYARD_ADMIN_API_KEY": settings.admin_api_key.get_secret_value()}
+            if settings.admin_api_key is not None
+            else {}
+        ),
     }
 
 
@@ -71,12 +86,16 @@ def cluster(cluster_settings: Settings) -> Iterator[Cluster]:
     try:
         supervisor.spawn("simulator", "simulator", "--port", str(settings.simulator_port))
         supervisor.spawn("api", "api", "--port", str(settings.api_port))
+        metrics_port = free_port()
         for tier in ALL_TIERS:
-            supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value)
+            metrics = ("--metrics-port", str(metrics_port)) if tier is Tier.FAST else ()
+            supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value, *metrics)
+        supervisor.spawn("notifier", "notifier")
+        supervisor.spawn("reconciler", "reconciler")  # publishes deferred jobs when due
         supervisor.wait_http(f"http://127.0.0.1:{settings.simulator_port}/healthz")
         api_url = f"http://127.0.0.1:{settings.api_port}"
         supervisor.wait_http(f"{api_url}/readyz")
-        yield Cluster(api_url, api_key, settings, engine, env)
+        yield Cluster(api_url, api_key, settings, engine, env, metrics_port)
     finally:
         supervisor.stop()
         if os.environ.get("SWITCHYARD_TEST_SHOW_LOGS"):

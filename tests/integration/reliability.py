@@ -19,6 +19,7 @@ import redis
 
 from loadtests._cluster import Cluster, ClusterSpec
 from orchestrator.schemas import JobRequest
+from orchestrator.store import migrate
 from tests.conftest import private_schema
 
 MakeCluster = Callable[[ClusterSpec], Cluster]
@@ -47,6 +48,20 @@ def jobs(n: int, *, model: str | None = None, max_tokens: int = 32) -> list[JobR
         )
         for i in range(n)
     ]
+
+
+@pytest.fixture
+def private_database(tmp_path: Path) -> Iterator[str]:
+    """A migrated database no other test writes to (Postgres schema or SQLite file)."""
+    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
+    if shared:
+        with private_schema(shared) as url:
+            migrate.upgrade(url)
+            yield url
+        return
+    url = f"sqlite:///{tmp_path / 'private.db'}"
+    migrate.upgrade(url)
+    yield url
 
 
 @pytest.fixture

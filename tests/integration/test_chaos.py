@@ -18,21 +18,23 @@ from loadtests import chaos
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(600)
 @pytest.mark.skipif(
     not (glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")),
     reason="the chaos run needs the Postgres server binaries (initdb, pg_ctl)",
 )
 def test_no_job_is_lost_or_doubled_while_workers_redis_and_postgres_die(tmp_path: Path) -> None:
     # Given the whole cluster on a private Postgres and Redis, a simulator injecting 20% 5xx,
-    # 5% 429 and 2% timeouts under a 300 rpm limit per deployment, and 250 jobs
-    args = chaos.parse(["--jobs", "250", "--kill-every", "4", "--timeout", "240"])
+    # 5% 429 and 2% timeouts under a 120 rpm limit per deployment, and 200 jobs
+    args = chaos.parse(["--jobs", "200", "--kill-every", "4", "--timeout", "400"])
     # When a worker is SIGKILLed every 4 s, Redis restarts empty once and Postgres crashes once
     result = chaos.run(args, tmp_path)
     # Then every job is final, none twice, the ledger adds up, and the limit held at the provider
     assert result["worker_kills"] >= 2, result
     assert result["redis_restarts"] == result["postgres_restarts"] == 1, result
+    assert result["survivor_jobs_after_redis_restart"] > 0, result  # it kept consuming
     assert result["lost"] == 0, result
-    assert result["succeeded"] + result["failed"] + result["expired"] == 250, result
+    assert result["succeeded"] + result["failed"] + result["expired"] == 200, result
     assert result["duplicate_successes"] == 0, result
     assert result["ledger_mismatches"] == 0, result
     assert result["max_provider_rpm"] <= result["limit_rpm"], result

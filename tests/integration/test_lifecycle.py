@@ -192,41 +192,55 @@ def test_dead_leases_are_found_once_per_death(engine: Engine, tenant: str) -> No
     assert find() == {dead}
 
 
-def test_due_jobs_handed_back_without_a_message_are_published_when_due(
+def test_deferred_jobs_are_published_shortly_before_they_are_due(
     engine: Engine, tenant: str
 ) -> None:
-    # Given three deferred jobs: due without a countdown, not due yet, due with a countdown
+    # Given three deferred jobs: due in 2 s, due in a minute, and one already published
     now = utcnow()
-    parked = add_job(engine, tenant, status="retrying", next_attempt_at=now)
+    soon = add_job(engine, tenant, status="retrying", next_attempt_at=now + timedelta(seconds=2))
     later = add_job(engine, tenant, status="retrying", next_attempt_at=now + timedelta(minutes=1))
-    woken = add_job(engine, tenant, next_attempt_at=now, requeued_at=now)
-    with session_scope(engine) as session:
-        found = lifecycle.due_unsent(session, now=utcnow() + timedelta(milliseconds=1))
-    # Then only the first needs the reconciler, and only once
-    assert {p.job_id for p in found} & {parked, later, woken} == {parked}
-    with session_scope(engine) as session:
-        assert parked not in {p.job_id for p in lifecycle.due_unsent(session, now=utcnow())}
+    sent = add_job(engine, tenant, next_attempt_at=now, requeued_at=now)
+
+    def find() -> set[str]:
+        with session_scope(engine) as session:
+            found = lifecycle.due_unsent(session, now=utcnow(), lookahead_s=3)
+        return {p.job_id for p in found} & {soon, later, sent}
+
+    # Then only the one due within the look-ahead is published, once, with its due time
+    assert find() == {soon}
+    assert find() == set()
 
 
 def test_waiting_jobs_due_for_a_while_are_lost_when_their_queue_is_empty(
     engine: Engine, tenant: str
 ) -> None:
     long_ago = utcnow() - timedelta(minutes=5)
+    # published long ago (dispatched, or woken by the reconciler), never claimed: lost
     old = add_job(engine, tenant, tier="vision", created_at=long_ago)
+    woken = add_job(
+        engine,
+        tenant,
+        tier="vision",
+        status="retrying",
+        next_attempt_at=long_ago,
+        requeued_at=long_ago,
+    )
+    # just dispatched; deferred and not yet published; due later: not lost
     new = add_job(engine, tenant, tier="vision")
-    overdue = add_job(engine, tenant, tier="vision", status="retrying", next_attempt_at=long_ago)
+    unsent = add_job(engine, tenant, tier="vision", status="retrying", next_attempt_at=long_ago)
     later = add_job(
         engine,
         tenant,
         tier="vision",
         created_at=long_ago,
         next_attempt_at=utcnow() + timedelta(minutes=5),
+        requeued_at=long_ago,
     )
 
     def find() -> set[str]:
         with session_scope(engine) as session:
             found = lifecycle.lost_waiting(session, tier="vision", now=utcnow(), grace_s=15)
-        return {p.job_id for p in found} & {old, new, overdue, later}
+        return {p.job_id for p in found} & {old, woken, new, unsent, later}
 
-    assert find() == {old, overdue}
+    assert find() == {old, woken}
     assert find() == set()  # published just now: not again within the grace

@@ -133,10 +133,10 @@ def test_three_workers_sharing_a_deployment_limit_never_exceed_it(
     # Then all succeed, the provider never refused a call, and no 60 s window saw over the limit
     assert set(statuses.values()) == {"succeeded"}
     stats = cluster.sim_stats()["models"]["sim-lim"]
-    assert stats["rate_limited"] == 0
-    assert stats["max_received_per_60s"] <= rpm
+    assert stats["rate_limited"] == 0, stats
+    assert stats["max_received_per_60s"] <= rpm, stats
     # And the budget was used, not wasted: the busiest minute came close to the limit
-    assert stats["max_received_per_60s"] >= 0.9 * rpm
+    assert stats["max_received_per_60s"] >= 0.85 * rpm, stats
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:

@@ -96,8 +96,11 @@ def option(argv: tuple[str, ...] | list[str], flag: str) -> str:
 
 
 def api_paths(tmp_path: Path) -> set[str]:
+    """Every path the API serves: its OpenAPI paths and those kept out of the schema."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", state_dir=tmp_path)
-    return set(create_app(settings).openapi()["paths"])
+    app = create_app(settings)
+    hidden = {getattr(route, "path", "") for route in app.routes} - {""}
+    return set(app.openapi()["paths"]) | hidden
 
 
 def flower_paths() -> set[str]:
@@ -316,7 +319,8 @@ def test_worker_grace_period_outlasts_the_longest_job(monkeypatch: pytest.Monkey
             assert value and int(value.group(1)) * 60 > longest_s, name
 
 
-def test_selectors_find_their_pods() -> None:
+def test_selectors_find_their_pods(tmp_path: Path) -> None:
+    served = {"api": api_paths(tmp_path), "flower": flower_paths()}
     for objs in RENDERED.values():
         pods = [pod_labels(o) for o in objs if o["kind"] in ("Deployment", "Job")]
         for deployment in of_kind(objs, "Deployment"):
@@ -337,8 +341,10 @@ def test_selectors_find_their_pods() -> None:
             ]
             assert len(services) == 1
             names = {p["name"] for p in services[0]["spec"]["ports"]}
+            # And each endpoint's path is one the selected process serves
+            paths = served[services[0]["metadata"]["labels"]["app.kubernetes.io/component"]]
             for endpoint in monitor["spec"]["endpoints"]:
-                assert endpoint["port"] in names and endpoint["path"] in flower_paths()
+                assert endpoint["port"] in names and endpoint["path"] in paths
 
 
 def test_compose_runs_migrations_first_and_keeps_its_data() -> None:

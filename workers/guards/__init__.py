@@ -61,7 +61,7 @@ def default_guards(settings: Settings, client: redis.Redis) -> list[Guard]:
     return [
         *local_guards(settings),
         CircuitBreakerGuard(breaker),
-        RateLimitGuard(limiter, horizon_s=settings.retry_countdown_max_s),
+        RateLimitGuard(limiter, horizon_s=settings.ratelimit_horizon_s),
     ]
 
 

@@ -80,6 +80,7 @@ class Call:
     progress: Progress
     input_tokens: int
     reserved_tokens: int = 0
+    tier: str = ""
 
     @property
     def name(self) -> str:

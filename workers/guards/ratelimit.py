@@ -168,10 +168,17 @@ def limited(deployment: Deployment) -> bool:
 
 @dataclass
 class RateLimitGuard(Guard):
-    """Waits for a shared slot before each call; a long wait hands the job back instead."""
+    """Waits for a shared slot before each call; a long wait hands the job back instead.
+
+    A wait up to ``inline_s`` is slept in the worker thread. A longer one books the
+    slot and hands the job back to return ``lead_s`` before it, so a worker that is
+    slow to pick the job up again (busy threads, a loaded host) still makes its slot;
+    a job back more than the limiter's tolerance after its slot books a new one.
+    """
 
     limiter: RateLimiter
-    inline_s: float = 1.0
+    inline_s: float = 2.5
+    lead_s: float = 2.0
     horizon_s: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
@@ -193,7 +200,7 @@ class RateLimitGuard(Guard):
                 "epoch": permit.epoch,
                 "tokens": tokens,
             }
-            delay = permit.delay_s - self.inline_s / 2
+            delay = permit.delay_s - self.lead_s
             raise RateLimitWait(delay, f"{call.name}: rate-limit slot booked in {delay:.1f}s")
         self.sleep(permit.delay_s)
         call.reserved_tokens = tokens

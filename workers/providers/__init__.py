@@ -5,7 +5,8 @@ Formats: ``openai`` (chat completions, any compatible server), ``azure``
 (``generateContent``). ``adapter_for`` looks the format up in ``ADAPTERS`` and
 hands the adapter the
 process's pooled ``httpx.Client`` and the deployment's API key (from
-``Settings.provider_keys`` by ``api_key_ref``; none for the simulator).
+``Settings.provider_key(api_key_ref)``: env, keys file or keys directory; none
+for the simulator).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def adapter_for(deployment: Deployment, client: httpx.Client, settings: Settings
         raise ConfigError(f"deployment {deployment.name}: no adapter for api {deployment.api!r}")
     api_key = None
     if deployment.api_key_ref:
-        api_key = settings.provider_keys.get(deployment.api_key_ref)
+        api_key = settings.provider_key(deployment.api_key_ref)
     return factory(client, api_key)
 
 

@@ -1,24 +1,71 @@
-"""Batches: submit (JSON array or JSONL), follow, stream results, cancel, re-drive failures."""
+"""Batches: one resource for OpenAI's Batch API and Switchyard's native batches.
+
+``POST /v1/batches`` takes OpenAI's ``{"input_file_id", "endpoint",
+"completion_window", "metadata"}`` (lines refused alone: ``orchestrator.batch_intake``)
+or a native JSON array / JSON Lines of jobs (one bad line refuses the batch with
+a 422 naming it). Every answer is OpenAI's Batch object plus ``counts`` and
+``cost_micro_usd`` (``orchestrator.batch_schemas``).
+"""
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from orchestrator import control
 from orchestrator.api.deps import SessionDep, StateDep, TenantDep
-from orchestrator.api.views import batch_view, result_line
-from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.schemas import BatchView, JobRequest
-from orchestrator.store import repo
+from orchestrator.api.views import batch_view, rejected_line, result_line
+from orchestrator.batch_intake import submit_openai_batch
+from orchestrator.batch_schemas import BatchList, BatchView, CreateBatchRequest
+from orchestrator.dispatch import BatchSpec
+from orchestrator.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.schemas import JobRequest
+from orchestrator.store import batches, repo
 from orchestrator.store.db import session_scope
+from orchestrator.webhooks import check_callback_url
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
+CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        CreateBatchRequest.model_json_schema(),
+                        {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                    ]
+                }
+            },
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def _openai_create(raw: bytes, content_type: str) -> CreateBatchRequest | None:
+    """OpenAI's create-batch object, if that is what the body is."""
+    if "ndjson" in content_type or not raw.lstrip().startswith(b"{"):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "input_file_id" not in data:
+        return None
+    try:
+        return CreateBatchRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ValidationFailed(field, str(first["msg"])) from exc
 
 
 def _items(raw: bytes, content_type: str) -> list[tuple[str, Any]]:
@@ -56,18 +103,64 @@ def _parse(items: list[tuple[str, Any]]) -> list[JobRequest]:
     return requests
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def submit_batch(request: Request, state: StateDep, tenant_id: TenantDep) -> BatchView:
-    """Submit a batch as a JSON array or JSON Lines; every line must be valid."""
+@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=CREATE_BODY)
+async def submit_batch(
+    request: Request,
+    state: StateDep,
+    tenant_id: TenantDep,
+    callback_url: Annotated[str | None, Query(max_length=2000)] = None,
+) -> BatchView:
+    """Create a batch: OpenAI's object naming an input file, or a JSON array / JSON Lines."""
     raw = await request.body()
-    try:
-        items = _items(raw, request.headers.get("content-type", ""))
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed("body", "not UTF-8") from exc
-    requests = _parse(items)
-    batch_id = state.dispatcher.submit_batch(tenant_id=tenant_id, requests=requests)
+    content_type = request.headers.get("content-type", "")
+    create = _openai_create(raw, content_type)
+    if create is not None:
+        batch_id = await run_in_threadpool(
+            submit_openai_batch,
+            state.dispatcher,
+            state.settings,
+            tenant_id=tenant_id,
+            create=create,
+        )
+    else:
+        try:
+            items = _items(raw, content_type)
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed("body", "not UTF-8") from exc
+        requests = _parse(items)
+        if callback_url is not None:
+            allow = state.settings.webhook_allow_private
+            check_callback_url(callback_url, allow_private=allow)
+        batch_id = await run_in_threadpool(
+            state.dispatcher.submit_batch,
+            tenant_id=tenant_id,
+            requests=requests,
+            spec=BatchSpec(callback_url=callback_url),
+        )
+    return await run_in_threadpool(_current, state, tenant_id, batch_id)
+
+
+def _current(state: Any, tenant_id: str, batch_id: str) -> BatchView:
     with session_scope(state.engine) as session:
         return _view(session, tenant_id, batch_id)
+
+
+@router.get("")
+def list_batches(
+    session: SessionDep,
+    tenant_id: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[str | None, Query(max_length=60)] = None,
+) -> BatchList:
+    """The tenant's batches, newest first; ``after`` is the last id of the previous page."""
+    rows = batches.list_batches(session, tenant_id=tenant_id, limit=limit + 1, after=after)
+    views = [
+        batch_view(b, repo.batch_totals(session, tenant_id=tenant_id, batch_id=b.id))
+        for b in rows[:limit]
+    ]
+    first = views[0].id if views else None
+    last = views[-1].id if views else None
+    return BatchList(data=views, first_id=first, last_id=last, has_more=len(rows) > limit)
 
 
 def _view(session: Any, tenant_id: str, batch_id: str) -> BatchView:
@@ -87,21 +180,32 @@ def get_batch(batch_id: str, session: SessionDep, tenant_id: TenantDep) -> Batch
 def batch_results(batch_id: str, state: StateDep, tenant_id: TenantDep) -> StreamingResponse:
     """The batch's jobs as JSON Lines, in submission order, final or not."""
     with session_scope(state.engine) as session:
-        if repo.get_batch(session, tenant_id=tenant_id, batch_id=batch_id) is None:
+        batch = repo.get_batch(session, tenant_id=tenant_id, batch_id=batch_id)
+        if batch is None:
             raise NotFound(f"no batch {batch_id!r}")
+        refused = [rejected_line(r) for r in batch.rejected or []]
 
     def lines() -> Iterator[bytes]:
         with session_scope(state.engine) as session:
-            for job in repo.iter_batch_jobs(session, tenant_id=tenant_id, batch_id=batch_id):
-                yield (json.dumps(result_line(job)) + "\n").encode()
+            jobs = repo.iter_batch_jobs(session, tenant_id=tenant_id, batch_id=batch_id)
+            merged = heapq.merge(
+                (result_line(job) for job in jobs), refused, key=lambda line: line.index or 0
+            )
+            for line in merged:
+                yield (line.model_dump_json() + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.post("/{batch_id}/cancel")
 def cancel_batch(batch_id: str, state: StateDep, tenant_id: TenantDep) -> BatchView:
-    """Cancel every job of the batch that is not final yet."""
+    """Cancel every job of the batch that is not final yet (409 if the batch is finished)."""
+    with session_scope(state.engine) as session:
+        if _view(session, tenant_id, batch_id).status.final:
+            raise Conflict(f"batch {batch_id} is already finished")
     control.cancel_batch(state.engine, tenant_id=tenant_id, batch_id=batch_id)
+    with session_scope(state.engine) as session:
+        batches.mark_batch_cancelled(session, tenant_id=tenant_id, batch_id=batch_id)
     with session_scope(state.engine) as session:
         return _view(session, tenant_id, batch_id)
 
@@ -111,7 +215,7 @@ def redrive_batch(
     batch_id: str, state: StateDep, tenant_id: TenantDep, include_cancelled: bool = False
 ) -> BatchView:
     """Queue the batch's failed and expired jobs again (and cancelled ones, if asked)."""
-    control.redrive_batch(
+    queued = control.redrive_batch(
         state.engine,
         state.dispatcher.celery,
         state.settings,
@@ -119,5 +223,8 @@ def redrive_batch(
         batch_id=batch_id,
         include_cancelled=include_cancelled,
     )
+    with session_scope(state.engine) as session:
+        if queued:
+            batches.clear_cancelled(session, tenant_id=tenant_id, batch_id=batch_id)
     with session_scope(state.engine) as session:
         return _view(session, tenant_id, batch_id)

@@ -1,0 +1,120 @@
+"""Admission limits: request body size (413) and each tenant's request rate (429).
+
+``BodyLimit`` is ASGI middleware: a declared ``Content-Length`` over the limit is
+refused before a byte is read; a streamed body is counted and cut off when it
+passes the limit. Uploads to ``/v1/files`` have their own, larger limit.
+
+``TenantRateLimiter`` paces each tenant's API requests with GCRA in Redis
+(smooth, with a burst allowance; a per-minute counter would let a whole
+minute's budget through at once). If Redis cannot be reached it lets the
+request through: the API stays up and the workers' provider limits still hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.errors import RateLimited, TooLarge
+
+log = logging.getLogger(__name__)
+UPLOAD_PATHS = ("/v1/files",)
+
+GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local allow_at = tat + interval - tolerance
+if allow_at > now then return tostring(allow_at - now) end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tat + interval - now) + 1000)
+return '0'
+"""
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` (``max_upload_bytes`` for file uploads)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.max_bytes
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit)
+            return
+        seen, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise TooLarge("body", f"request body over {limit} bytes")
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except TooLarge:
+            if not started:
+                await _refuse(send, limit)
+
+
+async def _refuse(send: Send, limit: int) -> None:
+    error = {
+        "type": "request_too_large",
+        "message": f"request body over the limit of {limit} bytes",
+        "field": "body",
+        "param": "body",
+        "code": "request_too_large",
+    }
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TenantRateLimiter:
+    """GCRA per tenant in Redis: ``rpm`` requests a minute, bursts of ``burst``."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, default_rpm: int, burst: int) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.default_rpm = default_rpm
+        self.burst = burst
+        self._script = client.register_script(GCRA)
+
+    def check(self, tenant_id: str, rpm: int | None = None) -> None:
+        """Raise ``RateLimited`` if the tenant has no request left right now."""
+        limit = self.default_rpm if rpm is None else rpm
+        if limit <= 0:
+            return
+        interval_ms = 60_000 / limit
+        tolerance_ms = interval_ms * max(1, self.burst if rpm is None else min(self.burst, limit))
+        key = f"{self.prefix}switchyard:tenant-rate:{tenant_id}"
+        try:
+            wait_ms = float(self._script(keys=[key], args=[interval_ms, tolerance_ms]))
+        except redis.RedisError as exc:
+            log.warning("tenant rate limit not checked (%s); letting the request through", exc)
+            return
+        if wait_ms > 0:
+            raise RateLimited(
+                f"rate limit of {limit} requests a minute exceeded; retry in {wait_ms / 1000:.1f}s",
+                retry_after_s=wait_ms / 1000,
+            )

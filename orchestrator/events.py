@@ -1,0 +1,61 @@
+"""Completion events: a worker says a job ended; a waiting API request wakes at once.
+
+The worker pushes the job's final status onto a short-lived Redis list named
+after the job (``LPUSH`` + ``EXPIRE``); a waiting request blocks on it with
+``BLPOP``. A list, unlike pub/sub, keeps the event if the job ends before the
+waiter starts listening. Events are a fast path only: a waiter also reads the
+job from the database between short waits, so a job ended by a cancel or by
+the reconciler (which send no event), or an event lost with Redis, still
+wakes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import redis
+import redis.asyncio as aioredis
+
+EVENT_TTL_S = 120
+POLL_EVERY_S = 2
+
+
+def done_key(prefix: str, job_id: str) -> str:
+    return f"{prefix}switchyard:done:{job_id}"
+
+
+def publish_done(client: redis.Redis, *, prefix: str, job_id: str, status: str) -> None:
+    """Tell whoever waits for ``job_id`` that it ended with ``status``."""
+    key = done_key(prefix, job_id)
+    with client.pipeline(transaction=False) as pipe:
+        pipe.lpush(key, status)
+        pipe.expire(key, EVENT_TTL_S)
+        pipe.execute()
+
+
+async def wait_done(
+    client: aioredis.Redis,
+    *,
+    prefix: str,
+    job_id: str,
+    timeout_s: float,
+    is_final: Callable[[], Awaitable[bool]],
+    on_tick: Callable[[], Awaitable[None]] | None = None,
+) -> bool:
+    """Wait until the job is final (event or database); False if ``timeout_s`` passed first."""
+    key = done_key(prefix, job_id)
+    remaining = timeout_s
+    while remaining > 0:
+        if await is_final():
+            return True
+        step = min(POLL_EVERY_S, remaining)
+        try:
+            popped = await client.blpop([key], timeout=step)
+        except redis.RedisError:
+            popped = None
+        if popped is not None:
+            return True
+        remaining -= step
+        if on_tick is not None:
+            await on_tick()
+    return await is_final()

@@ -1,0 +1,102 @@
+"""Completion webhooks: which URLs may be called, how a notification is signed and checked.
+
+A job or batch with a ``callback_url`` gets one POST when it ends (the notifier
+sends it, retried with backoff). The body is JSON; the headers say what it is
+and prove who sent it:
+
+    X-Switchyard-Event:      job.finished | batch.finished
+    X-Switchyard-Delivery:   the delivery id (the same on every retry: deduplicate on it)
+    X-Switchyard-Signature:  t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+
+The secret is per tenant (``GET /v1/webhooks/secret``). Receivers check the
+signature with ``verify_signature`` and refuse old timestamps (replays).
+Private, loopback, link-local and reserved addresses are refused at submission
+and again before each send, unless ``SWITCHYARD_WEBHOOK_ALLOW_PRIVATE`` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from urllib.parse import urlsplit
+
+from orchestrator.errors import ValidationFailed
+
+SIGNATURE_HEADER = "X-Switchyard-Signature"
+EVENT_HEADER = "X-Switchyard-Event"
+DELIVERY_HEADER = "X-Switchyard-Delivery"
+
+
+def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
+
+
+def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_url") -> None:
+    """Refuse (``ValidationFailed``) a URL that is not http(s) or points inside the network."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        raise ValidationFailed(field, f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValidationFailed(field, "must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValidationFailed(field, "must not carry credentials")
+    if allow_private:
+        return
+    try:
+        addresses = _addresses(host)
+    except (OSError, UnicodeError) as exc:
+        raise ValidationFailed(field, f"host {host!r} does not resolve") from exc
+    if any(_private(a) for a in addresses):
+        raise ValidationFailed(
+            field, f"host {host!r} is a private or loopback address; refused for webhooks"
+        )
+
+
+def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``X-Switchyard-Signature`` value for ``body``."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
+def verify_signature(
+    secret: str, body: bytes, header: str, *, tolerance_s: float = 300.0, now: float | None = None
+) -> bool:
+    """True if ``header`` signs ``body`` with ``secret`` and is at most ``tolerance_s`` old."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        stamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - stamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp=stamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+def backoff_s(attempts: int, *, cap_s: float = 3600.0) -> float:
+    """Seconds before the next try after ``attempts`` failed ones: 2, 4, 8 ... capped."""
+    return float(min(cap_s, 2 ** max(1, attempts)))
