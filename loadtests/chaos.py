@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -297,9 +298,11 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     workdir = Path(tempfile.mkdtemp(prefix="switchyard-chaos-"))
     result = run(args, workdir)
+    ok = not (result["lost"] or result["duplicate_successes"] or result["ledger_mismatches"])
+    ok = ok and result["max_provider_rpm"] <= result["limit_rpm"]
+    if ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:  # keep the processes' logs for the post-mortem
+        result["logs"] = str(workdir / "cluster" / "logs")
     print(json.dumps(result, indent=None if args.json else 2))
-    ok = not result["lost"] and not result["duplicate_successes"]
-    ok = (
-        ok and not result["ledger_mismatches"] and result["max_provider_rpm"] <= result["limit_rpm"]
-    )
     return 0 if ok else 1
