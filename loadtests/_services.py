@@ -22,9 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
-
-from orchestrator.embedded import redis_server_binary
+from orchestrator.embedded import redis_answers, redis_server_binary
 
 
 def free_port() -> int:
@@ -51,7 +49,7 @@ class PrivateRedis:
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", str(self.workdir), "--maxclients", "10000"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(self._answers, f"redis on port {self.port}")
+        _wait(lambda: redis_answers(self.port), f"redis on port {self.port}")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -63,15 +61,6 @@ class PrivateRedis:
         self.kill()
         time.sleep(down_s)
         self.start()
-
-    def _answers(self) -> bool:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
 
 
 def _pg_bin(name: str) -> str:

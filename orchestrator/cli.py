@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -144,27 +144,39 @@ def simulator(
     run_simulator(host, port, latency_ms, jitter_ms, config=behaviour)
 
 
+class _Periodic(Protocol):
+    """A background process body: one pass, or passes until interrupted."""
+
+    def run_once(self) -> object: ...
+
+    def run_forever(self) -> None: ...
+
+
+def _run_periodic(process: _Periodic, *, once: bool) -> None:
+    """``--once`` prints one pass; otherwise log at INFO and loop until Ctrl-C."""
+    import contextlib
+    import logging
+
+    if once:
+        console.print(process.run_once())
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        process.run_forever()
+
+
 @app.command()
 def reconciler(
     interval: Annotated[float | None, typer.Option(help="Seconds between passes.")] = None,
     once: Annotated[bool, typer.Option(help="Run one pass, print it, exit.")] = False,
 ) -> None:
     """Re-publish lost work from the database, and expire jobs past their deadline."""
-    import contextlib
-    import logging
-
     from orchestrator.reconciler import build_reconciler
 
     settings = get_settings()
     if interval is not None:
         settings = settings.model_copy(update={"reconcile_interval_s": interval})
-    worker = build_reconciler(settings)
-    if once:
-        console.print(worker.run_once())
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        worker.run_forever()
+    _run_periodic(build_reconciler(settings), once=once)
 
 
 @app.command()
@@ -173,21 +185,12 @@ def notifier(
     once: Annotated[bool, typer.Option(help="Run one pass, print it, exit.")] = False,
 ) -> None:
     """Send completion webhooks (signed, retried with backoff) for jobs and batches that ended."""
-    import contextlib
-    import logging
-
     from orchestrator.notifier import build_notifier
 
     settings = get_settings()
     if interval is not None:
         settings = settings.model_copy(update={"notifier_interval_s": interval})
-    sender = build_notifier(settings)
-    if once:
-        console.print(sender.run_once())
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        sender.run_forever()
+    _run_periodic(build_notifier(settings), once=once)
 
 
 @app.command()

@@ -24,7 +24,7 @@ def redis_server_binary() -> str:
 
 def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> subprocess.Popen[bytes]:
     """Start a private Redis on 127.0.0.1:``port`` and wait until it answers PING."""
-    if _answers(port):
+    if redis_answers(port):
         raise ConfigError(f"port {port} already has a server; set SWITCHYARD_EMBEDDED_REDIS_PORT")
     workdir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -53,14 +53,15 @@ def start_redis(port: int, workdir: Path, timeout_s: float = 10.0) -> subprocess
             raise ConfigError(
                 f"embedded redis exited with {proc.returncode}; see {workdir}/redis.log"
             )
-        if _answers(port):
+        if redis_answers(port):
             return proc
         time.sleep(0.05)
     proc.kill()
     raise ConfigError(f"embedded redis did not answer on port {port} within {timeout_s}s")
 
 
-def _answers(port: int) -> bool:
+def redis_answers(port: int) -> bool:
+    """True if a Redis server on 127.0.0.1:``port`` answers PING."""
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
     try:
         return bool(client.ping())

@@ -35,7 +35,7 @@ from orchestrator.schemas import (
     Usage,
 )
 from workers.providers.openai import SIMULATOR_API_KEY
-from workers.providers.transport import Malformed, fill_usage, int_field, post_json
+from workers.providers.transport import Malformed, build_completion, int_field, post_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 _FINISH: dict[str, FinishReason] = {
@@ -182,14 +182,13 @@ def parse_completion(data: Any, request: JobRequest) -> Completion:
             calls.append(ToolCall(id=block["id"], function=function))
     text = "".join(texts)
     finish = _FINISH.get(str(data.get("stop_reason")), "stop")
-    args = "".join(c.function.arguments for c in calls)
-    model = data.get("model")
-    return Completion(
+    return build_completion(
+        request,
         text=text,
         finish_reason=finish,
-        usage=fill_usage(parse_usage(data.get("usage")), request, text + args),
-        provider_model=model if isinstance(model, str) else None,
+        usage=parse_usage(data.get("usage")),
         tool_calls=calls,
+        model=data.get("model"),
     )
 
 

@@ -40,7 +40,7 @@ from orchestrator.schemas import (
     Usage,
 )
 from workers.providers.openai import SIMULATOR_API_KEY
-from workers.providers.transport import Blocked, Malformed, fill_usage, int_field, post_json
+from workers.providers.transport import Blocked, Malformed, build_completion, int_field, post_json
 
 _FINISH: dict[str, FinishReason] = {
     "STOP": "stop",
@@ -187,14 +187,13 @@ def parse_completion(data: Any, request: JobRequest) -> Completion:
     finish = _FINISH.get(str(candidate.get("finishReason")), "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
-    args = "".join(c.function.arguments for c in calls)
-    model = data.get("modelVersion")
-    return Completion(
+    return build_completion(
+        request,
         text=text,
         finish_reason=finish,
-        usage=fill_usage(parse_usage(data.get("usageMetadata")), request, text + args),
-        provider_model=model if isinstance(model, str) else None,
+        usage=parse_usage(data.get("usageMetadata")),
         tool_calls=calls,
+        model=data.get("modelVersion"),
     )
 
 

@@ -18,7 +18,7 @@ import httpx
 
 from orchestrator.catalog import Deployment
 from orchestrator.schemas import Completion, FinishReason, JobRequest, Message, ToolCall, Usage
-from workers.providers.transport import Malformed, fill_usage, int_field, post_json
+from workers.providers.transport import Malformed, build_completion, int_field, post_json
 
 SIMULATOR_API_KEY = "sk-simulator"
 # OpenAI's reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
@@ -124,15 +124,13 @@ def parse_completion(data: Any, request: JobRequest) -> Completion:
     finish = _FINISH.get(str(choices[0].get("finish_reason")), "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
-    args = "".join(c.function.arguments for c in calls)
-    usage = fill_usage(parse_usage(data.get("usage")), request, text + args)
-    model = data.get("model")
-    return Completion(
+    return build_completion(
+        request,
         text=text,
         finish_reason=finish,
-        usage=usage,
-        provider_model=model if isinstance(model, str) else None,
+        usage=parse_usage(data.get("usage")),
         tool_calls=calls,
+        model=data.get("model"),
     )
 
 

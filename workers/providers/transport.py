@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest, Usage
+from orchestrator.schemas import Completion, JobRequest, ToolCall, Usage
 from orchestrator.tokens import estimate_request_tokens, estimate_tokens, estimate_tools_tokens
 from workers.providers.errors import (
     ContentPolicy,
@@ -89,3 +89,23 @@ def fill_usage(usage: Usage, request: JobRequest, text: str) -> Usage:
     if usage.output_tokens == 0 and text:
         updates["output_tokens"] = estimate_tokens(text)
     return usage.model_copy(update=updates) if updates else usage
+
+
+def build_completion(
+    request: JobRequest,
+    *,
+    text: str,
+    finish_reason: str,
+    usage: Usage,
+    tool_calls: list[ToolCall],
+    model: object,
+) -> Completion:
+    """The canonical answer, its usage filled in (over text and tool arguments) where missing."""
+    arguments = "".join(c.function.arguments for c in tool_calls)
+    return Completion(
+        text=text,
+        finish_reason=finish_reason,
+        usage=fill_usage(usage, request, text + arguments),
+        provider_model=model if isinstance(model, str) else None,
+        tool_calls=tool_calls,
+    )
