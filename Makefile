@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/switchyard up --demo
 
 lint: install
-	$(BIN)/ruff check orchestrator workers tests
+	$(BIN)/ruff check orchestrator workers tests loadtests
 	$(BIN)/mypy
 
 test: lint

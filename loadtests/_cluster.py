@@ -221,12 +221,13 @@ def audit(engine: Engine, job_ids: Sequence[str]) -> Audit:
                 .group_by(LedgerEntry.job_id)
             ).all()
         )
-    ok_attempts = {a_id for a_id, _, outcome in attempts if outcome == "ok"}
+    # billed: answers, and answers an output check rejected (workers.checks)
+    billed = {a_id for a_id, _, outcome in attempts if outcome in ("ok", "rejected")}
     ok_per_job = Counter(job for _, job, outcome in attempts if outcome == "ok")
     rows_per_attempt = Counter(attempt for attempt, _, _ in ledger)
     mismatches = sum(1 for j, (_, cost) in jobs.items() if cost != int(ledger_sum.get(j) or 0))
-    mismatches += sum(1 for a in ok_attempts if rows_per_attempt[a] != 1)
-    mismatches += sum(1 for a in rows_per_attempt if a not in ok_attempts)
+    mismatches += sum(1 for a in billed if rows_per_attempt[a] != 1)
+    mismatches += sum(1 for a in rows_per_attempt if a not in billed)
     mismatches += sum(1 for j, (s, _) in jobs.items() if s == "succeeded" and ok_per_job[j] < 1)
     statuses = Counter(s for s, _ in jobs.values())
     return Audit(

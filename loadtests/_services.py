@@ -91,8 +91,9 @@ class PrivatePostgres:
     of every session, which would lock a running server out of its own data).
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, fsync: bool = False) -> None:
         self.port = port or free_port()
+        self.fsync = fsync
         self.demote = _as_postgres_user()
         self.workdir = Path(tempfile.mkdtemp(prefix="switchyard-pg-"))
         if self.demote is not None:
@@ -115,12 +116,14 @@ class PrivatePostgres:
         self._pg_ctl("start")
 
     def _pg_ctl(self, action: str, *extra: str) -> None:
-        # fsync=off is safe here: a restart kills processes, not the machine, so what
-        # reached the OS survives. synchronous_commit stays on: a commit that was
-        # acknowledged must survive the crash, as in production.
+        # fsync=off is safe for chaos runs: a restart kills processes, not the machine,
+        # so what reached the OS survives. synchronous_commit stays on: a commit that was
+        # acknowledged must survive the crash, as in production. Throughput benchmarks
+        # ask for fsync on, as a production database runs.
         options = (
             f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c max_connections=400 -c shared_buffers=64MB"
+            f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=400"
+            " -c shared_buffers=128MB"
         )
         log = str(self.workdir / "postgres.log")
         self._run(

@@ -17,7 +17,7 @@ on top. Times are unix seconds, as in OpenAI's API.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -107,6 +107,9 @@ class BatchView(BaseModel):
     metadata: dict[str, str] | None = None
     counts: BatchCounts
     cost_micro_usd: int = 0
+    # Spend from the batch's ledger rows: totals, by tier and deployment, cache hits
+    # (COSTS.md); shown by GET /v1/batches/{id}, not in the list.
+    cost_summary: dict[str, Any] | None = None
     callback_url: str | None = None
 
 

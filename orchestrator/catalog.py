@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orchestrator.config import Settings
 from orchestrator.errors import ConfigError
+from orchestrator.experiment_schemas import CatalogExperiment
 from orchestrator.tiers import Tier
 
 WireFormat = Literal["openai", "azure", "anthropic", "gemini"]
@@ -85,6 +86,8 @@ class Catalog(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     deployments: tuple[Deployment, ...] = Field(min_length=1)
+    # A/B tests of routing strategies, synced into the database at API start (EXPERIMENTS.md).
+    experiments: tuple[CatalogExperiment, ...] = ()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Catalog:

@@ -13,8 +13,10 @@ from rich.console import Console
 from orchestrator.admin_cli import keys_app, tenants_app
 from orchestrator.client_cli import batches_app, jobs_app, submit
 from orchestrator.config import get_settings
+from orchestrator.experiments_cli import experiments_app
 from orchestrator.routing_cli import eval_app, route_app
 from orchestrator.tiers import Tier
+from orchestrator.usage_cli import budget_command, usage_command
 
 app = typer.Typer(help="Switchyard: an orchestration cluster for LLM work.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -27,7 +29,10 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(batches_app, name="batches")
 app.command()(submit)
 app.add_typer(route_app, name="route")
+app.command("usage")(usage_command)  # COSTS.md
+tenants_app.command("budget")(budget_command)
 app.add_typer(eval_app, name="eval")
+app.add_typer(experiments_app, name="experiments")
 console = Console()
 if not console.is_terminal:
     console = Console(width=120)

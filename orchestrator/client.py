@@ -123,6 +123,15 @@ class Switchyard(ClientBase):
         params: dict[str, Any] = {"limit": limit, **({"after": after} if after else {})}
         return BatchList.model_validate(self._call("GET", "/v1/batches", params=params).json())
 
+    def get_usage(
+        self, *, group_by: str = "", since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        """Your spend grouped by tier, provider, model, deployment, day or kind (COSTS.md)."""
+        given = {"group_by": group_by, "since": since, "until": until}
+        params = {k: v for k, v in given.items() if v}
+        usage: dict[str, Any] = self._call("GET", "/v1/usage", params=params).json()
+        return usage
+
     def cancel_batch(self, batch_id: str) -> BatchView:
         response = self._call("POST", f"/v1/batches/{batch_id}/cancel")
         return BatchView.model_validate(response.json())

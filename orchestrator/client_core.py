@@ -13,6 +13,7 @@ from orchestrator.batch_schemas import BatchView
 from orchestrator.config import Settings
 from orchestrator.errors import (
     ApiError,
+    BudgetExceeded,
     Conflict,
     Forbidden,
     JobUnfinished,
@@ -52,6 +53,8 @@ def error_from(response: httpx.Response) -> SwitchyardError:
         return ValidationFailed(field, message)
     if status == 429:
         return RateLimited(message, float(response.headers.get("retry-after", "1")))
+    if status == 402:
+        return BudgetExceeded(field.removeprefix("budget."), message)
     if "x-switchyard-job-id" in response.headers:
         return JobUnfinished(
             response.headers["x-switchyard-job-id"], str(error.get("type")), message

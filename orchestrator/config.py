@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     router_quality: float = Field(default=0.3, ge=0, le=1)
     router_calibration_path: Path | None = None
 
+    # Sessions and the response cache (CONTEXT.md): how long a cached answer lives,
+    # and how long identical requests wait for the one call in flight.
+    response_cache_ttl_s: int = Field(default=3600, ge=1)
+    response_cache_wait_s: float = Field(default=60.0, gt=0)
+
     @field_validator("database_url", "redis_url")
     @classmethod
     def _dsn_scheme(cls, value: str | None) -> str | None:

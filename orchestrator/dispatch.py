@@ -19,10 +19,14 @@ from sqlalchemy import Engine
 
 from orchestrator.catalog import Catalog
 from orchestrator.config import Settings
+from orchestrator.conversations import ConversationHook
+from orchestrator.cost_hook import CostHook
 from orchestrator.errors import NoRoute, ValidationFailed
 from orchestrator.metrics import JOBS_SUBMITTED
+from orchestrator.pipelines import insert_rows, publishable, route_job, split_pipelines
 from orchestrator.queues import PRIORITY_VALUE, QueuedJob, publish
-from orchestrator.routing import RouteDecision, StrengthPolicy, route
+from orchestrator.routing import RouteDecision, StrengthPolicy
+from orchestrator.routing.experiments import Enroller
 from orchestrator.schemas import JobRequest, Priority
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
@@ -77,6 +81,21 @@ class Dispatcher:
         """The strong/weak scorer, calibration and default quality from the settings."""
         return StrengthPolicy.from_settings(self.settings)
 
+    @cached_property
+    def conversations(self) -> ConversationHook:
+        """The session and response-cache hook: cache mode, session affinity (CONTEXT.md)."""
+        return ConversationHook(self.engine)
+
+    @cached_property
+    def costs(self) -> CostHook:
+        """Tenant objectives, live statistics and budget reservations (COSTS.md)."""
+        return CostHook.from_settings(self.settings, self.engine, self.catalog)
+
+    @cached_property
+    def experiments(self) -> Enroller:
+        """The experiment hook: assigns enrolled jobs to an arm and applies its strategy."""
+        return Enroller(self.settings, self.catalog, self.engine, self.strength)
+
     def decide(self, request: JobRequest, *, field: str = "body") -> RouteDecision:
         """Route one request, turning a routing refusal into a 422 naming the field."""
         if len(request.prompt_text()) > self.settings.max_prompt_chars:
@@ -88,7 +107,7 @@ class Dispatcher:
                 field=f"{field}.callback_url" if field != "body" else "callback_url",
             )
         try:
-            return route(request, self.catalog, self.strength)
+            return route_job(request, self.catalog, self.strength)
         except NoRoute as exc:
             raise ValidationFailed(field, str(exc)) from exc
         except ValidationFailed as exc:
@@ -97,11 +116,17 @@ class Dispatcher:
 
     def submit_job(self, *, tenant_id: str, request: JobRequest) -> str:
         """Admit one interactive job; returns its id."""
+        request = self.costs.defaults(tenant_id, request)
         decision = self.decide(request)
         row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
-        with session_scope(self.engine) as session:
-            repo.insert_jobs(session, rows=[row])
-        self._publish([row])
+        held = [(row, decision.estimated_input_tokens)]  # its budget reservation
+        rows = split_pipelines([row])  # a pipeline: its parent row and its first step
+        with (
+            self.costs.reserved(tenant_id, str(row["id"]), held),
+            session_scope(self.engine) as session,
+        ):
+            insert_rows(session, rows)
+        self._publish(publishable(rows))
         return str(row["id"])
 
     def submit_batch(
@@ -111,6 +136,7 @@ class Dispatcher:
         if not requests:
             raise ValidationFailed("body", "a batch needs at least one job")
         self.check_batch_size(len(requests))
+        requests = [self.costs.defaults(tenant_id, r) for r in requests]
         routed = [Routed(i, r, self.decide(r, field=f"[{i}]")) for i, r in enumerate(requests)]
         return self.admit_batch(tenant_id=tenant_id, routed=routed, spec=spec)
 
@@ -137,9 +163,13 @@ class Dispatcher:
                 )
                 for r in routed
             ]
-            repo.insert_jobs(session, rows=rows)
+            tokens = [r.decision.estimated_input_tokens for r in routed]
+            held = list(zip(rows, tokens, strict=True))  # their budget reservation
+            rows = split_pipelines(rows)
+            with self.costs.reserved(tenant_id, batch.id, held):  # 402 over a budget
+                insert_rows(session, rows)
             batch_id = batch.id
-        self._publish(rows)
+        self._publish(publishable(rows))
         return batch_id
 
     def _row(
@@ -152,8 +182,16 @@ class Dispatcher:
         batch_id: str | None = None,
         index: int | None = None,
     ) -> dict[str, Any]:
+        job_id = new_id("job")
+        joined = self.experiments.assign(
+            tenant_id=tenant_id, job_id=job_id, request=request, decision=decision
+        )
+        if joined is not None:  # an experiment's arm re-routed it (EXPERIMENTS.md)
+            request, decision = joined.request, joined.decision
+        # cache mode and session affinity (CONTEXT.md)
+        request, decision = self.conversations.apply(tenant_id, request, decision)
         return {
-            "id": new_id("job"),
+            "id": job_id,
             "tenant_id": tenant_id,
             "batch_id": batch_id,
             "batch_index": index,
@@ -163,7 +201,9 @@ class Dispatcher:
             "tier": decision.tier.value,
             "tier_reasons": list(decision.reasons),
             "plan": [d.name for d in decision.plan],
-            "routing": decision.record(),
+            "routing": decision.record() + ([joined.step] if joined else []),
+            "experiment_id": joined.experiment_id if joined else None,
+            "experiment_arm": joined.arm if joined else None,
             "priority": PRIORITY_VALUE[priority],
             "request": request.model_dump(mode="json", exclude_none=True),
             "created_at": (now := utcnow()),

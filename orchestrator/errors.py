@@ -9,6 +9,7 @@ SwitchyardError
 ├── Unauthorized         missing or unknown API key (401)
 ├── Forbidden            the admin API without the admin key configured (403)
 ├── RateLimited          the tenant is over its request rate (429, with retry_after_s)
+├── BudgetExceeded       the tenant's daily or monthly budget would be passed (402)
 ├── JobUnfinished        a job waited on did not succeed (failed 502, expired 504, cancelled 409)
 ├── ApiError             any other error answer, as the SDK sees it (status kept)
 └── NoRoute              no deployment in the catalog can serve the request
@@ -69,6 +70,14 @@ class RateLimited(SwitchyardError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class BudgetExceeded(SwitchyardError):
+    """Admitting the request could pass the tenant's ``period`` budget (HTTP 402)."""
+
+    def __init__(self, period: str, message: str) -> None:
+        super().__init__(message)
+        self.period = period
 
 
 class JobUnfinished(SwitchyardError):

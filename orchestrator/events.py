@@ -7,6 +7,12 @@ waiter starts listening. Events are a fast path only: a waiter also reads the
 job from the database between short waits, so a job ended by a cancel or by
 the reconciler (which send no event), or an event lost with Redis, still
 wakes it.
+
+A job asked with ``stream: true`` also has a Redis stream (``stream_key``) that
+its worker fills with the answer's text as the provider streams it
+(``workers.streaming``) and the chat-completions route relays
+(``orchestrator.api.chat_stream``); it is a fast path too, and the job row
+stays the truth.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ POLL_EVERY_S = 2
 
 def done_key(prefix: str, job_id: str) -> str:
     return f"{prefix}switchyard:done:{job_id}"
+
+
+def stream_key(prefix: str, job_id: str) -> str:
+    """The Redis stream a streaming job's answer is relayed through (``workers.streaming``)."""
+    return f"{prefix}switchyard:stream:{job_id}"
 
 
 def publish_done(client: redis.Redis, *, prefix: str, job_id: str, status: str) -> None:
@@ -41,13 +52,19 @@ async def wait_done(
     timeout_s: float,
     is_final: Callable[[], Awaitable[bool]],
     on_tick: Callable[[], Awaitable[None]] | None = None,
+    fresh: bool = False,
 ) -> bool:
-    """Wait until the job is final (event or database); False if ``timeout_s`` passed first."""
+    """Wait until the job is final (event or database); False if ``timeout_s`` passed first.
+
+    ``fresh``: the job was just submitted, so the first database read is skipped
+    (its event, if it already ended, is waiting in the list).
+    """
     key = done_key(prefix, job_id)
     remaining = timeout_s
     while remaining > 0:
-        if await is_final():
+        if not fresh and await is_final():
             return True
+        fresh = False
         step = min(POLL_EVERY_S, remaining)
         try:
             popped = await client.blpop([key], timeout=step)

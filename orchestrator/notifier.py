@@ -5,7 +5,9 @@ with one gets an outbox row (``webhook_deliveries``), written in the same
 transaction that marks it notified, so whatever ended it (a worker, a cancel,
 the reconciler's expiry) it is notified exactly once; (2) due deliveries are
 POSTed, signed with the tenant's secret (``orchestrator.webhooks``); a failure
-is retried with exponential backoff up to ``webhook_max_attempts`` times.
+is retried with exponential backoff up to ``webhook_max_attempts`` times. The
+target host is resolved again before every try and the request pinned to the
+address checked, so a name that now points inside the network is refused.
 Several notifiers may run: rows are claimed by compare-and-set.
 """
 
@@ -33,7 +35,7 @@ from orchestrator.webhooks import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     backoff_s,
-    check_callback_url,
+    pin_callback_url,
     sign,
 )
 
@@ -129,8 +131,9 @@ class Notifier:
         return error
 
     def _post(self, send: Send, secret: str) -> str | None:
-        try:
-            check_callback_url(send.url, allow_private=self.settings.webhook_allow_private)
+        """One try; None when the receiver took it, else why not (kept on the row)."""
+        try:  # resolved again now, and pinned to the address checked (orchestrator.webhooks)
+            target = pin_callback_url(send.url, allow_private=self.settings.webhook_allow_private)
         except ValidationFailed as exc:
             return exc.message
         body = json.dumps(send.payload, separators=(",", ":")).encode()
@@ -141,10 +144,21 @@ class Notifier:
             DELIVERY_HEADER: send.id,
             SIGNATURE_HEADER: sign(secret, body),
         }
+        url, extensions = send.url, {}
+        if target is not None:
+            url, headers["Host"] = target.url, target.host_header
+            if target.sni_hostname:
+                extensions["sni_hostname"] = target.sni_hostname
         try:
-            response = self.http.post(
-                send.url, content=body, headers=headers, timeout=self.settings.webhook_timeout_s
+            request = self.http.build_request(
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                timeout=self.settings.webhook_timeout_s,
+                extensions=extensions,
             )
+            response = self.http.send(request)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
         if 200 <= response.status_code < 300:

@@ -51,6 +51,8 @@ class ChatCompletionRequest(BaseModel):
     metadata: dict[str, str] | None = None
     quality: float | None = Field(default=None, ge=0, le=1)
     callback_url: str | None = Field(default=None, max_length=2000)
+    session_id: str | None = None  # validated by JobRequest (CONTEXT.md)
+    cache: str | None = None  # off | read | write | on, validated by JobRequest
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -82,6 +84,8 @@ class ChatCompletionRequest(BaseModel):
             "tool_choice": self.tool_choice,
             "quality": self.quality,
             "callback_url": self.callback_url,
+            "session_id": self.session_id,
+            "cache": self.cache,
         }
         for key, value in optional.items():
             if isinstance(value, BaseModel):
@@ -157,6 +161,7 @@ class SwitchyardFacts(BaseModel):
     provider: str | None = None
     cost_micro_usd: int = 0
     latency_ms: int | None = None
+    cache_hit: bool = False
 
 
 class ChatCompletion(BaseModel):

@@ -57,11 +57,27 @@ def explain(
     scorer: ScorerOpt = None,
     quality: Annotated[float | None, typer.Option(min=0.0, max=1.0)] = None,
     as_json: JsonOpt = False,
+    strategy: Annotated[
+        str | None, typer.Option(help="cascade: show the escalation path (PIPELINES.md)")
+    ] = None,
+    objective: Annotated[
+        str | None, typer.Option(help="cost, latency, quality or balanced (COSTS.md)")
+    ] = None,
 ) -> None:
     """Show every routing decision (tier, strong/weak) with its reasons, and the route plan."""
     from orchestrator.routing_show import explain_text
 
-    explain_text(console, text, max_tokens, image or [], scorer, quality, as_json)
+    explain_text(
+        console,
+        text,
+        max_tokens,
+        image or [],
+        scorer,
+        quality,
+        as_json,
+        strategy=strategy,
+        objective=objective,
+    )
 
 
 @route_app.command("job")

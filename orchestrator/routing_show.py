@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator import live_stats
 from orchestrator.catalog import load_catalog
 from orchestrator.config import get_settings
 from orchestrator.cost import format_usd
@@ -22,8 +23,10 @@ from orchestrator.evaluation.data import (
 )
 from orchestrator.evaluation.router import evaluate_router
 from orchestrator.evaluation.tiers import evaluate_tiers
-from orchestrator.routing import RouteDecision, StrengthPolicy, expected_cost_micro_usd, route
+from orchestrator.live_stats import DeploymentStats, LiveStats
+from orchestrator.routing import RouteDecision, StrengthPolicy
 from orchestrator.routing import calibration as calibrations
+from orchestrator.routing.objective import Candidate, estimate_all
 from orchestrator.routing.scorers import get_scorer
 from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
 
@@ -60,25 +63,80 @@ def explain_text(
     scorer: str | None,
     quality: float | None,
     as_json: bool,
+    *,
+    strategy: str | None = None,
+    objective: str | None = None,
 ) -> None:
-    """Route ``text`` as the dispatcher would and show every decision and the plan."""
+    """Route ``text`` as the dispatcher would and show every decision and the plan, with
+    each candidate's expected cost and predicted latency (live statistics, if reachable)."""
+    from orchestrator.errors import ValidationFailed
+    from orchestrator.pipelines import route_request
+
+    if strategy not in (None, "single", "cascade"):
+        raise ValidationFailed("strategy", f"unknown strategy {strategy!r}: single or cascade")
     parts: list[TextPart | ImagePart] = [TextPart(text=text)]
     parts += [ImagePart(image_url=ImageURL(url=u)) for u in images]
-    request = JobRequest(messages=[Message(role="user", content=parts)], max_tokens=max_tokens)
-    decision = route(request, load_catalog(get_settings()), _policy(scorer, quality))
+    request = JobRequest.model_validate(
+        {
+            "messages": [Message(role="user", content=parts)],
+            "max_tokens": max_tokens,
+            "strategy": strategy,
+            "objective": objective,
+        }
+    )
+    catalog = load_catalog(get_settings())
+    stats = _live_stats([d.name for d in catalog.deployments])
+    decision = route_request(request, catalog, _policy(scorer, quality))
     tokens = decision.estimated_input_tokens
+    found = estimate_all(decision.plan, tokens, max_tokens, stats)
     if as_json:
         plan = [d.name for d in decision.plan]
-        print(json.dumps({"routing": decision.record(), "plan": plan}, indent=1))
+        candidates = [c.as_json() for c in found]
+        print(json.dumps({"routing": decision.record(), "plan": plan, "candidates": candidates}))
         return
     _print_decisions(console, decision)
+    console.print(_plan_table(found, tokens))
+    if strategy == "cascade":
+        path = " -> ".join(d.name for d in decision.plan)
+        console.print(f"cascade: {path}; each answer is checked (schema, refusal, low quality)")
+        console.print("  and a failed check escalates to the next deployment (PIPELINES.md)")
+
+
+def _live_stats(names: list[str]) -> dict[str, DeploymentStats]:
+    """The cluster's live statistics (installed for route plans too), or none without Redis."""
+    import redis
+
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_connect_timeout=1)
+    stats = LiveStats(client, prefix=settings.redis_key_prefix)
+    try:
+        found = stats.read(names)
+    except redis.RedisError:
+        return {}
+    live_stats.install(stats)
+    return found
+
+
+def _plan_table(found: Sequence[Candidate], tokens: int) -> Table:
+    """One row per candidate, in plan order: expected and worst cost, predicted latency."""
     table = Table(title=f"route plan (~{tokens} input tokens)")
-    for column in ("#", "deployment", "provider", "model", "strength", "max cost"):
+    columns = ("#", "deployment", "model", "strength", "expected cost", "max cost")
+    for column in (*columns, "predicted latency", "error rate", "calls seen"):
         table.add_column(column)
-    for i, dep in enumerate(decision.plan, start=1):
-        worst = format_usd(int(expected_cost_micro_usd(dep, tokens, max_tokens)))
-        table.add_row(str(i), dep.name, dep.provider, dep.model, str(dep.strength), worst)
-    console.print(table)
+    for i, c in enumerate(found, start=1):
+        dep = c.deployment
+        table.add_row(
+            str(i),
+            dep.name,
+            dep.model,
+            str(dep.strength),
+            format_usd(int(c.expected_cost_micro_usd)),
+            format_usd(int(c.max_cost_micro_usd)),
+            f"{c.predicted_latency_ms:.0f} ms",
+            f"{c.error_rate:.1%}",
+            str(c.samples) if c.samples else "none (prior)",
+        )
+    return table
 
 
 def show_job(console: Console, job_id: str, tenant: str, as_json: bool) -> None:

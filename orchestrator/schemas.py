@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.batch_schemas import BatchCounts, BatchStatus, BatchView
 from orchestrator.messages import (
@@ -33,6 +33,7 @@ from orchestrator.messages import (
     ToolChoice,
     ToolChoiceFunction,
 )
+from orchestrator.pipeline_schemas import StepSpec, Strategy, check_steps
 from orchestrator.tiers import Tier
 
 
@@ -41,6 +42,16 @@ class Priority(StrEnum):
 
     INTERACTIVE = "interactive"
     BATCH = "batch"
+
+
+CacheMode = Literal["off", "read", "write", "on"]
+"""How a request uses the response cache: ``read`` may answer from it, ``write`` stores
+the answer, ``on`` does both (and coalesces identical requests in flight)."""
+
+
+Objective = Literal["cost", "latency", "quality", "balanced"]
+"""What a route plan optimises (COSTS.md): expected cost, predicted latency, model
+strength, or a blend of cost and latency."""
 
 
 class JobRequest(BaseModel):
@@ -68,12 +79,50 @@ class JobRequest(BaseModel):
     callback_url: str | None = Field(
         default=None, max_length=2000, description="POSTed a signed notification when it ends"
     )
+    stream: bool = Field(
+        default=False,
+        description="the worker relays the answer's text as it is generated (set by "
+        "POST /v1/chat/completions with stream: true)",
+    )
+    session_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="a conversation kept by Switchyard: send only the new turn (CONTEXT.md)",
+    )
+    cache: CacheMode | None = Field(
+        default=None, description="response cache: off, read, write or on (CONTEXT.md)"
+    )
+
+    steps: list[StepSpec] | None = Field(
+        default=None, min_length=1, description="a pipeline: steps run in order (PIPELINES.md)"
+    )
+    strategy: Strategy | None = Field(
+        default=None, description="cascade: cheapest first, escalate when a check fails"
+    )
+    objective: Objective | None = Field(
+        default=None, description="order the route plan by cost, latency, quality or balanced"
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="refuse deployments whose worst-case cost exceeds this"
+    )
+    max_latency_ms: int | None = Field(
+        default=None, gt=0, description="refuse deployments predicted slower than this"
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' or 'prompt'")
         return self
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_refer_back(cls, steps: list[StepSpec] | None) -> list[StepSpec] | None:
+        if steps is not None:
+            check_steps(steps)
+        return steps
 
     def canonical_messages(self) -> list[Message]:
         """Every turn in order; ``system`` (if given) first, ``prompt`` as one user turn."""
@@ -175,6 +224,20 @@ class RoutingStep(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+class StepView(BaseModel):
+    """One step of a pipeline job: where it ran and what it cost (PIPELINES.md)."""
+
+    index: int
+    name: str
+    job_id: str | None = None
+    status: JobStatus | None = None  # None: not created yet
+    tier: Tier | None = None
+    deployment: str | None = None
+    cost_micro_usd: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+
 class JobView(BaseModel):
     """A job as the API shows it to its tenant."""
 
@@ -196,11 +259,15 @@ class JobView(BaseModel):
     cost_micro_usd: int = 0
     latency_ms: int | None = None
     attempts: int = 0
+    cache_hit: bool = False
     error: str | None = None
     created_at: datetime
     deadline_at: datetime | None = None
     next_attempt_at: datetime | None = None
     finished_at: datetime | None = None
+    parent_job_id: str | None = None
+    current_step: int | None = None
+    steps: list[StepView] | None = None
 
 
 __all__ = [
@@ -209,6 +276,7 @@ __all__ = [
     "BatchStatus",
     "BatchView",
     "CacheControl",
+    "CacheMode",
     "Completion",
     "ContentPart",
     "FinishReason",
@@ -222,8 +290,11 @@ __all__ = [
     "JobView",
     "Message",
     "NamedToolChoice",
+    "Objective",
     "Priority",
     "ResponseFormat",
+    "StepSpec",
+    "StepView",
     "TextPart",
     "Tool",
     "ToolCall",

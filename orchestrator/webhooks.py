@@ -12,6 +12,12 @@ The secret is per tenant (``GET /v1/webhooks/secret``). Receivers check the
 signature with ``verify_signature`` and refuse old timestamps (replays).
 Private, loopback, link-local and reserved addresses are refused at submission
 and again before each send, unless ``SWITCHYARD_WEBHOOK_ALLOW_PRIVATE`` is set.
+
+At send time the host is resolved again (a name that was public when the job was
+submitted may point inside the network now), and the request is pinned to the
+address that was checked (``pin_callback_url``): it connects to that IP, with the
+original ``Host`` header and TLS server name, so a second DNS answer (DNS
+rebinding) cannot send it elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import hmac
 import ipaddress
 import socket
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import httpx
 
 from orchestrator.errors import ValidationFailed
 
@@ -31,6 +40,7 @@ DELIVERY_HEADER = "X-Switchyard-Delivery"
 
 
 def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address ``host`` names now (an IP literal is itself)."""
     try:
         return [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:
@@ -50,8 +60,42 @@ def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where a webhook is sent: the checked address, and the names the receiver expects."""
+
+    url: str  # the callback URL with its host replaced by the checked address
+    host_header: str  # the original ``host[:port]``
+    sni_hostname: str | None  # the original host name, for TLS (None for http)
+
+
 def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_url") -> None:
     """Refuse (``ValidationFailed``) a URL that is not http(s) or points inside the network."""
+    _checked_addresses(url, allow_private=allow_private, field=field)
+
+
+def pin_callback_url(
+    url: str, *, allow_private: bool, field: str = "callback_url"
+) -> PinnedTarget | None:
+    """Resolve ``url``'s host now and pin the request to a checked address.
+
+    Raises ``ValidationFailed`` like ``check_callback_url``; None when private
+    addresses are allowed (nothing to protect: the URL is used as it is).
+    """
+    addresses = _checked_addresses(url, allow_private=allow_private, field=field)
+    if not addresses:
+        return None
+    parsed = httpx.URL(url)
+    pinned = parsed.copy_with(host=str(addresses[0]))
+    sni = parsed.host if parsed.scheme == "https" else None
+    return PinnedTarget(str(pinned), parsed.netloc.decode("ascii"), sni)
+
+
+def _checked_addresses(url: str, *, allow_private: bool, field: str) -> list[Address]:
+    """The host's addresses, all public ([] when private ones are allowed); or refused."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -63,15 +107,16 @@ def check_callback_url(url: str, *, allow_private: bool, field: str = "callback_
     if parts.username or parts.password:
         raise ValidationFailed(field, "must not carry credentials")
     if allow_private:
-        return
+        return []
     try:
         addresses = _addresses(host)
     except (OSError, UnicodeError) as exc:
         raise ValidationFailed(field, f"host {host!r} does not resolve") from exc
-    if any(_private(a) for a in addresses):
+    if not addresses or any(_private(a) for a in addresses):
         raise ValidationFailed(
             field, f"host {host!r} is a private or loopback address; refused for webhooks"
         )
+    return addresses
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:

@@ -26,6 +26,7 @@ from orchestrator.schemas import Completion, JobRequest
 from orchestrator.store.models import Job, utcnow
 from orchestrator.tokens import estimate_request_tokens
 from workers.guards import (
+    Answered,
     Call,
     FailJob,
     Guard,
@@ -65,10 +66,17 @@ class Verdict:
     completion: Completion | None = None
     latency_ms: int = 0
     progress: dict[str, Any] | None = None
+    cache_hit: bool = False  # answered from the response cache (a guard's ``Answered``)
 
 
 Caller = Callable[[Deployment, JobRequest], Completion]
 FailureRecorder = Callable[[Deployment, ProviderError, int, Progress], None]
+Reviewer = Callable[[Call, Completion, int], None]
+"""Checks an answer (``workers.checks``); raises a ``GuardSignal`` to repair or escalate."""
+
+
+def _accept(call: Call, completion: Completion, latency_ms: int) -> None:
+    """The default review: every answer is good."""
 
 
 @dataclass
@@ -82,6 +90,7 @@ class AttemptLoop:
     record_failure: FailureRecorder
     held: Held
     sleep: Callable[[float], None] = time.sleep
+    review: Reviewer = _accept
 
     def run(self) -> Verdict:
         """Run the plan; the verdict carries the progress to keep for the next delivery."""
@@ -98,7 +107,15 @@ class AttemptLoop:
             if deployment is None:
                 last_error = f"deployment {name!r} is no longer in the catalog"
                 continue
-            call = Call(self.job.id, deployment, request, progress, tokens, tier=self.job.tier)
+            call = Call(
+                self.job.id,
+                deployment,
+                request,
+                progress,
+                tokens,
+                tier=self.job.tier,
+                tenant_id=self.job.tenant_id,
+            )
             try:
                 return self._on_deployment(call)
             except SkipDeployment as skip:
@@ -119,6 +136,11 @@ class AttemptLoop:
                 return self._attempt(call)
             except FailJob as fail:
                 return Verdict(Ending.FAILED, fail.reason)
+            except Answered as answered:  # a response-cache hit: no provider call
+                completion, deployment = answered.completion, call.deployment
+                return Verdict(
+                    Ending.SUCCEEDED, deployment=deployment, completion=completion, cache_hit=True
+                )
             except RetryAfter as wait:
                 if isinstance(wait, RateLimitWait) or wait.delay_s > INLINE_WAIT_S:
                     waiting = isinstance(wait, RateLimitWait)
@@ -147,6 +169,9 @@ class AttemptLoop:
         latency_ms = int((time.perf_counter() - started) * 1000)
         for guard in self.guards:
             guard.after_success(call, completion)
+        self.review(call, completion, latency_ms)
+        for guard in self.guards:  # the answer passed every check: it is the job's answer
+            guard.after_accepted(call, completion)
         return Verdict(
             Ending.SUCCEEDED,
             deployment=call.deployment,

@@ -36,14 +36,18 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog, Deployment
 from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
+from orchestrator.queues import QueuedJob
 from orchestrator.schemas import Completion, JobRequest, JobStatus
 from orchestrator.store import leases, repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
-from workers.guards import Guard, Progress, local_guards
+from workers.checks import OutputGate, Problem
+from workers.guards import Call, Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
 from workers.providers import ProviderError, adapter_for
+from workers.steps import PipelineHook
+from workers.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,35 +76,52 @@ class Runtime:
         http: httpx.Client,
         *,
         guards: Sequence[Guard] | None = None,
+        relay: StreamRelay | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
         self.http = http
         self.guards = list(guards) if guards is not None else local_guards(settings)
+        self.relay = relay or StreamRelay(settings)
+        self.gate = OutputGate()  # output checks: repair or escalate (workers.checks)
+        self.pipeline = PipelineHook(settings, catalog)  # next step of a pipeline job
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._local = threading.local()
         self.keeper = LeaseKeeper(
             engine, owner_prefix=f"{self.owner}:", lease_s=settings.job_lease_s
         )
+
+    def claimed(self, job_id: str) -> Job | None:
+        """The row this thread's last ``execute`` claimed, if it was ``job_id`` (for hooks)."""
+        job: Job | None = getattr(self._local, "claimed", None)
+        return job if job is not None and job.id == job_id else None
 
     def execute(self, job_id: str) -> Outcome:
         owner = f"{self.owner}:{threading.get_ident()}"
         lease_s = self.settings.job_lease_s
         claim = self._db(lambda s: leases.claim_job(s, job_id=job_id, owner=owner, lease_s=lease_s))
-        job = claim.job
+        job = self._local.claimed = claim.job
         if job is None:  # final, running elsewhere, or not due: its own wake-up will come
             return Outcome.SKIPPED
         if job.lease_expiries > self.settings.max_lease_expiries:
             error = f"its worker died {job.lease_expiries} times while running it; stopped"
             return self._finish(job, owner, Outcome.FAILED, {"status": "failed", "error": error})
+        if self.pipeline.is_parent(job):  # a re-driven pipeline: its steps run, not it
+            queued = self._db(lambda s: self.pipeline.resume(s, job, owner))
+            self.pipeline.publish(queued)
+            return Outcome.DEFERRED
         with self.keeper.hold(job.id) as held:
             loop = AttemptLoop(
                 job=job,
                 catalog=self.catalog,
-                guards=self.guards,
-                call_provider=self._call,
+                guards=[self.gate, *self.guards],
+                call_provider=lambda d, r: self._call(d, r, job_id=job.id),
                 record_failure=lambda d, e, ms, p: self._record_failure(job, owner, d, e, ms, p),
                 held=held,
+                review=lambda c, done, ms: self.gate.review(
+                    c, done, lambda p: self._record_rejected(job, owner, c, done, ms, p)
+                ),
             )
             return self._conclude(job, owner, loop.run())
 
@@ -117,8 +138,13 @@ class Runtime:
             return self._defer(job, owner, verdict)
         return Outcome.LOST_LEASE
 
-    def _call(self, deployment: Deployment, request: JobRequest) -> Completion:
-        return adapter_for(deployment, self.http, self.settings).complete(deployment, request)
+    def _call(
+        self, deployment: Deployment, request: JobRequest, *, job_id: str | None = None
+    ) -> Completion:
+        adapter = adapter_for(deployment, self.http, self.settings)
+        if request.stream and job_id is not None:  # relayed token by token (workers.streaming)
+            return self.relay.call(adapter, deployment, request, job_id=job_id)
+        return adapter.complete(deployment, request)
 
     def _record_failure(
         self,
@@ -141,11 +167,45 @@ class Runtime:
         )
 
         def write(session: Session) -> None:
-            if session.get(Attempt, record.attempt_id) is None:
+            if not _written_before(session, record.attempt_id):
                 repo.record_attempt(session, job=job, record=record)
                 leases.save_progress(
                     session, job_id=job.id, owner=owner, progress=progress.to_json()
                 )
+
+        self._db(write)
+
+    def _record_rejected(
+        self,
+        job: Job,
+        owner: str,
+        call: Call,
+        completion: Completion,
+        latency_ms: int,
+        problem: Problem,
+    ) -> None:
+        """An answer that failed a check: billed, so an attempt and its ledger row."""
+        dep, usage = call.deployment, completion.usage
+        record = repo.AttemptRecord(
+            deployment=dep.name,
+            provider=dep.provider,
+            model=dep.model,
+            outcome="rejected",
+            latency_ms=latency_ms,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            error=f"{problem.check}: {problem.reason}",
+            cost_micro_usd=cost_micro_usd(dep, usage),
+            attempt_id=new_id("att"),
+        )
+        progress = call.progress.to_json()
+
+        def write(session: Session) -> None:
+            if not _written_before(session, record.attempt_id):
+                repo.record_attempt(session, job=job, record=record)
+                leases.save_progress(session, job_id=job.id, owner=owner, progress=progress)
 
         self._db(write)
 
@@ -165,20 +225,38 @@ class Runtime:
             reasoning_tokens=usage.reasoning_tokens,
             cost_micro_usd=cost_micro_usd(deployment, usage),
             attempt_id=new_id("att"),
+            cache_hit=verdict.cache_hit,
         )
         values = _result(deployment, completion, verdict.latency_ms)
+        values["cache_hit"] = verdict.cache_hit
 
         def write(session: Session) -> bool:
-            if session.get(Attempt, record.attempt_id) is not None:  # an earlier try committed
+            if _written_before(session, record.attempt_id):  # an earlier try committed
                 row = session.get(Job, job.id)
                 return row is not None and row.status == "succeeded" and row.lease_owner == owner
-            repo.record_attempt(session, job=job, record=record)
-            return leases.finish_job(session, job_id=job.id, owner=owner, values=values)
+            repo.record_attempt(session, job=job, record=record, bill_job=False)
+            cost = record.cost_micro_usd or 0
+            if not leases.finish_job(
+                session, job_id=job.id, owner=owner, values=values, add_cost_micro_usd=cost
+            ):
+                repo.bill_job(session, job_id=job.id, cost_micro_usd=cost)  # billed all the same
+                return False
+            queued[:] = self.pipeline.on_final(session, job, values)
+            return True
 
-        return Outcome.SUCCEEDED if self._db(write) else Outcome.LOST_LEASE
+        queued: list[QueuedJob] = []
+        won = self._db(write)
+        self.pipeline.publish(queued)
+        return Outcome.SUCCEEDED if won else Outcome.LOST_LEASE
 
     def _finish(self, job: Job, owner: str, outcome: Outcome, values: dict[str, Any]) -> Outcome:
-        won = self._db(lambda s: leases.finish_job(s, job_id=job.id, owner=owner, values=values))
+        def write(session: Session) -> bool:
+            won = leases.finish_job(session, job_id=job.id, owner=owner, values=values)
+            if won:  # a pipeline's step: its parent fails or expires with it
+                self.pipeline.on_final(session, job, values)
+            return won
+
+        won = self._db(write)
         return outcome if won else Outcome.LOST_LEASE
 
     def _defer(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
@@ -201,16 +279,29 @@ class Runtime:
     def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a transaction, retrying while the database is unreachable."""
         delay_s, give_up = 0.2, time.monotonic() + DB_PATIENCE_S
+        retry = False
         while True:
             try:
                 with session_scope(self.engine) as session:
+                    session.info["retry"] = retry
                     return work(session)
             except (OperationalError, InterfaceError) as exc:
+                retry = True
                 if time.monotonic() + delay_s > give_up:
                     raise
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+
+
+def _written_before(session: Session, attempt_id: str | None) -> bool:
+    """Did an earlier try of this write commit (its reply lost with the connection)?
+
+    Only a retried write can find its own attempt, so a first try skips the lookup.
+    """
+    if not session.info.get("retry") or attempt_id is None:
+        return False
+    return session.get(Attempt, attempt_id) is not None
 
 
 def _result(deployment: Deployment, completion: Completion, latency_ms: int) -> dict[str, Any]:

@@ -101,6 +101,9 @@ class Observed(Guard):
     def after_success(self, call: Call, completion: Completion) -> None:
         self.inner.after_success(call, completion)
 
+    def after_accepted(self, call: Call, completion: Completion) -> None:
+        self.inner.after_accepted(call, completion)
+
     def after_failure(self, call: Call, error: ProviderError) -> None:
         try:
             self.inner.after_failure(call, error)

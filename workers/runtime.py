@@ -10,10 +10,12 @@ import redis
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
 from orchestrator.store.db import get_engine
+from workers.context_hook import conversation_guards
 from workers.execute import Runtime
 from workers.guards import default_guards
 from workers.metrics import observe, watch_breakers
 
+DB_POOL_MAX = 32
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
@@ -25,7 +27,9 @@ def build_runtime(settings: Settings) -> Runtime:
         max_keepalive_connections=settings.worker_concurrency * 2,
     )
     http = httpx.Client(timeout=settings.provider_timeout_s, limits=limits)
-    engine = get_engine(settings.effective_database_url, pool_size=settings.worker_concurrency)
+    # writes are short: a few dozen connections serve hundreds of threads
+    pool_size = min(settings.worker_concurrency, DB_POOL_MAX)
+    engine = get_engine(settings.effective_database_url, pool_size=pool_size, pre_ping=False)
     shared = redis.Redis.from_url(
         settings.effective_redis_url,
         socket_timeout=5,
@@ -34,7 +38,8 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
     catalog = load_catalog(settings)
-    guards = observe(default_guards(settings, shared))
+    first = conversation_guards(settings, engine, shared)  # sessions, response cache
+    guards = observe([*first, *default_guards(settings, shared)])
     watch_breakers(guards, catalog)
     return Runtime(settings, catalog, engine, http, guards=guards)
 

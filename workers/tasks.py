@@ -13,7 +13,9 @@ from celery import Task
 
 from orchestrator.queues import EXECUTE_JOB
 from workers.app import app
+from workers.budget_settle import settler
 from workers.events import reporter
+from workers.experiments import experiment_hook
 from workers.runtime import runtime
 
 
@@ -24,5 +26,9 @@ def execute_job(self: Task, job_id: str) -> str:
     """Run one delivery of a job by id; the message carries nothing else."""
     outcome = runtime().execute(job_id)
     tier = (self.request.delivery_info or {}).get("routing_key") or "unknown"
-    reporter().report(job_id, outcome, tier=str(tier))
+    reporter().report(job_id, outcome, tier=str(tier))  # first: a waiting client wakes now
+    claimed = runtime().claimed(job_id)
+    tenant_id = claimed.tenant_id if claimed is not None else None
+    settler(runtime()).settle(job_id, outcome, tenant_id=tenant_id)  # budget -> real cost
+    experiment_hook().after(job_id, outcome, claimed=claimed)  # guardrail, judge
     return outcome.value

@@ -5,8 +5,9 @@ Every refusal has one shape, which is OpenAI's error object with Switchyard's
 (``param`` repeats ``field``). 401 for a missing key, 403 for the admin API
 without an admin key, 404 for an id the tenant does not own, 409 for a state
 that refuses the action, 413 for a body over its limit, 422 naming the field
-for bad input, 429 (with ``Retry-After``) over the tenant's rate, 502/504 for a
-chat completion whose job failed or expired. Nothing leaks a stack trace.
+for bad input, 429 (with ``Retry-After``) over the tenant's rate, 402 over a
+budget, 502/504 for a chat completion whose job failed or expired. Nothing leaks
+a stack trace.
 """
 
 from __future__ import annotations
@@ -28,11 +29,23 @@ from starlette.exceptions import HTTPException
 from orchestrator import __version__
 from orchestrator.api.deps import AppState
 from orchestrator.api.limits import BodyLimit, TenantRateLimiter
-from orchestrator.api.routes import admin, batches, files, health, jobs, openai_compat, queues
+from orchestrator.api.routes import (
+    admin,
+    batches,
+    experiments,
+    files,
+    health,
+    jobs,
+    openai_compat,
+    queues,
+    sessions,
+)
+from orchestrator.api.routes import usage as usage_routes
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
 from orchestrator.dispatch import Dispatcher
 from orchestrator.errors import (
+    BudgetExceeded,
     Conflict,
     Forbidden,
     JobUnfinished,
@@ -42,6 +55,7 @@ from orchestrator.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from orchestrator.experiment_sync import sync_catalog_experiments
 from orchestrator.metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
 from orchestrator.queues import make_celery
 from orchestrator.store.db import get_engine
@@ -104,6 +118,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             429, "rate_limited", str(exc), code="rate_limit_exceeded", headers=retry
         )
 
+    @app.exception_handler(BudgetExceeded)
+    async def _over_budget(_: Request, exc: BudgetExceeded) -> JSONResponse:
+        field = f"budget.{exc.period}"
+        return error_response(402, "budget_exceeded", str(exc), field, code="budget_exceeded")
+
     @app.exception_handler(JobUnfinished)
     async def _unfinished(_: Request, exc: JobUnfinished) -> JSONResponse:
         headers = {"x-switchyard-job-id": exc.job_id}
@@ -143,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     state = _state(settings)
+    sync_catalog_experiments(state.engine, state.catalog, settings)  # EXPERIMENTS.md
     cluster = CollectorRegistry(auto_describe=True)
     cluster.register(ClusterCollector(state.redis, settings.redis_key_prefix, state.engine))
 
@@ -158,6 +178,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, jobs, batches, files, openai_compat, queues, admin):
         app.include_router(module.router)
     app.include_router(admin.account)
+    app.include_router(usage_routes.router)
+    app.include_router(usage_routes.admin)
+    app.include_router(experiments.router)
+    app.include_router(experiments.feedback)
+    app.include_router(sessions.router)  # CONTEXT.md
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -12,20 +12,24 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated
 
 import redis
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.api.limits import TenantRateLimiter
+from orchestrator.cache_hits import CacheFront
 from orchestrator.catalog import Catalog
 from orchestrator.config import Settings
 from orchestrator.dispatch import Dispatcher
 from orchestrator.errors import Forbidden, Unauthorized
+from orchestrator.response_cache import ResponseCache
 from orchestrator.store import tenants
 from orchestrator.store.db import session_scope
 from orchestrator.store.repo import hash_api_key
@@ -67,8 +71,20 @@ class AppState:
     limiter: TenantRateLimiter
     keys: KeyCache = field(default_factory=KeyCache)
 
+    @cached_property
+    def cache_front(self) -> CacheFront:
+        """The response cache's fast path (CONTEXT.md): cache modes, hits answered at once."""
+        cache = ResponseCache(
+            self.redis,
+            prefix=self.settings.redis_key_prefix,
+            ttl_s=self.settings.response_cache_ttl_s,
+            wait_s=self.settings.response_cache_wait_s,
+        )
+        return CacheFront(self.settings, self.engine, cache, self.dispatcher.conversations.modes)
 
-def get_state(request: Request) -> AppState:
+
+async def get_state(request: Request) -> AppState:
+    """The app's state; async, so FastAPI does not hop to a thread to read an attribute."""
     state: AppState = request.app.state.switchyard
     return state
 
@@ -96,14 +112,21 @@ def _caller(state: AppState, api_key: str) -> tenants.Caller | None:
     return caller
 
 
-def current_tenant(state: StateDep, credentials: BearerDep) -> str:
-    """The tenant id behind the bearer API key (401 without a valid one); rate-limited."""
+async def current_tenant(state: StateDep, credentials: BearerDep) -> str:
+    """The tenant id behind the bearer API key (401 without a valid one); rate-limited.
+
+    Async, so a request whose key is in ``KeyCache`` needs no thread: the rate
+    limit is checked with the async Redis client; only a key not seen for
+    ``KEY_CACHE_S`` is looked up in the database, in the thread pool.
+    """
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    caller = _caller(state, credentials.credentials)
+    known, caller = state.keys.get(hash_api_key(credentials.credentials))
+    if not known:
+        caller = await run_in_threadpool(_caller, state, credentials.credentials)
     if caller is None:
         raise Unauthorized("invalid API key")
-    state.limiter.check(caller.tenant_id, caller.rate_limit_rpm)
+    await state.limiter.acheck(state.aredis, caller.tenant_id, caller.rate_limit_rpm)
     return caller.tenant_id
 
 

@@ -16,6 +16,8 @@ import json
 import logging
 
 import redis
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import RateLimited, TooLarge
@@ -99,22 +101,45 @@ class TenantRateLimiter:
         self.default_rpm = default_rpm
         self.burst = burst
         self._script = client.register_script(GCRA)
+        self._ascript: AsyncScript | None = None
+
+    def _args(self, tenant_id: str, limit: int, rpm: int | None) -> tuple[str, list[float]]:
+        interval_ms = 60_000 / limit
+        tolerance_ms = interval_ms * max(1, self.burst if rpm is None else min(self.burst, limit))
+        return f"{self.prefix}switchyard:tenant-rate:{tenant_id}", [interval_ms, tolerance_ms]
 
     def check(self, tenant_id: str, rpm: int | None = None) -> None:
         """Raise ``RateLimited`` if the tenant has no request left right now."""
         limit = self.default_rpm if rpm is None else rpm
         if limit <= 0:
             return
-        interval_ms = 60_000 / limit
-        tolerance_ms = interval_ms * max(1, self.burst if rpm is None else min(self.burst, limit))
-        key = f"{self.prefix}switchyard:tenant-rate:{tenant_id}"
+        key, args = self._args(tenant_id, limit, rpm)
         try:
-            wait_ms = float(self._script(keys=[key], args=[interval_ms, tolerance_ms]))
+            wait_ms = float(self._script(keys=[key], args=args))
         except redis.RedisError as exc:
             log.warning("tenant rate limit not checked (%s); letting the request through", exc)
             return
-        if wait_ms > 0:
-            raise RateLimited(
-                f"rate limit of {limit} requests a minute exceeded; retry in {wait_ms / 1000:.1f}s",
-                retry_after_s=wait_ms / 1000,
-            )
+        _refuse_over(limit, wait_ms)
+
+    async def acheck(self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None = None) -> None:
+        """``check`` on the event loop, with the async client (no thread hop per request)."""
+        limit = self.default_rpm if rpm is None else rpm
+        if limit <= 0:
+            return
+        key, args = self._args(tenant_id, limit, rpm)
+        if self._ascript is None:
+            self._ascript = aclient.register_script(GCRA)
+        try:
+            wait_ms = float(await self._ascript(keys=[key], args=args))
+        except redis.RedisError as exc:
+            log.warning("tenant rate limit not checked (%s); letting the request through", exc)
+            return
+        _refuse_over(limit, wait_ms)
+
+
+def _refuse_over(limit: int, wait_ms: float) -> None:
+    if wait_ms > 0:
+        raise RateLimited(
+            f"rate limit of {limit} requests a minute exceeded; retry in {wait_ms / 1000:.1f}s",
+            retry_after_s=wait_ms / 1000,
+        )

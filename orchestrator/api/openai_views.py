@@ -27,7 +27,7 @@ from orchestrator.schemas import JobStatus
 from orchestrator.store.models import Job
 
 CHUNK_CHARS = 64
-"""Characters per content chunk when a finished answer is streamed."""
+"""Characters per content chunk when text is streamed from the job row (not relayed live)."""
 
 
 def facts(job: Job) -> SwitchyardFacts:
@@ -38,6 +38,7 @@ def facts(job: Job) -> SwitchyardFacts:
         provider=job.provider,
         cost_micro_usd=job.cost_micro_usd,
         latency_ms=job.latency_ms,
+        cache_hit=bool(job.cache_hit),
     )
 
 
@@ -48,6 +49,8 @@ def facts_headers(job: Job) -> dict[str, str]:
         headers["x-switchyard-deployment"] = job.deployment
         headers["x-switchyard-provider"] = job.provider or ""
         headers["x-switchyard-cost-micro-usd"] = str(job.cost_micro_usd)
+    if job.cache_hit:
+        headers["x-switchyard-cache"] = "hit"
     return headers
 
 
@@ -90,9 +93,12 @@ def chunk(job: Job, delta: dict[str, Any], finish_reason: str | None = None) -> 
     }
 
 
-def answer_chunks(job: Job, *, include_usage: bool) -> Iterator[dict[str, Any]]:
-    """A finished answer as chunks: its text in pieces, tool calls, then the finish."""
-    text = job.output or ""
+def answer_chunks(
+    job: Job, *, include_usage: bool, skip_chars: int = 0
+) -> Iterator[dict[str, Any]]:
+    """A finished answer as chunks: its text (after ``skip_chars`` already sent) in pieces,
+    tool calls, then the finish and the usage."""
+    text = (job.output or "")[skip_chars:]
     for start in range(0, len(text), CHUNK_CHARS):
         yield chunk(job, {"content": text[start : start + CHUNK_CHARS]})
     for index, call in enumerate(job.tool_calls or []):

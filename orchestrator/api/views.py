@@ -14,6 +14,7 @@ from orchestrator.batch_schemas import (
     BatchView,
     RequestCounts,
 )
+from orchestrator.pipeline_views import pipeline_steps
 from orchestrator.schemas import (
     JobStatus,
     JobView,
@@ -40,6 +41,7 @@ def aware(value: datetime | None) -> datetime | None:
 def job_view(job: Job) -> JobView:
     created = aware(job.created_at)
     assert created is not None
+    current_step, steps = pipeline_steps(job)  # a pipeline's progress (PIPELINES.md)
     return JobView(
         id=job.id,
         status=JobStatus(job.status),
@@ -64,11 +66,15 @@ def job_view(job: Job) -> JobView:
         cost_micro_usd=job.cost_micro_usd,
         latency_ms=job.latency_ms,
         attempts=job.attempts,
+        cache_hit=bool(job.cache_hit),
         error=job.error,
         created_at=created,
         deadline_at=aware(job.deadline_at),
         next_attempt_at=aware(job.next_attempt_at),
         finished_at=aware(job.finished_at),
+        parent_job_id=job.parent_job_id,
+        current_step=current_step,
+        steps=steps,
     )
 
 

@@ -14,10 +14,14 @@ Errors: ``ValidationFailed("model", ...)`` for an unknown model;
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import live_stats
 from orchestrator.catalog import Catalog, Deployment
+from orchestrator.live_stats import DeploymentStats
+from orchestrator.routing import objective as objectives
 from orchestrator.routing.classify import STAGES, Classification, Scan, Stage, classify
 from orchestrator.routing.policy import (
     REQUIREMENTS,
@@ -28,7 +32,7 @@ from orchestrator.routing.policy import (
 )
 from orchestrator.routing.scorers import SCORERS, Scored, Scorer, get_scorer
 from orchestrator.routing.strength import StrengthDecision, StrengthPolicy, default_policy
-from orchestrator.schemas import JobRequest
+from orchestrator.schemas import JobRequest, Objective
 from orchestrator.tiers import Tier
 from orchestrator.tokens import estimate_request_tokens
 
@@ -67,6 +71,7 @@ class RouteDecision:
     plan: tuple[Deployment, ...]
     estimated_input_tokens: int
     strength: StrengthDecision
+    objective: ObjectiveStep | None = None
 
     def record(self) -> list[dict[str, Any]]:
         """Every decision taken, as stored with the job (``jobs.routing``) and shown by the API."""
@@ -89,15 +94,73 @@ class RouteDecision:
             "quality": s.quality,
             "reasons": list(s.reasons),
         }
-        return [tier, strength]
+        return [tier, strength] + ([self.objective.record()] if self.objective else [])
 
 
 def route(
-    request: JobRequest, catalog: Catalog, policy: StrengthPolicy | None = None
+    request: JobRequest,
+    catalog: Catalog,
+    policy: StrengthPolicy | None = None,
+    *,
+    objective: Objective | None = None,
+    stats: Mapping[str, DeploymentStats] | None = None,
 ) -> RouteDecision:
-    """Classify the request, decide strong or weak, then plan its deployments for that tier."""
+    """Classify the request, decide strong or weak, then plan its deployments for that tier.
+
+    ``objective`` is the default for a request that names none (its tenant's or
+    batch's); ``stats`` are the live statistics latency predictions come from.
+    """
     decided = classify(request, catalog)
     strength = (policy or default_policy()).decide(request)
     tokens = estimate_request_tokens(request.canonical_messages())
-    plan = plan_route(request, decided.tier, catalog, input_tokens=tokens, strong=strength.strong)
-    return RouteDecision(decided.tier, decided.confidence, decided.reasons, plan, tokens, strength)
+    goal = request.objective or objective
+    limited = request.max_cost_usd is not None or request.max_latency_ms is not None
+    if stats is None and (goal is not None or limited):
+        stats = live_stats.current(d.name for d in catalog.deployments)
+    plan = plan_route(
+        request,
+        decided.tier,
+        catalog,
+        input_tokens=tokens,
+        strong=strength.strong,
+        objective=goal,
+        stats=stats,
+    )
+    step = ObjectiveStep.of(request, goal, plan, tokens, stats)
+    return RouteDecision(
+        decided.tier, decided.confidence, decided.reasons, plan, tokens, strength, step
+    )
+
+
+@dataclass(frozen=True)
+class ObjectiveStep:
+    """The objective a plan was ordered by, with each candidate's cost and latency."""
+
+    objective: Objective
+    lines: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        request: JobRequest,
+        goal: Objective | None,
+        plan: tuple[Deployment, ...],
+        tokens: int,
+        stats: Mapping[str, DeploymentStats] | None,
+    ) -> ObjectiveStep | None:
+        limited = request.max_cost_usd is not None or request.max_latency_ms is not None
+        if goal is None and not limited:
+            return None
+        found = objectives.estimate_all(plan, tokens, request.max_tokens, stats)
+        return cls(goal or "cost", tuple(objectives.describe(found, goal or "cost")))
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "step": "objective",
+            "choice": self.objective,
+            "scorer": "live-stats",
+            "score": None,
+            "threshold": None,
+            "quality": None,
+            "reasons": list(self.lines),
+        }

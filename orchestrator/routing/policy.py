@@ -5,7 +5,9 @@
       fallback = the tier's deployments
                  -> filtered by each `Requirement` (vision, output size, context window)
                  -> ordered by expected cost, then strength (strongest first);
-                    or, for a request sent to the strong model, by strength, then cost
+                    or, for a request sent to the strong model, by strength, then cost;
+                    or, with an objective or a cost/latency limit, by
+                    ``orchestrator.routing.objective`` (COSTS.md)
 
 A plan that would be empty raises `NoRoute` saying which requirement emptied it.
 Requirements are small objects in `REQUIREMENTS`, so a new constraint is one more
@@ -14,14 +16,16 @@ entry there, not a branch in `plan_route`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from orchestrator.catalog import Catalog, Deployment
 from orchestrator.errors import NoRoute, ValidationFailed
-from orchestrator.schemas import JobRequest
+from orchestrator.live_stats import DeploymentStats
+from orchestrator.routing import objective
+from orchestrator.schemas import JobRequest, Objective
 from orchestrator.tiers import Tier
 from orchestrator.tokens import estimate_request_tokens
 
@@ -152,6 +156,21 @@ def _fitting(tier: Tier, candidates: list[Deployment], need: Need) -> list[Deplo
     return candidates
 
 
+def by_objective(
+    request: JobRequest,
+    deployments: list[Deployment],
+    need: Need,
+    goal: Objective,
+    stats: Mapping[str, DeploymentStats] | None,
+) -> list[Deployment]:
+    """The deployments within the request's limits, ordered by the objective."""
+    found = objective.estimate_all(deployments, need.input_tokens, need.max_tokens, stats)
+    kept = objective.constrain(
+        found, max_cost_usd=request.max_cost_usd, max_latency_ms=request.max_latency_ms
+    )
+    return [c.deployment for c in objective.order(kept, goal)]
+
+
 def plan_route(
     request: JobRequest,
     tier: Tier,
@@ -159,12 +178,17 @@ def plan_route(
     *,
     input_tokens: int | None = None,
     strong: bool = False,
+    objective: Objective | None = None,
+    stats: Mapping[str, DeploymentStats] | None = None,
 ) -> tuple[Deployment, ...]:
     """Deployments to try in order: the pinned model (if any), then the tier cheapest-first.
 
     ``strong`` puts the tier strongest-first instead (then cheapest among equals), for
     requests the strong/weak decision sent to the strong model. ``input_tokens`` lets
-    a caller that already estimated the prompt skip doing it again.
+    a caller that already estimated the prompt skip doing it again. An ``objective``
+    (or the request's own, or a ``max_cost_usd``/``max_latency_ms`` limit) orders the
+    tier by ``orchestrator.routing.objective`` instead, with ``stats`` (live statistics
+    per deployment name) for the latency predictions.
     """
     need = Need.of(request, input_tokens)
     pinned: Deployment | None = None
@@ -180,7 +204,10 @@ def plan_route(
     def cost(d: Deployment) -> Decimal:
         return expected_cost_micro_usd(d, need.input_tokens, need.max_tokens)
 
-    if strong:
+    goal = objective or request.objective
+    if goal is not None or request.max_cost_usd is not None or request.max_latency_ms is not None:
+        fallbacks = by_objective(request, fallbacks, need, goal or "cost", stats)
+    elif strong:
         fallbacks.sort(key=lambda d: (-d.strength, cost(d), d.name))
     else:
         fallbacks.sort(key=lambda d: (cost(d), -d.strength, d.name))

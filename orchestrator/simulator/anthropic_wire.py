@@ -3,7 +3,11 @@
 Validation follows Anthropic's: ``model``, ``max_tokens`` and a non-empty
 ``messages`` array of user/assistant turns whose content is a string or a list
 of typed blocks; ``system`` is a string or a list of text blocks. Errors use
-Anthropic's shape ``{"type": "error", "error": {type, message}}``.
+Anthropic's shape ``{"type": "error", "error": {type, message}}``. With
+``stream: true`` the answer is Anthropic's event stream: ``message_start``, per
+content block ``content_block_start``, ``content_block_delta`` (``text_delta``
+or ``input_json_delta``) and ``content_block_stop``, a ``ping``, then
+``message_delta`` (stop reason and output tokens) and ``message_stop``.
 
 Prompt caching follows Anthropic's rule: the prompt up to the last block that
 carries ``cache_control`` (tools, then system, then messages) is the prefix; the
@@ -14,12 +18,14 @@ first time a prefix of 1,024+ tokens is seen it is reported as
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.simulator.limiter import Decision
+from orchestrator.simulator.streaming import Frames, json_pieces, sse, text_pieces
 from orchestrator.simulator.wire import Answer, SimCall, SimError, ToolSpec, positive_int, seed_of
 from orchestrator.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 
@@ -118,8 +124,6 @@ def parse(body: object, path_model: str | None = None) -> SimCall:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise SimError(400, "messages: at least one message is required", param="messages")
-    if body.get("stream"):
-        raise SimError(400, "stream: streaming is not supported by the simulator")
     segments = _segments(body, messages)
     marks = [i for i, (_, marked, _) in enumerate(segments) if marked]
     cut = marks[-1] + 1 if marks else 0
@@ -149,7 +153,6 @@ def render(call: SimCall, answer: Answer) -> dict[str, Any]:
                 "input": answer.tool_arguments,
             }
         )
-    uncached = call.prompt_tokens - answer.cached_tokens - answer.cache_write_tokens
     return {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
@@ -158,14 +161,62 @@ def render(call: SimCall, answer: Answer) -> dict[str, Any]:
         "content": content,
         "stop_reason": _STOP[answer.finish],
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": uncached,
-            "cache_creation_input_tokens": answer.cache_write_tokens,
-            "cache_read_input_tokens": answer.cached_tokens,
-            "output_tokens": answer.output_tokens,
-            "service_tier": "standard",
-        },
+        "usage": _usage(call, answer, answer.output_tokens),
     }
+
+
+def _usage(call: SimCall, answer: Answer, output_tokens: int) -> dict[str, Any]:
+    uncached = call.prompt_tokens - answer.cached_tokens - answer.cache_write_tokens
+    return {
+        "input_tokens": uncached,
+        "cache_creation_input_tokens": answer.cache_write_tokens,
+        "cache_read_input_tokens": answer.cached_tokens,
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _block_frames(index: int, start: dict[str, Any], deltas: list[dict[str, Any]]) -> list[bytes]:
+    """One content block's events: its start, its deltas, its stop."""
+    opening = {"type": "content_block_start", "index": index, "content_block": start}
+    frames = [sse(opening, "content_block_start")]
+    for delta in deltas:
+        event = {"type": "content_block_delta", "index": index, "delta": delta}
+        frames.append(sse(event, "content_block_delta"))
+    frames.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    return frames
+
+
+def stream_frames(call: SimCall, answer: Answer, body: dict[str, Any]) -> Frames:
+    """``answer`` as Anthropic's Messages event stream."""
+    message = render(call, answer)
+    message.update(content=[], stop_reason=None, usage=_usage(call, answer, 1))
+    frames = Frames(head=[sse({"type": "message_start", "message": message}, "message_start")])
+    blocks: list[bytes] = []
+    if answer.text or answer.tool_name is None:
+        deltas = [{"type": "text_delta", "text": p} for p in text_pieces(answer.text)]
+        blocks += _block_frames(0, {"type": "text", "text": ""}, deltas)
+    if answer.tool_name is not None:
+        start = {
+            "type": "tool_use",
+            "id": f"toolu_{uuid.uuid4().hex[:24]}",
+            "name": answer.tool_name,
+            "input": {},
+        }
+        arguments = json.dumps(answer.tool_arguments)
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in json_pieces(arguments)]
+        blocks += _block_frames(1 if answer.text else 0, start, deltas)
+    frames.head.append(blocks[0])
+    frames.head.append(sse({"type": "ping"}, "ping"))
+    frames.body = blocks[1:-1]
+    delta = {"stop_reason": _STOP[answer.finish], "stop_sequence": None}
+    usage = {"output_tokens": answer.output_tokens}
+    frames.tail = [
+        blocks[-1],
+        sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
+        sse({"type": "message_stop"}, "message_stop"),
+    ]
+    return frames
 
 
 def error_body(error: SimError) -> dict[str, Any]:

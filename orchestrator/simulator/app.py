@@ -4,6 +4,7 @@ Endpoints:
     POST /v1/chat/completions                      OpenAI chat completions
     POST /v1/messages                              Anthropic Messages
     POST /v1beta/models/{model}:generateContent    Gemini (also under /v1/models/...)
+    POST /v1beta/models/{model}:streamGenerateContent?alt=sse   Gemini, streamed
     GET  /v1/models                                OpenAI list shape
     GET  /healthz                                  liveness
     GET  /_sim/stats    POST /_sim/reset           what it saw and served; zero it
@@ -20,8 +21,10 @@ Per-request control headers (all optional, every format):
 
 Order per request: parse (a 400 in the format's shape), count it as received,
 context window, rate limits (429 at once), latency, injected failure (config
-rates first, then the header), answer. There is no per-request logging: the
-simulator is the baseline in benchmarks.
+rates first, then the header), answer. ``"stream": true`` (OpenAI, Anthropic)
+or ``:streamGenerateContent`` answers with server-sent events in the format's
+own shape, the latency spread over the tokens (``simulator.streaming``). There
+is no per-request logging: the simulator is the baseline in benchmarks.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.simulator import anthropic_wire, gemini_wire, openai_wire
+from orchestrator.simulator import streaming as sim_streaming
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.simulator.engine import Engine, api_key_of
 from orchestrator.simulator.wire import SimError
@@ -55,6 +59,7 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "gemini-2.0-flash",
     "gemini-2.5-pro",
 )
+GEMINI_ACTIONS = ("generateContent", "streamGenerateContent")
 MALFORMED_BODY = b'{"id": "sim-malformed", "choices": [{"message": {"content": "trunc'
 
 
@@ -75,15 +80,25 @@ async def _read_json(request: Request) -> Any:
 
 
 async def serve(
-    engine: Engine, fmt: ModuleType, request: Request, path_model: str | None = None
+    engine: Engine,
+    fmt: ModuleType,
+    request: Request,
+    path_model: str | None = None,
+    *,
+    stream: bool = False,
 ) -> Response:
-    """One request through the shared pipeline, answered in ``fmt``'s wire format."""
+    """One request through the shared pipeline, answered in ``fmt``'s wire format.
+
+    ``stream`` (or ``"stream": true`` in the body) answers with server-sent events
+    paced over the latency (``orchestrator.simulator.streaming``).
+    """
     now_s = time.monotonic()
     try:
         body = await _read_json(request)
         call = fmt.parse(body, path_model)
     except SimError as exc:
         return _error(fmt, exc)
+    stream = stream or body.get("stream") is True
     profile = engine.received(call, fmt.NAME, body, now_s)
     try:
         delay_s = engine.delay_s(request.headers, profile)
@@ -93,10 +108,14 @@ async def serve(
     except SimError as exc:
         engine.failed(call.model, exc)
         return _error(fmt, exc)
-    if delay_s > 0:
-        await asyncio.sleep(delay_s)
+    wait_s = delay_s * sim_streaming.FIRST_TOKEN_SHARE if stream else delay_s
+    if wait_s > 0:
+        await asyncio.sleep(wait_s)
     if injected == "malformed":
         engine.stats.failed(call.model, "malformed")
+        if stream:  # a stream cut off halfway
+            frames = fmt.stream_frames(call, admitted.answer, body)
+            return sim_streaming.respond(frames, delay_s - wait_s, admitted.headers, cut=True)
         return Response(MALFORMED_BODY, media_type="application/json")
     if injected is not None:
         error = injected if isinstance(injected, SimError) else engine.error_for(injected)
@@ -107,6 +126,9 @@ async def serve(
     answer = admitted.answer
     engine.apply_cache(call, answer, writes_reported=fmt is anthropic_wire)
     engine.served(call, answer, time.monotonic())
+    if stream:
+        frames = fmt.stream_frames(call, answer, body)
+        return sim_streaming.respond(frames, delay_s - wait_s, admitted.headers)
     return _json(fmt.render(call, answer), headers=admitted.headers)
 
 
@@ -198,12 +220,16 @@ def _add_format_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/{version}/models/{target}")
     async def generate_content(version: str, target: str, request: Request) -> Response:
-        """Gemini ``models/{model}:generateContent`` (v1beta and v1)."""
+        """Gemini ``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``."""
         model, _, action = target.partition(":")
-        if version not in ("v1", "v1beta") or action != "generateContent":
+        if version not in ("v1", "v1beta") or action not in GEMINI_ACTIONS:
             error = SimError(404, f"{version}/models/{target} is not served", "not_found")
             return _error(gemini_wire, error)
-        return await serve(engine, gemini_wire, request, model)
+        stream = action == "streamGenerateContent"
+        if stream and request.query_params.get("alt") != "sse":
+            error = SimError(400, "the simulator streams only with alt=sse", param="alt")
+            return _error(gemini_wire, error)
+        return await serve(engine, gemini_wire, request, model, stream=stream)
 
 
 def run_simulator(

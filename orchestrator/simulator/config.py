@@ -38,6 +38,10 @@ class Profile(BaseModel):
     rpm_limit: int | None = Field(default=None, gt=0)
     tpm_limit: int | None = Field(default=None, gt=0)
     context_window: int | None = Field(default=None, gt=0)
+    # Bad answers on purpose, per input (orchestrator.simulator.faults).
+    invalid_json_rate: float = Field(default=0.0, ge=0, le=1)
+    refusal_rate: float = Field(default=0.0, ge=0, le=1)
+    fault_draw: Literal["hash", "even"] = "hash"
 
     @model_validator(mode="after")
     def _rates_are_probabilities(self) -> Profile:

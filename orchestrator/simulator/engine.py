@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from orchestrator.simulator.config import ErrorKind, Profile, SimulatorConfig
+from orchestrator.simulator.faults import Faults
 from orchestrator.simulator.limiter import RateLimiter
 from orchestrator.simulator.stats import Stats
 from orchestrator.simulator.wire import (
@@ -77,6 +78,7 @@ class Engine:
         self.limiter = RateLimiter()
         self.cache: OrderedDict[int, None] = OrderedDict()
         self.recent: dict[str, deque[dict[str, Any]]] = {}
+        self.faults = Faults()
 
     def received(self, call: SimCall, fmt: str, body: object, now_s: float) -> Profile:
         """Count the request, keep its body for ``/_sim/requests``; its model's profile."""
@@ -109,6 +111,7 @@ class Engine:
             error: SimError = fmt.context_error(window, call.prompt_tokens, reserved)
             raise error
         answer = generate(call)
+        self.faults.apply(call, answer, profile)  # invalid JSON / refusals on purpose
         tokens = call.prompt_tokens + answer.output_tokens
         decision = self.limiter.admit(key, call.model, tokens, profile, now_s)
         if not decision.admitted:

@@ -7,6 +7,11 @@ Google also serves). Validation follows Gemini's: non-empty ``contents`` of
 Implicit caching follows the OpenAI-style rule: a prompt of 1,024+ tokens whose
 prefix (system instruction and all but the last turn) was seen before reports it
 as ``cachedContentTokenCount``. Thinking models report ``thoughtsTokenCount``.
+
+``:streamGenerateContent?alt=sse`` streams the answer as server-sent events,
+each a ``GenerateContentResponse`` carrying a few words (a function call comes
+whole, in one event); the last carries ``finishReason`` and the full
+``usageMetadata``. Events end with CRLF pairs, as Google's do.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import uuid
 from typing import Any
 
 from orchestrator.simulator.limiter import Decision
+from orchestrator.simulator.streaming import Frames, sse, text_pieces
 from orchestrator.simulator.wire import Answer, SimCall, SimError, ToolSpec, seed_of
 from orchestrator.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 
@@ -113,6 +119,21 @@ def render(call: SimCall, answer: Answer) -> dict[str, Any]:
         parts.append({"text": answer.text})
     if answer.tool_name is not None:
         parts.append({"functionCall": {"name": answer.tool_name, "args": answer.tool_arguments}})
+    return {
+        "candidates": [
+            {
+                "content": {"parts": parts, "role": "model"},
+                "finishReason": _FINISH[answer.finish],
+                "index": 0,
+            }
+        ],
+        "usageMetadata": _usage(call, answer),
+        "modelVersion": call.model,
+        "responseId": uuid.uuid4().hex[:22],
+    }
+
+
+def _usage(call: SimCall, answer: Answer) -> dict[str, Any]:
     visible = answer.output_tokens - answer.reasoning_tokens
     usage: dict[str, Any] = {
         "promptTokenCount": call.prompt_tokens,
@@ -124,18 +145,41 @@ def render(call: SimCall, answer: Answer) -> dict[str, Any]:
         usage["cachedContentTokenCount"] = answer.cached_tokens
     if answer.reasoning_tokens:
         usage["thoughtsTokenCount"] = answer.reasoning_tokens
-    return {
-        "candidates": [
-            {
-                "content": {"parts": parts, "role": "model"},
-                "finishReason": _FINISH[answer.finish],
-                "index": 0,
-            }
-        ],
-        "usageMetadata": usage,
-        "modelVersion": call.model,
-        "responseId": uuid.uuid4().hex[:22],
+    return usage
+
+
+STREAM_WORDS = 6  # Gemini streams bigger pieces than one token
+
+
+def stream_frames(call: SimCall, answer: Answer, body: dict[str, Any]) -> Frames:
+    """``answer`` as ``streamGenerateContent?alt=sse`` events."""
+    response_id = uuid.uuid4().hex[:22]
+    running: dict[str, Any] = {
+        "promptTokenCount": call.prompt_tokens,
+        "totalTokenCount": call.prompt_tokens,
     }
+
+    def event(parts: list[dict[str, Any]], last: bool = False) -> bytes:
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+        if last:
+            candidate["finishReason"] = _FINISH[answer.finish]
+        response = {
+            "candidates": [candidate],
+            "usageMetadata": _usage(call, answer) if last else running,
+            "modelVersion": call.model,
+            "responseId": response_id,
+        }
+        return sse(response, crlf=True)
+
+    frames = Frames()
+    pieces: list[list[dict[str, Any]]] = [
+        [{"text": p}] for p in text_pieces(answer.text, STREAM_WORDS)
+    ]
+    if answer.tool_name is not None:
+        pieces.append([{"functionCall": {"name": answer.tool_name, "args": answer.tool_arguments}}])
+    frames.body = [event(parts) for parts in pieces[:-1]]
+    frames.tail = [event(pieces[-1] if pieces else [{"text": ""}], last=True)]
+    return frames
 
 
 def error_body(error: SimError) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """The simulator's side of OpenAI chat completions (``POST /v1/chat/completions``).
 
 Validation follows OpenAI's: a model, a non-empty ``messages`` array whose items
-have a role, parts with a type, no streaming, ``n`` of 1. Errors use OpenAI's
+have a role, parts with a type, ``n`` of 1, ``stream_options`` only with
+``stream``. With ``stream: true`` the answer is ``chat.completion.chunk`` events
+(role first, then content or tool-call argument pieces, then the finish, then
+the usage chunk with empty ``choices`` when ``stream_options.include_usage``,
+then ``data: [DONE]``). Errors use OpenAI's
 shape ``{"error": {message, type, param, code}}``. Prompt caching follows
 OpenAI's automatic rule: a prompt of 1,024+ tokens whose prefix (all but the
 last message) was seen before reports that prefix, in steps of 128 tokens,
@@ -17,6 +21,7 @@ import uuid
 from typing import Any
 
 from orchestrator.simulator.limiter import Decision
+from orchestrator.simulator.streaming import Frames, json_pieces, sse, text_pieces
 from orchestrator.simulator.wire import (
     Answer,
     SimCall,
@@ -112,18 +117,20 @@ def parse(body: object, path_model: str | None = None) -> SimCall:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise SimError(400, "'messages' must be a non-empty array.", param="messages")
-    if body.get("stream"):
+    if body.get("stream_options") is not None and not body.get("stream"):
         raise SimError(
             400,
-            "stream=true is not supported by the simulator.",
-            param="stream",
-            code="unsupported_value",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
         )
     if body.get("n") not in (None, 1):
         raise SimError(400, "n must be 1 in the simulator.", param="n", code="unsupported_value")
     counts = _message_tokens(messages)
     fmt = body.get("response_format")
     json_mode = isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+    users = (m for m in messages if isinstance(m, dict) and m.get("role") == "user")
+    first_user = next(users, None)
     return SimCall(
         model=model,
         seed=seed_of(model, messages),
@@ -131,9 +138,20 @@ def parse(body: object, path_model: str | None = None) -> SimCall:
         max_tokens=positive_int(body, "max_completion_tokens", "max_tokens"),
         tool=_tool(body, messages),
         json_mode=json_mode,
+        topic=seed_of(model, first_user),
+        json_schema=_schema_of(fmt),
         prefix_key=seed_of(NAME, model, messages[:-1]) if len(messages) > 1 else None,
         prefix_tokens=sum(counts[:-1]) // 128 * 128,
     )
+
+
+def _schema_of(fmt: object) -> dict[str, Any] | None:
+    """The schema of a ``json_schema`` response format, if it has one."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else None
 
 
 def render(call: SimCall, answer: Answer) -> dict[str, Any]:
@@ -163,19 +181,61 @@ def render(call: SimCall, answer: Answer) -> dict[str, Any]:
                 "finish_reason": _FINISH[answer.finish],
             }
         ],
-        "usage": {
-            "prompt_tokens": call.prompt_tokens,
-            "completion_tokens": answer.output_tokens,
-            "total_tokens": call.prompt_tokens + answer.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": answer.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": answer.reasoning_tokens,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
+        "usage": _usage(call, answer),
+    }
+
+
+def _usage(call: SimCall, answer: Answer) -> dict[str, Any]:
+    return {
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": answer.output_tokens,
+        "total_tokens": call.prompt_tokens + answer.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": answer.cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": answer.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
         },
     }
+
+
+def stream_frames(call: SimCall, answer: Answer, body: dict[str, Any]) -> Frames:
+    """``answer`` as ``chat.completion.chunk`` events, the way OpenAI streams it."""
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    base: dict[str, Any] = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": call.model,
+        "system_fingerprint": "fp_switchyard_sim",
+    }
+    if include_usage:
+        base["usage"] = None
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**base, "choices": [choice]})
+
+    frames = Frames()
+    if answer.tool_name is None:
+        frames.head.append(chunk({"role": "assistant", "content": "", "refusal": None}))
+        frames.body = [chunk({"content": piece}) for piece in text_pieces(answer.text)]
+    else:
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        function = {"name": answer.tool_name, "arguments": ""}
+        opening = {"index": 0, "id": call_id, "type": "function", "function": function}
+        frames.head.append(chunk({"role": "assistant", "content": None, "tool_calls": [opening]}))
+        frames.body = [
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            for piece in json_pieces(json.dumps(answer.tool_arguments))
+        ]
+    frames.tail.append(chunk({}, _FINISH[answer.finish]))
+    if include_usage:
+        frames.tail.append(sse({**base, "choices": [], "usage": _usage(call, answer)}))
+    frames.tail.append(sse("[DONE]"))
+    return frames
 
 
 def error_body(error: SimError) -> dict[str, Any]:

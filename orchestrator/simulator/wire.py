@@ -92,6 +92,8 @@ class SimCall:
     json_mode: bool = False
     prefix_key: int | None = None  # hash of the cacheable prompt prefix
     prefix_tokens: int = 0
+    topic: int = 0  # hash of the first user turn: which input this is (simulator.faults)
+    json_schema: dict[str, Any] | None = None  # a JSON answer follows it (required keys)
 
 
 @dataclass(slots=True)
@@ -181,7 +183,9 @@ def generate(call: SimCall) -> Answer:
         hidden = min(hidden, call.max_tokens // 2)
         count, finish = call.max_tokens - hidden, "length"
     text = _words(call.seed, count, finish == "stop")
-    if call.json_mode:
+    if call.json_mode and call.json_schema:
+        text = json.dumps(example_value(call.json_schema))
+    elif call.json_mode:
         text = json.dumps({"answer": text})
     return Answer(text, count + hidden, finish, reasoning_tokens=hidden)
 

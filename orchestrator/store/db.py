@@ -30,7 +30,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _build_engine(url: str, pool_size: int) -> Engine:
+def _build_engine(url: str, pool_size: int, pre_ping: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -38,15 +38,20 @@ def _build_engine(url: str, pool_size: int) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
-def get_engine(url: str, pool_size: int = 10) -> Engine:
-    """The process-wide engine for ``url`` (created on first use)."""
+def get_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> Engine:
+    """The process-wide engine for ``url`` (created on first use).
+
+    ``pre_ping`` tests each pooled connection before use (one extra round trip),
+    so a request after a database restart does not fail; the workers turn it off,
+    as they retry every write on a dropped connection anyway (``workers.execute``).
+    """
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = _build_engine(url, pool_size)
+            engine = _engines[url] = _build_engine(url, pool_size, pre_ping)
         return engine
 
 
@@ -56,12 +61,25 @@ def dispose_engines(url: str | None = None) -> None:
         for key in [url] if url is not None else list(_engines):
             engine = _engines.pop(key, None)
             if engine is not None:
+                _factories.pop(engine, None)
                 engine.dispose()
+
+
+_factories: dict[Engine, sessionmaker[Session]] = {}
+
+
+def _factory(engine: Engine) -> sessionmaker[Session]:
+    """One ``sessionmaker`` per engine: making one sets up a new Session class and its
+    event dispatch, which cost more than the short transaction it would serve."""
+    factory = _factories.get(engine)
+    if factory is None:
+        with _lock:
+            factory = _factories.setdefault(engine, sessionmaker(engine, expire_on_commit=False))
+    return factory
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory() as session, session.begin():
+    with _factory(engine)() as session, session.begin():
         yield session

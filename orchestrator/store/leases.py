@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.schemas import JobStatus
@@ -40,29 +41,48 @@ class Claim:
     due_at: datetime | None = None
 
 
+def _claim_statement() -> Any:
+    """The claim as one prebuilt Core UPDATE ... RETURNING (bound per call, compiled once)."""
+    jobs: Any = Job.__table__
+    c = jobs.c
+    now: Any = bindparam("c_now")
+    soon: Any = bindparam("c_soon")
+    due = or_(c.next_attempt_at.is_(None), c.next_attempt_at <= soon)
+    expired = (c.status == RUNNING) & (c.lease_expires_at < now)
+    return (
+        update(jobs)
+        .where(c.id == bindparam("c_id"), or_(c.status.in_(WAITING) & due, expired))
+        .values(
+            status=RUNNING,
+            lease_owner=bindparam("c_owner"),
+            lease_expires_at=bindparam("c_until"),
+            started_at=func.coalesce(c.started_at, now),
+            next_attempt_at=None,
+            requeued_at=None,
+            deliveries=c.deliveries + 1,
+            lease_expiries=c.lease_expiries + case((c.status == RUNNING, 1), else_=0),
+        )
+        .returning(*jobs.c)  # the claimed row in the same round trip
+    )
+
+
+_CLAIM = _claim_statement()
+_ATTRS = {column.key: attr.key for attr in Job.__mapper__.column_attrs for column in attr.columns}
+
+
 def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> Claim:
     """Take the job's lease if it is waiting and due, or if its last lease expired."""
     now = utcnow()
-    soon = now + timedelta(seconds=EARLY_S)
-    due = or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= soon)
-    expired = (Job.status == RUNNING) & (Job.lease_expires_at < now)
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, or_(Job.status.in_(WAITING) & due, expired))
-        .values(
-            status=RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=func.coalesce(Job.started_at, now),
-            next_attempt_at=None,
-            requeued_at=None,
-            deliveries=Job.deliveries + 1,
-            lease_expiries=Job.lease_expiries + case((Job.status == RUNNING, 1), else_=0),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
-        return Claim(session.get(Job, job_id, populate_existing=True))
+    params = {
+        "c_id": job_id,
+        "c_owner": owner,
+        "c_now": now,
+        "c_soon": now + timedelta(seconds=EARLY_S),
+        "c_until": now + timedelta(seconds=lease_s),
+    }
+    claimed = session.connection().execute(_CLAIM, params).mappings().one_or_none()
+    if claimed is not None:  # a detached Job built from the row: no ORM load machinery
+        return Claim(Job(**{_ATTRS.get(k, k): v for k, v in claimed.items()}))
     row = session.execute(
         select(Job.status, Job.next_attempt_at).where(Job.id == job_id)
     ).one_or_none()
@@ -138,12 +158,49 @@ def save_progress(session: Session, *, job_id: str, owner: str, progress: dict[s
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_job(session: Session, *, job_id: str, owner: str, values: dict[str, Any]) -> bool:
-    """Make the job final if this owner still holds its lease; False if it lost it."""
-    result = session.execute(
-        update(Job)
-        .where(*_owned(job_id, owner))
-        .values(finished_at=utcnow(), lease_expires_at=None, next_attempt_at=None, **values)
-        .execution_options(synchronize_session=False)
+@lru_cache(maxsize=64)
+def _finish_statement(columns: tuple[str, ...]) -> Any:
+    """The final UPDATE for one set of result columns, built once and reused."""
+    table: Any = Job.__table__
+    values: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
+    values.update(finished_at=bindparam("v_finished_at"), lease_expires_at=None)
+    values["next_attempt_at"] = None
+    if "attempts" not in values:  # a caller that sets them itself adds nothing
+        values["attempts"] = table.c.attempts + bindparam("f_add_attempts")
+    if "cost_micro_usd" not in values:
+        values["cost_micro_usd"] = table.c.cost_micro_usd + bindparam(
+            "f_add_cost", type_=BigInteger()
+        )
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("f_id"),
+            table.c.status == RUNNING,
+            table.c.lease_owner == bindparam("f_owner"),
+        )
+        .values(values)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_job(
+    session: Session,
+    *,
+    job_id: str,
+    owner: str,
+    values: dict[str, Any],
+    add_cost_micro_usd: int | None = None,
+) -> bool:
+    """Make the job final if this owner still holds its lease; False if it lost it.
+
+    ``add_cost_micro_usd``: the final attempt was recorded with ``bill_job=False``;
+    count it and add its cost in this same statement.
+    """
+    statement = _finish_statement(tuple(sorted(values)))
+    params = {f"v_{c}": v for c, v in values.items()}
+    params.update(f_id=job_id, f_owner=owner, v_finished_at=utcnow())
+    params.update(
+        f_add_attempts=0 if add_cost_micro_usd is None else 1,
+        f_add_cost=add_cost_micro_usd or 0,
+    )
+    result = session.connection().execute(statement, params)
+    return bool(result.rowcount == 1)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from orchestrator.schemas import FINAL_STATUSES, JobStatus
 from orchestrator.store.models import Job, utcnow
@@ -40,10 +40,12 @@ class Pending:
     due_at: datetime | None = None
 
 
-def _scope(tenant_id: str, job_ids: Sequence[str] | None, batch_id: str | None) -> Any:
+def _scope(
+    tenant_id: str, job_ids: Sequence[str] | None, batch_id: str | None, table: Any = Job
+) -> Any:
     if batch_id is not None:
-        return and_(Job.tenant_id == tenant_id, Job.batch_id == batch_id)
-    return and_(Job.tenant_id == tenant_id, Job.id.in_(list(job_ids or ())))
+        return and_(table.tenant_id == tenant_id, table.batch_id == batch_id)
+    return and_(table.tenant_id == tenant_id, table.id.in_(list(job_ids or ())))
 
 
 def cancel_jobs(
@@ -53,17 +55,28 @@ def cancel_jobs(
     job_ids: Sequence[str] | None = None,
     batch_id: str | None = None,
 ) -> int:
-    """Cancel every non-final job in scope; returns how many were cancelled."""
+    """Cancel every non-final job in scope (and the steps of pipelines in it); returns how many."""
+    values = {
+        "status": JobStatus.CANCELLED.value,
+        "error": "cancelled by request",
+        "finished_at": utcnow(),
+        "next_attempt_at": None,
+        "lease_expires_at": None,
+    }
     result = session.execute(
         update(Job)
         .where(_scope(tenant_id, job_ids, batch_id), Job.status.not_in(FINAL))
-        .values(
-            status=JobStatus.CANCELLED.value,
-            error="cancelled by request",
-            finished_at=utcnow(),
-            next_attempt_at=None,
-            lease_expires_at=None,
-        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    # Then a pipeline's steps (PIPELINES.md), not counted. Parents first: a worker that
+    # is creating a next step holds its parent's row, so this sees that step.
+    parent = aliased(Job)
+    in_scope = select(parent.id).where(_scope(tenant_id, job_ids, batch_id, table=parent))
+    session.execute(
+        update(Job)
+        .where(Job.parent_job_id.in_(in_scope), Job.status.not_in(FINAL))
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -108,6 +121,8 @@ def expire_overdue(session: Session, *, now: datetime, limit: int = 5000) -> int
     unheld = or_(
         Job.status.in_(WAITING),
         (Job.status == JobStatus.RUNNING.value) & (Job.lease_expires_at < now),
+        # a pipeline's parent runs through its steps and holds no lease (PIPELINES.md)
+        (Job.status == JobStatus.RUNNING.value) & Job.lease_expires_at.is_(None),
     )
     ids = list(session.scalars(select(Job.id).where(overdue, unheld).limit(limit)))
     if not ids:

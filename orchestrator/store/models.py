@@ -8,13 +8,16 @@ scoped by it.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -57,6 +61,15 @@ class Tenant(Base):
     # make (None: the cluster's default).
     webhook_secret: Mapped[str | None] = mapped_column(String(80), default=None)
     rate_limit_rpm: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The tenant's default response-cache mode (off|read|write|on; None: on for
+    # temperature-0 requests only). CONTEXT.md.
+    response_cache: Mapped[str | None] = mapped_column(String(8), default=None)
+    # Budgets (None: no limit; COSTS.md), the share of a budget that raises a
+    # warning, and the routing objective for requests that name none.
+    budget_daily_micro_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    budget_monthly_micro_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    budget_warn_ratio: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    objective: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class ApiKey(Base):
@@ -109,6 +122,9 @@ class Job(Base):
     plan: Mapped[list[Any]] = mapped_column(default=list)
     # Every routing decision taken (tier, strong/weak: scorer, score, threshold, reasons).
     routing: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    # The experiment and arm admission assigned (issue 11; EXPERIMENTS.md), if any.
+    experiment_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    experiment_arm: Mapped[str | None] = mapped_column(String(64), default=None)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     request: Mapped[dict[str, Any]] = mapped_column()
     output: Mapped[str | None] = mapped_column(Text, default=None)
@@ -139,6 +155,13 @@ class Job(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     callback_url: Mapped[str | None] = mapped_column(Text, default=None)
     notified_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Answered from the response cache (CONTEXT.md): no provider call, cost 0.
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A pipeline's step points at its parent job, with its position (PIPELINES.md).
+    parent_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE", name="fk_jobs_parent_job_id"), default=None
+    )
+    step_index: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -150,6 +173,8 @@ class Job(Base):
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_next", "status", "next_attempt_at"),
         Index("ix_jobs_status_deadline", "status", "deadline_at"),
+        UniqueConstraint("parent_job_id", "step_index", name="uq_jobs_parent_step"),
+        Index("ix_jobs_experiment_arm", "experiment_id", "experiment_arm"),
         Index(
             "ix_jobs_webhook_pending",
             "status",
@@ -177,6 +202,7 @@ class Attempt(Base):
     cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -198,9 +224,37 @@ class LedgerEntry(Base):
     cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_ledger_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
+        Index("ix_ledger_batch", "batch_id"),
+    )
+
+
+class UsageDaily(Base):
+    """The ledger rolled up per tenant, UTC day, tier, deployment and kind (COSTS.md).
+
+    Kept by database triggers on ``cost_ledger`` and ``attempts`` inserts
+    (migration 0006), never written by the application. ``kind`` is ``billed``,
+    ``cache_hit`` (cost 0) or ``unbilled`` (failed calls, cost 0).
+    """
+
+    __tablename__ = "usage_daily"
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class File(Base):
@@ -242,4 +296,91 @@ class WebhookDelivery(Base):
     __table_args__ = (
         UniqueConstraint("kind", "object_id", name="uq_webhook_object"),
         Index("ix_webhook_status_next", "status", "next_attempt_at"),
+    )
+
+
+class Experiment(Base):
+    """An A/B test of routing strategies for one tenant (EXPERIMENTS.md).
+
+    ``arms``, ``guardrail`` and ``tiers`` hold the validated ``ExperimentSpec``
+    parts as JSON; ``paused`` maps an arm the guardrail stopped to its reason.
+    """
+
+    __tablename__ = "experiments"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("exp"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    unit: Mapped[str] = mapped_column(String(16))
+    tiers: Mapped[list[Any] | None] = mapped_column(default=None)
+    control: Mapped[str] = mapped_column(String(64))
+    arms: Mapped[list[Any]] = mapped_column()
+    guardrail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    judge_share: Mapped[float] = mapped_column(Float, default=0.0)
+    paused: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_experiment_tenant_name"),
+        Index("ix_experiments_tenant_status", "tenant_id", "status"),
+    )
+
+
+class JobFeedback(Base):
+    """A score for a job's answer, from its client (``user``) or a grading job (``judge``)."""
+
+    __tablename__ = "job_feedback"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("fb"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16), default="user")
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationSession(Base):
+    """A conversation Switchyard keeps for a tenant (``session_id``; CONTEXT.md).
+
+    ``last_deployment``/``last_tier`` give the next turn its affinity;
+    ``context_start``/``context_window`` remember where the assembled context
+    began, so the prompt prefix stays stable (and provider prompt caches hit);
+    ``token_ratio`` is provider-reported over estimated prompt tokens.
+    """
+
+    __tablename__ = "sessions"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    system: Mapped[str | None] = mapped_column(Text, default=None)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    last_deployment: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_tier: Mapped[str | None] = mapped_column(String(16), default=None)
+    last_job_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    context_start: Mapped[int] = mapped_column(Integer, default=0)
+    context_window: Mapped[int] = mapped_column(Integer, default=0)
+    token_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionTurn(Base):
+    """One message of a session, in order; a job's turns are written once (by ``job_id``)."""
+
+    __tablename__ = "session_turns"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str] = mapped_column(String(100))
+    seq: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(40))
+    message: Mapped[dict[str, Any]] = mapped_column()
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "session_id", "seq", name="uq_session_turn_seq"),
+        Index("ix_session_turns_job", "tenant_id", "session_id", "job_id"),
     )

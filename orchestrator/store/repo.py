@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, new_id
@@ -133,53 +133,80 @@ class AttemptRecord:
     error: str | None = None
     cost_micro_usd: int | None = None
     attempt_id: str | None = None  # chosen by the caller, so a retried write can detect itself
+    cache_hit: bool = False  # answered from the response cache: no provider call, cost 0
 
 
-def record_attempt(session: Session, *, job: Job, record: AttemptRecord) -> Attempt:
-    """Write the attempt, and for a billed call its one ledger row and the job's running cost."""
-    attempt = Attempt(
-        id=record.attempt_id or new_id("att"),
-        job_id=job.id,
-        tenant_id=job.tenant_id,
-        deployment=record.deployment,
-        provider=record.provider,
-        model=record.model,
-        outcome=record.outcome,
-        http_status=record.http_status,
-        error=record.error,
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-        cached_input_tokens=record.cached_input_tokens,
-        reasoning_tokens=record.reasoning_tokens,
-        latency_ms=record.latency_ms,
+_ATTEMPTS: Any = Attempt.__table__
+_LEDGER: Any = LedgerEntry.__table__
+_JOBS: Any = Job.__table__
+_INSERT_ATTEMPT = insert(_ATTEMPTS)
+_INSERT_LEDGER = insert(_LEDGER)
+_BILL_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_job_id"))
+    .values(
+        attempts=_JOBS.c.attempts + 1,
+        cost_micro_usd=_JOBS.c.cost_micro_usd + bindparam("b_cost", type_=BigInteger()),
     )
-    session.add(attempt)
-    session.flush()
-    session.execute(update(Job).where(Job.id == job.id).values(attempts=Job.attempts + 1))
-    if record.cost_micro_usd is not None:
-        session.add(
-            LedgerEntry(
-                tenant_id=job.tenant_id,
-                job_id=job.id,
-                attempt_id=attempt.id,
-                batch_id=job.batch_id,
-                tier=job.tier,
-                deployment=record.deployment,
-                provider=record.provider,
-                model=record.model,
-                input_tokens=record.input_tokens,
-                output_tokens=record.output_tokens,
-                cached_input_tokens=record.cached_input_tokens,
-                reasoning_tokens=record.reasoning_tokens,
-                cost_micro_usd=record.cost_micro_usd,
-            )
+)
+
+
+def record_attempt(
+    session: Session, *, job: Job, record: AttemptRecord, bill_job: bool = True
+) -> str:
+    """Write the attempt, and for a billed call its one ledger row and the job's running cost.
+
+    Prebuilt Core statements, bound per call (three round trips, no ORM flush, no
+    statement building): this runs once per provider call on the workers' hot
+    path. ``bill_job=False`` leaves the job's attempt count and cost to the
+    caller, who adds them in the statement that finishes the job
+    (``leases.finish_job``). Returns the attempt's id.
+    """
+    attempt_id = record.attempt_id or new_id("att")
+    shared = {
+        "tenant_id": job.tenant_id,
+        "job_id": job.id,
+        "deployment": record.deployment,
+        "provider": record.provider,
+        "model": record.model,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cached_input_tokens": record.cached_input_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
+        "cache_hit": record.cache_hit,
+    }
+    connection = session.connection()
+    connection.execute(
+        _INSERT_ATTEMPT,
+        {
+            **shared,
+            "id": attempt_id,
+            "outcome": record.outcome,
+            "http_status": record.http_status,
+            "error": record.error,
+            "latency_ms": record.latency_ms,
+        },
+    )
+    cost = record.cost_micro_usd
+    if cost is not None:
+        connection.execute(
+            _INSERT_LEDGER,
+            {
+                **shared,
+                "attempt_id": attempt_id,
+                "batch_id": job.batch_id,
+                "tier": job.tier,
+                "cost_micro_usd": cost,
+            },
         )
-        session.execute(
-            update(Job)
-            .where(Job.id == job.id)
-            .values(cost_micro_usd=Job.cost_micro_usd + record.cost_micro_usd)
-        )
-    return attempt
+    if bill_job:
+        connection.execute(_BILL_JOB, {"b_job_id": job.id, "b_cost": cost or 0})
+    return attempt_id
+
+
+def bill_job(session: Session, *, job_id: str, cost_micro_usd: int) -> None:
+    """Count one more attempt on the job and add its cost."""
+    session.connection().execute(_BILL_JOB, {"b_job_id": job_id, "b_cost": cost_micro_usd})
 
 
 def ledger_for_job(session: Session, *, tenant_id: str, job_id: str) -> list[LedgerEntry]:

@@ -71,7 +71,7 @@ def batch_file(lines: int) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def test_chat_completion_plain_and_streaming(sdk: OpenAI) -> None:
+def test_chat_completion_plain_and_streaming(cluster: Cluster, sdk: OpenAI) -> None:
     # Given a running Switchyard and the official SDK pointed at it
     messages = [{"role": "user", "content": "Name three primary colours."}]
     # When a chat completion is created, plain
@@ -84,16 +84,30 @@ def test_chat_completion_plain_and_streaming(sdk: OpenAI) -> None:
     assert raw.headers["x-switchyard-tier"] == "fast"
     assert raw.headers["x-switchyard-deployment"]
     assert int(raw.headers["x-switchyard-cost-micro-usd"]) > 0
-    # When the same request is streamed
-    stream = sdk.chat.completions.create(
-        model="auto", messages=messages, stream=True, stream_options={"include_usage": True}
-    )
-    chunks = list(stream)
+    # When the same request is streamed, from a provider whose answer takes 2 s (its first
+    # token after 0.4 s, the rest spread over 1.6 s)
+    with slow_fast_tier(cluster, 2000):
+        started = time.monotonic()
+        stream = sdk.chat.completions.create(
+            model="auto", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        chunks, arrivals = [], []
+        for c in stream:
+            chunks.append(c)
+            if c.choices and c.choices[0].delta.content:
+                arrivals.append(time.monotonic() - started)
+        total_s = time.monotonic() - started
     # Then the chunks add up to the same (deterministic) answer, and the last carries usage
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == text
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert any(c.choices and c.choices[0].finish_reason == "stop" for c in chunks)
+    # And the text came token by token as the provider produced it, not all at the end
+    print(f"streamed: {len(arrivals)} content chunks, first {arrivals[0]:.3f}s of {total_s:.3f}s")
+    assert len(arrivals) > 5, arrivals
+    assert total_s > 1.8
+    assert arrivals[0] < 0.5 * total_s, (arrivals[0], total_s)
+    assert arrivals[-1] - arrivals[0] > 1.0, (arrivals[0], arrivals[-1], total_s)
 
 
 def test_models_tiers_and_errors(sdk: OpenAI) -> None:

@@ -42,7 +42,9 @@ def owned_objects(cluster: Cluster) -> dict[str, str]:
         "completion_window": "24h",
     }
     batch_id = call(api, key, "POST", "/v1/batches", json=create).json()["id"]
-    job_id = call(api, key, "POST", "/v1/jobs", json={"prompt": "What is 2 + 2?"}).json()["id"]
+    session_id = f"iso-{time.monotonic_ns()}"  # the job's session (CONTEXT.md)
+    ask = {"prompt": "What is 2 + 2?", "session_id": session_id}
+    job_id = call(api, key, "POST", "/v1/jobs", json=ask).json()["id"]
     deadline = time.monotonic() + 60
     while call(api, key, "GET", f"/v1/batches/{batch_id}").json()["status"] != "completed":
         assert time.monotonic() < deadline
@@ -50,7 +52,7 @@ def owned_objects(cluster: Cluster) -> dict[str, str]:
     while call(api, key, "GET", f"/v1/jobs/{job_id}").json()["status"] != "succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    return {"job_id": job_id, "batch_id": batch_id, "file_id": file_id}
+    return {"job_id": job_id, "batch_id": batch_id, "file_id": file_id, "session_id": session_id}
 
 
 def second_tenant(cluster: Cluster) -> str:
@@ -80,22 +82,56 @@ def probes(ids: dict[str, str]) -> list[tuple[str, str, str]]:
         ("GET", "/v1/files/{file_id}", f"/v1/files/file_out_{batch}"),
         ("GET", "/v1/files/{file_id}/content", f"/v1/files/file_err_{batch}/content"),
         ("DELETE", "/v1/files/{file_id}", f"/v1/files/{file}"),
+        ("GET", "/v1/sessions/{session_id}", f"/v1/sessions/{ids['session_id']}"),
+        ("DELETE", "/v1/sessions/{session_id}", f"/v1/sessions/{ids['session_id']}"),
+        ("POST", "/v1/jobs/{job_id}/feedback", f"/v1/jobs/{job}/feedback"),
+        ("GET", "/v1/experiments/{ref}", f"/v1/experiments/{ids['experiment']}"),
+        ("GET", "/v1/experiments/{ref}", f"/v1/experiments/{ids['experiment_id']}"),
+        ("GET", "/v1/experiments/{ref}/report", f"/v1/experiments/{ids['experiment']}/report"),
+        ("POST", "/v1/experiments/{ref}/stop", f"/v1/experiments/{ids['experiment']}/stop"),
     ]
+
+
+def experiment(cluster: Cluster) -> dict[str, str]:
+    """A running experiment of tenant A's, on a tier no other test uses at that moment."""
+    spec = {
+        "name": f"iso-{time.monotonic_ns()}",
+        "unit": "job",
+        "tiers": ["code"],
+        "arms": [{"name": "low", "quality": 0.1}, {"name": "high", "quality": 0.9}],
+    }
+    response = call(cluster.api_url, cluster.api_key, "POST", "/v1/experiments", json=spec)
+    assert response.status_code == 201, response.text
+    return {"experiment": spec["name"], "experiment_id": str(response.json()["id"])}
 
 
 def test_every_id_endpoint_is_404_for_another_tenant(cluster: Cluster) -> None:
     # Given tenant A's job, file and batch, and a second tenant B
     api, key_a = cluster.api_url, cluster.api_key
-    ids = owned_objects(cluster)
+    ids = owned_objects(cluster) | experiment(cluster)
     key_b = second_tenant(cluster)
+    try:
+        check_isolation(cluster, ids, key_b)
+    finally:  # A's experiment must not go on enrolling other tests' jobs
+        call(api, key_a, "POST", f"/v1/experiments/{ids['experiment']}/stop")
+
+
+def check_isolation(cluster: Cluster, ids: dict[str, str], key_b: str) -> None:
+    api, key_a = cluster.api_url, cluster.api_key
     before = {
         path: call(api, key_a, "GET", path).text
-        for path in (f"/v1/jobs/{ids['job_id']}", f"/v1/batches/{ids['batch_id']}")
+        for path in (
+            f"/v1/jobs/{ids['job_id']}",
+            f"/v1/batches/{ids['batch_id']}",
+            f"/v1/sessions/{ids['session_id']}",
+            f"/v1/experiments/{ids['experiment']}",
+        )
     }
     # When B calls every endpoint that takes an id, with A's ids
     checked = set()
     for method, template, path in probes(ids):
-        response = call(api, key_b, method, path)
+        body = {"json": {"score": 1.0}} if path.endswith("/feedback") else {}
+        response = call(api, key_b, method, path, **body)
         # Then each is a 404 in the error shape, as if the object did not exist
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["error"]["type"] == "not_found"

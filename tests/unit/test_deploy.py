@@ -4,7 +4,7 @@ No Docker engine or cluster runs here, so each file is checked against its
 published schema: docker-compose.yml against the Compose Specification (vendored
 by check-jsonschema), every built-in Kubernetes object against the Kubernetes
 OpenAPI schemas (kubernetes-validate, strict: unknown fields refused), and the
-KEDA ScaledObject and Prometheus Operator ServiceMonitor objects against schemas
+KEDA ScaledObject and Prometheus Operator ServiceMonitor and PodMonitor objects against schemas
 written from their documented specs (tests/fixtures/schemas).
 """
 
@@ -36,6 +36,7 @@ KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject-v1alpha1.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.yaml",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-v1.yaml",
 }
 RENDERED = rendered()
 ALL_OBJECTS = [
@@ -114,6 +115,16 @@ def test_keda_schema_catches_a_metrics_api_trigger_without_its_value_location() 
     # When it is validated, Then the KEDA schema refuses it
     with pytest.raises(jsonschema.ValidationError):
         crd_validator("keda.sh/v1alpha1", "ScaledObject").validate(scaled)
+
+
+def test_podmonitor_schema_catches_a_misspelt_endpoint_field() -> None:
+    # Given the workers' PodMonitor with an endpoint field the operator does not have
+    monitor = json.loads(json.dumps(of_kind(RENDERED["base"], "PodMonitor")[0]))
+    monitor["spec"]["podMetricsEndpoints"][0]["prot"] = "metrics"
+
+    # When it is validated, Then the PodMonitor schema refuses it
+    with pytest.raises(jsonschema.ValidationError):
+        crd_validator("monitoring.coreos.com/v1", "PodMonitor").validate(monitor)
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))

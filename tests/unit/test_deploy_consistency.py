@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import typer
+import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -279,8 +280,8 @@ def test_ports_and_probe_paths_match_what_the_processes_serve(tmp_path: Path) ->
     # Given each Deployment with a container port (rendered example overlay)
     for deployment in of_kind(RENDERED["example"], "Deployment"):
         for container in containers(deployment):
-            if "ports" not in container:
-                continue
+            if "ports" not in container or container["ports"][0]["name"] == "metrics":
+                continue  # a worker's metrics port: test_worker_metrics_are_scraped
             routes, flag = served[deployment["metadata"]["labels"]["app.kubernetes.io/component"]]
             # Then the port it declares is the one its command listens on
             assert container["ports"][0]["containerPort"] == int(option(container["args"], flag))
@@ -345,6 +346,52 @@ def test_selectors_find_their_pods(tmp_path: Path) -> None:
             paths = served[services[0]["metadata"]["labels"]["app.kubernetes.io/component"]]
             for endpoint in monitor["spec"]["endpoints"]:
                 assert endpoint["port"] in names and endpoint["path"] in paths
+
+
+def test_worker_metrics_are_scraped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the settings the example overlay gives every process
+    settings = k8s_settings(RENDERED["example"], monkeypatch)
+    objs = RENDERED["example"]
+    [monitor] = of_kind(objs, "PodMonitor")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    workers = [d for d in of_kind(objs, "Deployment") if selector.items() <= pod_labels(d).items()]
+    # Then the PodMonitor selects a worker Deployment per tier, and nothing else
+    assert sorted(pod_labels(d)["switchyard.dev/tier"] for d in workers) == sorted(
+        t.value for t in ALL_TIERS
+    )
+    assert {pod_labels(d)["app.kubernetes.io/component"] for d in workers} == {"worker"}
+    # And each worker container names the scraped port, on the port the worker serves
+    # its metrics on (from SWITCHYARD_WORKER_METRICS_PORT), on every interface
+    assert settings.worker_metrics_port > 0 and settings.worker_metrics_host == "0.0.0.0"
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    for deployment in workers:
+        [container] = containers(deployment)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports[endpoint["port"]] == settings.worker_metrics_port, deployment["metadata"]
+    # And compose gives its workers the same port, which its Prometheus scrapes
+    assert compose_settings("worker-fast", monkeypatch).worker_metrics_port == 9101
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in prometheus["scrape_configs"]}
+    dns = jobs["switchyard-workers"]["dns_sd_configs"][0]
+    assert dns["port"] == 9101
+    assert set(dns["names"]) == {n for n, svc in OURS.items() if "worker" in svc["command"]}
+
+
+def test_the_admin_key_is_a_secret_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the example Secret and .env.example, Then both carry the admin key, empty
+    # (the admin API off) until the operator sets a real one
+    [secret] = [
+        s
+        for s in of_kind(RENDERED["example"], "Secret")
+        if s["metadata"]["name"] == "switchyard-secrets"
+    ]
+    assert secret["stringData"]["SWITCHYARD_ADMIN_API_KEY"] == ""
+    assert env_file()["SWITCHYARD_ADMIN_API_KEY"] == ""
+    assert "SWITCHYARD_ADMIN_API_KEY" not in of_kind(RENDERED["example"], "ConfigMap")[0]["data"]
+    # And the empty value starts the processes with the admin API off, not refused
+    assert k8s_settings(RENDERED["example"], monkeypatch).admin_api_key is None
+    assert compose_settings("api", monkeypatch).admin_api_key is None
 
 
 def test_compose_runs_migrations_first_and_keeps_its_data() -> None:

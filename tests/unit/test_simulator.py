@@ -153,11 +153,13 @@ def test_injected_failures_map_to_sdk_errors(
         )
 
 
-def test_streaming_is_refused_in_openai_shape(sdk: openai.OpenAI) -> None:
-    """Given stream=true, the simulator answers 400 rather than a wrong body."""
+def test_stream_options_without_streaming_is_refused_in_openai_shape(sdk: openai.OpenAI) -> None:
+    """Given stream_options without stream, the simulator answers OpenAI's 400 naming it."""
     with pytest.raises(openai.BadRequestError) as caught:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
-    assert caught.value.param == "stream"
+        sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, stream_options={"include_usage": True}
+        )
+    assert caught.value.param == "stream_options"
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,6 @@ def test_gemini_context_window_is_enforced(fresh_simulator: str) -> None:
 
 def test_unknown_gemini_action_is_404(fresh_simulator: str) -> None:
     response = httpx.post(
-        f"{fresh_simulator}/v1beta/models/gemini-2.5-flash:streamGenerateContent", json=GEMINI_BODY
+        f"{fresh_simulator}/v1beta/models/gemini-2.5-flash:countTokens", json=GEMINI_BODY
     )
     assert response.status_code == 404 and response.json()["error"]["status"] == "NOT_FOUND"

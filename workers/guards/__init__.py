@@ -20,6 +20,7 @@ Guards, in the order the loop runs them (``default_guards``):
     RetryGuard           backoff with jitter, Retry-After honoured, tries per deployment
     CircuitBreakerGuard  per-deployment breaker shared in Redis (closed/open/half-open)
     RateLimitGuard       per-deployment RPM + TPM limits shared in Redis (GCRA in Lua)
+    LiveStatsGuard       latency, output length and errors per deployment, for routing
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from __future__ import annotations
 import redis
 
 from orchestrator.config import Settings
+from orchestrator.live_stats import LiveStats
 from workers.guards.base import (
+    Answered,
     Call,
     FailJob,
     Guard,
@@ -39,6 +42,7 @@ from workers.guards.base import (
 )
 from workers.guards.breaker import BreakerPolicy, CircuitBreaker, CircuitBreakerGuard
 from workers.guards.context import ContextWindowGuard
+from workers.guards.livestats import LiveStatsGuard
 from workers.guards.ratelimit import Permit, RateLimiter, RateLimitGuard
 from workers.guards.retry import RetryGuard, RetryPolicy
 
@@ -62,10 +66,12 @@ def default_guards(settings: Settings, client: redis.Redis) -> list[Guard]:
         *local_guards(settings),
         CircuitBreakerGuard(breaker),
         RateLimitGuard(limiter, horizon_s=settings.ratelimit_horizon_s),
+        LiveStatsGuard(LiveStats(client, prefix=prefix)),  # last: it times the call itself
     ]
 
 
 __all__ = [
+    "Answered",
     "BreakerPolicy",
     "Call",
     "CircuitBreaker",
@@ -74,6 +80,7 @@ __all__ = [
     "FailJob",
     "Guard",
     "GuardSignal",
+    "LiveStatsGuard",
     "Permit",
     "Progress",
     "RateLimitGuard",

@@ -42,6 +42,14 @@ class FailJob(GuardSignal):
     """End the job now with ``reason`` as its error (a final provider error)."""
 
 
+class Answered(GuardSignal):
+    """The job is answered without calling the provider (a response-cache hit)."""
+
+    def __init__(self, completion: Completion, reason: str = "answered from the cache") -> None:
+        super().__init__(reason)
+        self.completion = completion
+
+
 @dataclass
 class Progress:
     """What earlier deliveries of a job learned, stored in ``jobs.progress`` between them."""
@@ -50,6 +58,10 @@ class Progress:
     min_window: int = 0
     slot: dict[str, Any] | None = None
     waits: int = 0
+    # Output checks (workers.checks): deployments whose answer failed (-> reason), and
+    # the repair calls made per deployment.
+    rejected: dict[str, str] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Progress:
@@ -59,6 +71,8 @@ class Progress:
             min_window=int(data.get("min_window") or 0),
             slot=data.get("slot"),
             waits=int(data.get("waits") or 0),
+            rejected={str(k): str(v) for k, v in (data.get("rejected") or {}).items()},
+            repairs={str(k): int(v) for k, v in (data.get("repairs") or {}).items()},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +81,8 @@ class Progress:
             "min_window": self.min_window,
             "slot": self.slot,
             "waits": self.waits,
+            "rejected": dict(self.rejected),
+            "repairs": dict(self.repairs),
         }
 
 
@@ -81,6 +97,7 @@ class Call:
     input_tokens: int
     reserved_tokens: int = 0
     tier: str = ""
+    tenant_id: str = ""
 
     @property
     def name(self) -> str:
@@ -95,6 +112,9 @@ class Guard:
 
     def after_success(self, call: Call, completion: Completion) -> None:
         """After a call that answered."""
+
+    def after_accepted(self, call: Call, completion: Completion) -> None:
+        """After an answer passed the output checks: it is the job's answer."""
 
     def after_failure(self, call: Call, error: ProviderError) -> None:
         """After a call that failed (its attempt is already counted in ``progress.tries``)."""

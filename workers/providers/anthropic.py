@@ -35,6 +35,9 @@ from orchestrator.schemas import (
     Usage,
 )
 from workers.providers.openai import SIMULATOR_API_KEY
+from workers.providers.prompt_cache import mark_stable_prefix
+from workers.providers.sse import DeltaSink, post_stream
+from workers.providers.stream_parsers import AnthropicStreamParser
 from workers.providers.transport import Malformed, build_completion, int_field, post_json
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -148,7 +151,7 @@ def build_body(deployment: Deployment, request: JobRequest) -> dict[str, Any]:
             }
             for t in request.tools
         ]
-    return body
+    return mark_stable_prefix(body)  # prompt caching for long stable prefixes (CONTEXT.md)
 
 
 def parse_usage(usage: object) -> Usage:
@@ -199,19 +202,38 @@ class AnthropicMessagesAdapter:
         self._client = client
         self._api_key = api_key
 
-    def complete(self, deployment: Deployment, request: JobRequest) -> Completion:
-        """One message; raises a ``ProviderError`` subclass on any failure."""
-        headers = {
+    def _headers(self) -> dict[str, str]:
+        return {
             "x-api-key": self._api_key or SIMULATOR_API_KEY,
             "anthropic-version": ANTHROPIC_VERSION,
         }
+
+    def complete(self, deployment: Deployment, request: JobRequest) -> Completion:
+        """One message; raises a ``ProviderError`` subclass on any failure."""
         return post_json(
             self._client,
             f"{deployment.base_url.rstrip('/')}/messages",
             body=build_body(deployment, request),
-            headers=headers,
+            headers=self._headers(),
             deployment=deployment,
             request=request,
             api_key=self._api_key,
             parse=parse_completion,
+        )
+
+    def stream(
+        self, deployment: Deployment, request: JobRequest, on_delta: DeltaSink
+    ) -> Completion:
+        """The same message streamed (``stream: true``), text relayed as it comes."""
+        return post_stream(
+            self._client,
+            f"{deployment.base_url.rstrip('/')}/messages",
+            body={**build_body(deployment, request), "stream": True},
+            headers=self._headers(),
+            deployment=deployment,
+            request=request,
+            api_key=self._api_key,
+            parser=AnthropicStreamParser(),
+            parse=parse_completion,
+            on_delta=on_delta,
         )

@@ -40,6 +40,8 @@ from orchestrator.schemas import (
     Usage,
 )
 from workers.providers.openai import SIMULATOR_API_KEY
+from workers.providers.sse import DeltaSink, post_stream
+from workers.providers.stream_parsers import GeminiStreamParser
 from workers.providers.transport import Blocked, Malformed, build_completion, int_field, post_json
 
 _FINISH: dict[str, FinishReason] = {
@@ -204,16 +206,35 @@ class GeminiAdapter:
         self._client = client
         self._api_key = api_key
 
+    def _url(self, deployment: Deployment, action: str) -> str:
+        return f"{deployment.base_url.rstrip('/')}/models/{deployment.model}:{action}"
+
     def complete(self, deployment: Deployment, request: JobRequest) -> Completion:
         """One generation; raises a ``ProviderError`` subclass on any failure."""
-        url = f"{deployment.base_url.rstrip('/')}/models/{deployment.model}:generateContent"
         return post_json(
             self._client,
-            url,
+            self._url(deployment, "generateContent"),
             body=build_body(deployment, request),
             headers={"x-goog-api-key": self._api_key or SIMULATOR_API_KEY},
             deployment=deployment,
             request=request,
             api_key=self._api_key,
             parse=parse_completion,
+        )
+
+    def stream(
+        self, deployment: Deployment, request: JobRequest, on_delta: DeltaSink
+    ) -> Completion:
+        """The same generation from ``:streamGenerateContent?alt=sse``, text relayed as it comes."""
+        return post_stream(
+            self._client,
+            self._url(deployment, "streamGenerateContent") + "?alt=sse",
+            body=build_body(deployment, request),
+            headers={"x-goog-api-key": self._api_key or SIMULATOR_API_KEY},
+            deployment=deployment,
+            request=request,
+            api_key=self._api_key,
+            parser=GeminiStreamParser(),
+            parse=parse_completion,
+            on_delta=on_delta,
         )

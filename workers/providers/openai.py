@@ -18,6 +18,8 @@ import httpx
 
 from orchestrator.catalog import Deployment
 from orchestrator.schemas import Completion, FinishReason, JobRequest, Message, ToolCall, Usage
+from workers.providers.sse import DeltaSink, post_stream
+from workers.providers.stream_parsers import OpenAIStreamParser
 from workers.providers.transport import Malformed, build_completion, int_field, post_json
 
 SIMULATOR_API_KEY = "sk-simulator"
@@ -159,6 +161,26 @@ class OpenAIChatAdapter:
             request=request,
             api_key=self._api_key,
             parse=parse_completion,
+        )
+
+    def stream(
+        self, deployment: Deployment, request: JobRequest, on_delta: DeltaSink
+    ) -> Completion:
+        """The same completion streamed (``stream_options.include_usage`` for the ledger)."""
+        url, headers = self._endpoint(deployment)
+        body = build_body(deployment, request)
+        body.update(stream=True, stream_options={"include_usage": True})
+        return post_stream(
+            self._client,
+            url,
+            body=body,
+            headers=headers,
+            deployment=deployment,
+            request=request,
+            api_key=self._api_key,
+            parser=OpenAIStreamParser(),
+            parse=parse_completion,
+            on_delta=on_delta,
         )
 
 

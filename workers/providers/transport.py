@@ -58,14 +58,25 @@ def post_json(
     if not response.is_success:
         raise error_from_response(response, api_key=api_key, **where)
     try:
-        return parse(response.json(), request)
+        data = response.json()
+    except ValueError:
+        raise ServerError(
+            "malformed completion: JSONDecodeError", status=response.status_code, **where
+        ) from None
+    return parse_answer(data, request, parse, status=response.status_code, where=where)
+
+
+def parse_answer(
+    data: Any, request: JobRequest, parse: Parser, *, status: int, where: dict[str, Any]
+) -> Completion:
+    """``parse(data)``; ``Blocked`` becomes ``ContentPolicy``, any other failure ``ServerError``."""
+    try:
+        return parse(data, request)
     except Blocked as exc:
-        raise ContentPolicy(str(exc), status=response.status_code, **where) from None
+        raise ContentPolicy(str(exc), status=status, **where) from None
     except (ValueError, TypeError, KeyError, AttributeError, Malformed) as exc:
         reason = str(exc) if isinstance(exc, Malformed) else f"{type(exc).__name__}"
-        raise ServerError(
-            f"malformed completion: {reason}", status=response.status_code, **where
-        ) from None
+        raise ServerError(f"malformed completion: {reason}", status=status, **where) from None
 
 
 def int_field(data: object, name: str) -> int | None:

@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.errors import Conflict, NotFound
+from orchestrator.response_cache import MODES
+from orchestrator.schemas import CacheMode
 from orchestrator.store import repo, tenants
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ApiKey, Tenant
@@ -33,6 +35,9 @@ class TenantUpdate(BaseModel):
     """What an operator may change on a tenant (null: the cluster default)."""
 
     rate_limit_rpm: int | None = Field(default=None, ge=0)
+    response_cache: CacheMode | None = Field(
+        default=None, description="default cache mode; null: on for temperature 0 only"
+    )
 
 
 class TenantView(BaseModel):
@@ -42,6 +47,7 @@ class TenantView(BaseModel):
     name: str
     created_at: datetime
     rate_limit_rpm: int | None = None
+    response_cache: CacheMode | None = None
 
 
 class KeyView(BaseModel):
@@ -78,7 +84,11 @@ class WebhookSecret(BaseModel):
 
 def _tenant(row: Tenant) -> TenantView:
     return TenantView(
-        id=row.id, name=row.name, created_at=row.created_at, rate_limit_rpm=row.rate_limit_rpm
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        rate_limit_rpm=row.rate_limit_rpm,
+        response_cache=MODES.get(row.response_cache or ""),
     )
 
 
@@ -119,11 +129,13 @@ def list_tenants(session: SessionDep, _: AdminDep) -> list[TenantView]:
 def update_tenant(
     tenant_id: str, body: TenantUpdate, session: SessionDep, _: AdminDep
 ) -> TenantView:
-    """Set a tenant's own request rate (null: the cluster default)."""
+    """Set a tenant's own request rate and default cache mode (null: the cluster default)."""
     row = tenants.get_tenant(session, tenant_id=tenant_id)
     if row is None:
         raise NotFound(f"no tenant {tenant_id!r}")
     row.rate_limit_rpm = body.rate_limit_rpm
+    if "response_cache" in body.model_fields_set:  # CONTEXT.md; seen by the API within 5 s
+        row.response_cache = body.response_cache
     return _tenant(row)
 
 

@@ -26,9 +26,10 @@ from orchestrator.batch_intake import submit_openai_batch
 from orchestrator.batch_schemas import BatchList, BatchView, CreateBatchRequest
 from orchestrator.dispatch import BatchSpec
 from orchestrator.errors import Conflict, NotFound, ValidationFailed
-from orchestrator.schemas import JobRequest
+from orchestrator.schemas import JobRequest, Objective
 from orchestrator.store import batches, repo
 from orchestrator.store.db import session_scope
+from orchestrator.usage import batch_cost
 from orchestrator.webhooks import check_callback_url
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -109,6 +110,7 @@ async def submit_batch(
     state: StateDep,
     tenant_id: TenantDep,
     callback_url: Annotated[str | None, Query(max_length=2000)] = None,
+    objective: Annotated[Objective | None, Query()] = None,
 ) -> BatchView:
     """Create a batch: OpenAI's object naming an input file, or a JSON array / JSON Lines."""
     raw = await request.body()
@@ -127,7 +129,7 @@ async def submit_batch(
             items = _items(raw, content_type)
         except UnicodeDecodeError as exc:
             raise ValidationFailed("body", "not UTF-8") from exc
-        requests = _parse(items)
+        requests = [_with_objective(r, objective) for r in _parse(items)]
         if callback_url is not None:
             allow = state.settings.webhook_allow_private
             check_callback_url(callback_url, allow_private=allow)
@@ -138,6 +140,13 @@ async def submit_batch(
             spec=BatchSpec(callback_url=callback_url),
         )
     return await run_in_threadpool(_current, state, tenant_id, batch_id)
+
+
+def _with_objective(request: JobRequest, objective: Objective | None) -> JobRequest:
+    """The batch's objective for a line that names none (COSTS.md)."""
+    if objective is None or request.objective is not None:
+        return request
+    return request.model_copy(update={"objective": objective})
 
 
 def _current(state: Any, tenant_id: str, batch_id: str) -> BatchView:
@@ -167,7 +176,9 @@ def _view(session: Any, tenant_id: str, batch_id: str) -> BatchView:
     batch = repo.get_batch(session, tenant_id=tenant_id, batch_id=batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id!r}")
-    return batch_view(batch, repo.batch_totals(session, tenant_id=tenant_id, batch_id=batch_id))
+    view = batch_view(batch, repo.batch_totals(session, tenant_id=tenant_id, batch_id=batch_id))
+    view.cost_summary = batch_cost(session, tenant_id=tenant_id, batch_id=batch_id)
+    return view
 
 
 @router.get("/{batch_id}")

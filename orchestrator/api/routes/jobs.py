@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, status
 
 from orchestrator import control
 from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
 from orchestrator.api.views import job_view
 from orchestrator.errors import NotFound
+from orchestrator.response_cache import with_cache_header
 from orchestrator.schemas import JobRequest, JobView
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
@@ -16,9 +19,17 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-def submit_job(body: JobRequest, state: StateDep, tenant_id: TenantDep) -> JobView:
-    """Classify a job, queue it on its tier, and return it (status ``queued``)."""
-    job_id = state.dispatcher.submit_job(tenant_id=tenant_id, request=body)
+def submit_job(
+    body: JobRequest,
+    state: StateDep,
+    tenant_id: TenantDep,
+    cache_control: Annotated[str | None, Header()] = None,
+) -> JobView:
+    """Classify a job, queue it on its tier, and return it (``succeeded`` on a cache hit)."""
+    request = state.cache_front.resolve(tenant_id, with_cache_header(body, cache_control))
+    job_id = state.cache_front.answer(tenant_id, request)
+    if job_id is None:
+        job_id = state.dispatcher.submit_job(tenant_id=tenant_id, request=request)
     with session_scope(state.engine) as session:
         job = repo.get_job(session, tenant_id=tenant_id, job_id=job_id)
         assert job is not None

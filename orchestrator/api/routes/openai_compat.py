@@ -2,30 +2,31 @@
 
 ``POST /v1/chat/completions`` admits the request as an interactive job on its
 tier's queue and waits for the worker's completion event (``orchestrator.events``).
-With ``stream: true`` the answer is sent as server-sent ``chat.completion.chunk``
-events ending with ``data: [DONE]``: a first chunk at once, comments to keep the
-connection open while the job runs, then the finished answer in pieces (the
-workers call providers without streaming, so the text arrives when the call
-ends). Headers ``x-switchyard-job-id``, ``-tier``, ``-deployment``, ``-provider``
-and ``-cost-micro-usd`` say where it went; so does the body's ``switchyard`` field.
+With ``stream: true`` the job is marked to stream: its worker calls the provider
+with streaming on and publishes the text to a per-job Redis stream as it comes
+(``workers.streaming``), and this route relays it as server-sent
+``chat.completion.chunk`` events, token by token, ending with the finish chunk,
+the usage chunk (``stream_options.include_usage``) and ``data: [DONE]``
+(``orchestrator.api.chat_stream``, which also says what a fallback mid-answer
+does). Headers ``x-switchyard-job-id``, ``-tier``, ``-deployment``, ``-provider``
+and ``-cost-micro-usd`` say where it went (a stream's headers leave before the
+deployment is known; its finish chunk carries them in ``switchyard``); so does
+the body's ``switchyard`` field.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from orchestrator.api.chat_stream import ChatStream, load_job, unfinished
 from orchestrator.api.deps import AppState, StateDep, TenantDep
-from orchestrator.api.openai_views import answer_chunks, chat_completion, facts_headers
-from orchestrator.errors import JobUnfinished, NotFound, ValidationFailed
+from orchestrator.api.openai_views import chat_completion, facts_headers
+from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.events import wait_done
 from orchestrator.metrics import CHAT_COMPLETIONS
 from orchestrator.openai_schemas import (
@@ -36,14 +37,12 @@ from orchestrator.openai_schemas import (
     ModelList,
     ModelObject,
 )
+from orchestrator.response_cache import with_cache_header
 from orchestrator.schemas import JobRequest, JobStatus
-from orchestrator.store import repo
-from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
 from orchestrator.tiers import ALL_TIERS
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-KEEPALIVE_S = 10.0
 
 
 def _models(state: AppState) -> list[ModelObject]:
@@ -83,17 +82,9 @@ def _job_request(body: ChatCompletionRequest) -> JobRequest:
         raise ValidationFailed(field, str(first["msg"])) from exc
 
 
-def _load(state: AppState, tenant_id: str, job_id: str) -> Job:
-    with session_scope(state.engine) as session:
-        job = repo.get_job(session, tenant_id=tenant_id, job_id=job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
-        return job
-
-
 async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
     async def is_final() -> bool:
-        job = await run_in_threadpool(_load, state, tenant_id, job_id)
+        job = await run_in_threadpool(load_job, state, tenant_id, job_id)
         return JobStatus(job.status).final
 
     await wait_done(
@@ -102,14 +93,9 @@ async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
         job_id=job_id,
         timeout_s=state.settings.chat_timeout_s,
         is_final=is_final,
+        fresh=True,  # submitted just now: wait for its event before reading the row
     )
-    return await run_in_threadpool(_load, state, tenant_id, job_id)
-
-
-def _unfinished(job: Job) -> JobUnfinished:
-    if JobStatus(job.status).final:
-        return JobUnfinished(job.id, job.status, job.error or f"the job {job.status}")
-    return JobUnfinished(job.id, job.status, f"job {job.id} still {job.status}; poll /v1/jobs")
+    return await run_in_threadpool(load_job, state, tenant_id, job_id)
 
 
 @router.post(
@@ -118,66 +104,37 @@ def _unfinished(job: Job) -> JobUnfinished:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def chat_completions(
-    body: ChatCompletionRequest, state: StateDep, tenant_id: TenantDep
+    body: ChatCompletionRequest,
+    state: StateDep,
+    tenant_id: TenantDep,
+    cache_control: Annotated[str | None, Header()] = None,
 ) -> Response:
     """OpenAI's chat completions; ``model`` is ``auto``, ``tier:<name>`` or a catalog model."""
-    request = _job_request(body)
-    job_id = await run_in_threadpool(
-        state.dispatcher.submit_job, tenant_id=tenant_id, request=request
-    )
+    request = with_cache_header(_job_request(body), cache_control)
+    if body.stream:  # the worker relays the text as it comes (workers.streaming)
+        request = request.model_copy(update={"stream": True})
+    request, hit = await state.cache_front.lookup(state.aredis, tenant_id, request)
+    if hit is not None and not body.stream:  # a response-cache hit: answered at once
+        CHAT_COMPLETIONS.labels("false", "succeeded").inc()
+        answer = chat_completion(hit).model_dump(mode="json")
+        return JSONResponse(answer, headers=facts_headers(hit))
+    if hit is not None:
+        job_id = hit.id
+    else:
+        job_id = await run_in_threadpool(
+            state.dispatcher.submit_job, tenant_id=tenant_id, request=request
+        )
     if body.stream:
-        job = await run_in_threadpool(_load, state, tenant_id, job_id)
+        job = await run_in_threadpool(load_job, state, tenant_id, job_id)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _stream(state, tenant_id, job, include_usage),
+            ChatStream(state, tenant_id, job, include_usage).events(),
             media_type="text/event-stream",
             headers={**facts_headers(job), "cache-control": "no-cache"},
         )
     job = await _wait(state, tenant_id, job_id)
     if job.status != JobStatus.SUCCEEDED.value:
         CHAT_COMPLETIONS.labels("false", job.status).inc()
-        raise _unfinished(job)
+        raise unfinished(job)
     CHAT_COMPLETIONS.labels("false", "succeeded").inc()
     return JSONResponse(chat_completion(job).model_dump(mode="json"), headers=facts_headers(job))
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-async def _stream(
-    state: AppState, tenant_id: str, queued: Job, include_usage: bool
-) -> AsyncIterator[bytes]:
-    head = {
-        "id": f"chatcmpl-{queued.id}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": "",
-        "choices": [
-            {
-                "index": 0,
-                "delta": {"role": "assistant", "content": ""},
-                "finish_reason": None,
-                "logprobs": None,
-            }
-        ],
-    }
-    yield _sse(head)
-    waiting = asyncio.ensure_future(_wait(state, tenant_id, queued.id))
-    try:
-        while not waiting.done():
-            await asyncio.wait({waiting}, timeout=KEEPALIVE_S)
-            if not waiting.done():
-                yield b": waiting for the job\n\n"
-        job = waiting.result()
-    finally:
-        waiting.cancel()
-    CHAT_COMPLETIONS.labels("true", job.status).inc()
-    if job.status == JobStatus.SUCCEEDED.value:
-        for piece in answer_chunks(job, include_usage=include_usage):
-            yield _sse(piece)
-    else:
-        failure = _unfinished(job)
-        error = {"message": str(failure), "type": job.status, "code": job.status, "param": None}
-        yield _sse({"error": error})
-    yield b"data: [DONE]\n\n"

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from orchestrator.store.models import Base
+from orchestrator.store.rollup import ensure_sqlite_triggers
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,9 +36,16 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds a table by renaming a copy; modern SQLite then re-checks
+        # every trigger body (migration 0006's rollup triggers name other tables).
+        connection.exec_driver_sql("PRAGMA legacy_alter_table=ON")
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:  # a rebuilt table lost its triggers (orchestrator.store.rollup)
+            ensure_sqlite_triggers(connection)
 
 
 if context.is_offline_mode():

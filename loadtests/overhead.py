@@ -1,0 +1,157 @@
+"""``switchyard bench overhead --rps R --seconds S [--background-jobs B] --json``: added latency.
+
+What does going through Switchyard add to one chat completion? Two phases of S
+seconds each, open loop (request i is sent at ``i / R`` s whether or not the
+earlier ones answered), against a simulator that answers at once:
+
+    direct      ``POST /v1/chat/completions`` to the simulator itself (the baseline)
+    cluster     the same body to Switchyard's OpenAI-compatible endpoint with
+                ``model: "tier:fast"``: API -> dispatcher -> Postgres -> fast queue
+                -> worker (lease, call, ledger) -> completion event -> API -> client
+
+``p50_added_ms`` and ``p99_added_ms`` are the cluster's percentile minus the
+direct one. With ``--background-jobs B`` a batch of B fast-tier jobs is queued
+first and both phases run while it drains on the same workers: interactive
+requests ride the higher-priority lane of the same queue, so they should not
+wait behind the batch. ``background_left`` is how many batch jobs were still
+waiting when the cluster phase ended (it must be above zero for the run to
+mean anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from loadtests._bench import (
+    cluster_cpu,
+    cpu_delta,
+    deployments,
+    emit,
+    jobs,
+    percentile,
+    private_services,
+    running,
+)
+from loadtests._bench import simulator as sim_profile
+from loadtests._cluster import Cluster, ClusterSpec
+from orchestrator.schemas import JobRequest
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Job
+
+BODY: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "Say hello in one word."}],
+    "max_tokens": 8,
+    "temperature": 0.7,
+}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="switchyard bench overhead", description=__doc__)
+    parser.add_argument("--rps", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--background-jobs", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="fast-tier worker processes")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
+    return parser.parse_args(argv)
+
+
+async def open_loop(
+    url: str, body: dict[str, Any], headers: dict[str, str], rps: float, seconds: float
+) -> list[float]:
+    """Send ``rps`` requests a second for ``seconds``; each one's latency in ms."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def one() -> None:
+            started = time.perf_counter()
+            response = await client.post(url, json=body, headers=headers)
+            if response.status_code != 200:
+                failures.append(f"{response.status_code}: {response.text[:200]}")
+                return
+            latencies.append((time.perf_counter() - started) * 1000)
+
+        tasks = []
+        t0 = time.perf_counter()
+        for i in range(int(rps * seconds)):
+            await asyncio.sleep(max(0.0, t0 + i / rps - time.perf_counter()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed; first: {failures[0]}")
+    return latencies
+
+
+def phase(url: str, body: dict[str, Any], headers: dict[str, str], rps: float, s: float) -> Any:
+    asyncio.run(open_loop(url, body, headers, rps, min(s, 3.0)))  # warm-up
+    return asyncio.run(open_loop(url, body, headers, rps, s))
+
+
+def waiting(cluster: Cluster, batch_id: str) -> int:
+    with session_scope(cluster.engine) as session:
+        query = select(func.count()).where(Job.batch_id == batch_id, Job.status == "queued")
+        return int(session.scalar(query) or 0)
+
+
+def background(cluster: Cluster, n: int) -> str:
+    """Queue ``n`` batch jobs on the fast tier; their batch id."""
+    ids = cluster.submit([JobRequest.model_validate(j) for j in jobs(n, ["fast"], tag="bg")])
+    with session_scope(cluster.engine) as session:
+        return str(session.scalar(select(Job.batch_id).where(Job.id == ids[0])))
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    spec = ClusterSpec(
+        deployments=deployments(["fast"]),
+        simulator=sim_profile(0.0),
+        workers=args.workers,
+        tiers=("fast",),
+        concurrency=args.concurrency,
+        reconciler=True,
+        api=True,
+    )
+    with private_services() as services, running(spec, services) as cluster:
+        batch_id = background(cluster, args.background_jobs) if args.background_jobs else None
+        direct = phase(
+            f"{cluster.sim_base}/v1/chat/completions",
+            {**BODY, "model": "bench-fast"},
+            {"Authorization": "Bearer sim-key"},
+            args.rps,
+            args.seconds,
+        )
+        before = cluster_cpu(cluster, services)
+        ours = phase(
+            f"{cluster.api_url}/v1/chat/completions",
+            {**BODY, "model": "tier:fast"},
+            {"Authorization": f"Bearer {cluster.api_key}"},
+            args.rps,
+            args.seconds,
+        )
+        cpu = cpu_delta(before, cluster_cpu(cluster, services))
+        left = waiting(cluster, batch_id) if batch_id else None
+    result: dict[str, Any] = {
+        "benchmark": "overhead",
+        "rps": args.rps,
+        "seconds": args.seconds,
+        "requests": len(ours),
+        "background_jobs": args.background_jobs,
+        "direct_p50_ms": round(percentile(direct, 0.5), 2),
+        "direct_p99_ms": round(percentile(direct, 0.99), 2),
+        "cluster_p50_ms": round(percentile(ours, 0.5), 2),
+        "cluster_p99_ms": round(percentile(ours, 0.99), 2),
+        "p50_added_ms": round(percentile(ours, 0.5) - percentile(direct, 0.5), 2),
+        "p99_added_ms": round(percentile(ours, 0.99) - percentile(direct, 0.99), 2),
+        "cpu_s_cluster_phase": cpu,
+    }
+    if left is not None:
+        result["background_left"] = left
+    return emit(result)

@@ -1,0 +1,157 @@
+"""``switchyard bench pipeline --jobs N --json``: end-to-end job throughput against raw Celery.
+
+Both halves run in one process, one after the other, on the same private Redis
+(broker) and Postgres, with the same number of worker processes and threads:
+
+    switchyard   N jobs admitted by the real dispatcher (classify -> bulk insert ->
+                 publish), run by ``switchyard worker`` processes (lease, simulator
+                 call over HTTP with zero latency, attempt + ledger + result in
+                 Postgres). Timed from the start of admission until the last job's
+                 ``finished_at``.
+    raw Celery   N no-op tasks (one Redis INCR each) published from this process
+                 with kombu's pipelined ``Producer.batch`` and run by plain Celery
+                 workers (``loadtests._raw``). Timed from the start of publishing
+                 until the count reaches N.
+
+Each half first runs a warm-up of ``--warmup`` jobs so that start-up is not timed.
+Prints ``jobs_per_s``, ``raw_celery_per_s`` and ``ratio`` (the first over the second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+
+from loadtests import _raw
+from loadtests._bench import (
+    Services,
+    cluster_cpu,
+    cpu_delta,
+    cpu_seconds,
+    deployments,
+    emit,
+    jobs,
+    private_services,
+    running,
+    wait_batch,
+)
+from loadtests._bench import simulator as sim_profile
+from loadtests._cluster import Cluster, ClusterSpec
+from orchestrator.schemas import JobRequest
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Job
+from orchestrator.tiers import ALL_TIERS
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="switchyard bench pipeline", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=32, help="threads per process")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--raw-config",
+        choices=["defaults", "switchyard"],
+        default="defaults",
+        help="the baseline's Celery settings: the library's defaults, or Switchyard's "
+        "delivery settings (late acks, prefetch 1, task events, priority lists)",
+    )
+    parser.add_argument("--timeout", type=float, default=1200.0)
+    parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
+    return parser.parse_args(argv)
+
+
+def _submit(cluster: Cluster, n: int, tag: str) -> str:
+    tiers = [t.value for t in ALL_TIERS]
+    requests = [JobRequest.model_validate(j) for j in jobs(n, tiers, tag=tag)]
+    ids = cluster.submit(requests)
+    with session_scope(cluster.engine) as session:
+        return str(session.scalar(select(Job.batch_id).where(Job.id == ids[0])))
+
+
+def measure_switchyard(args: argparse.Namespace, services: Services) -> dict[str, Any]:
+    spec = ClusterSpec(
+        deployments=deployments(),
+        simulator=sim_profile(0.0),
+        workers=args.workers,
+        concurrency=args.concurrency,
+        reconciler=True,
+    )
+    with running(spec, services) as cluster:
+        wait_batch(cluster, _submit(cluster, args.warmup, "warmup"), args.warmup, 120)
+        cpu_before = cluster_cpu(cluster, services)
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        batch_id = _submit(cluster, args.jobs, "timed")
+        admit_s = time.perf_counter() - t0
+        wait_batch(cluster, batch_id, args.jobs, args.timeout)
+        cpu = cpu_delta(cpu_before, cluster_cpu(cluster, services))
+        with session_scope(cluster.engine) as session:
+            last = session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch_id))
+            ok = session.scalar(
+                select(func.count()).where(Job.batch_id == batch_id, Job.status == "succeeded")
+            )
+        assert last is not None
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        seconds = (last - started).total_seconds()
+    return {"seconds": seconds, "admit_s": admit_s, "succeeded": ok or 0, "cpu_s": cpu}
+
+
+def measure_raw(args: argparse.Namespace, services: Services) -> tuple[float, dict[str, float]]:
+    client = redis.Redis.from_url(services.redis_url)
+    _raw.app.conf.broker_url = services.redis_url
+    with _raw.raw_workers(
+        services.redis_url,
+        processes=args.workers,
+        threads=args.concurrency,
+        log_dir=services.workdir / "raw-logs",
+        like=args.raw_config == "switchyard",
+    ) as procs:
+        roots = {f"worker-{i}": p.pid for i, p in enumerate(procs)}
+        roots["redis"] = services.redis_pid
+        client.delete(_raw.DONE_KEY)
+        _raw.publish_noops(_raw.app, args.warmup, batched=True)
+        _raw.wait_count(client, args.warmup, 120)
+        client.delete(_raw.DONE_KEY)
+        before = cpu_seconds(roots)
+        t0 = time.monotonic()
+        _raw.publish_noops(_raw.app, args.jobs, batched=True)
+        t1 = _raw.wait_count(client, args.jobs, args.timeout)
+        after = cpu_seconds(roots)
+    workers = sum(after[k] - before[k] for k in roots if k.startswith("worker"))
+    return t1 - t0, {
+        "workers": round(workers, 2),
+        "redis": round(after["redis"] - before["redis"], 2),
+    }
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    with private_services() as services:
+        raw_s, raw_cpu = measure_raw(args, services)
+        ours = measure_switchyard(args, services)
+    jobs_per_s = args.jobs / ours["seconds"]
+    raw_per_s = args.jobs / raw_s
+    return emit(
+        {
+            "benchmark": "pipeline",
+            "jobs": args.jobs,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "raw_config": args.raw_config,
+            "succeeded": int(ours["succeeded"]),
+            "seconds": round(ours["seconds"], 2),
+            "admit_s": round(ours["admit_s"], 2),
+            "raw_seconds": round(raw_s, 2),
+            "jobs_per_s": round(jobs_per_s, 1),
+            "raw_celery_per_s": round(raw_per_s, 1),
+            "ratio": round(jobs_per_s / raw_per_s, 3),
+            "cpu_s": ours["cpu_s"],
+            "raw_cpu_s": raw_cpu,
+        }
+    )

@@ -1,0 +1,86 @@
+"""``GET /v1/usage`` (the caller's spend, grouped) and the admin's budget settings.
+
+``PUT /admin/tenants/{id}/budget`` (admin key) sets a tenant's daily and monthly
+budgets, warning ratio and default objective (COSTS.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from orchestrator import usage
+from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
+from orchestrator.budgets import TenantPolicy, set_budget, usd_to_micro
+from orchestrator.errors import NotFound
+from orchestrator.schemas import Objective
+from orchestrator.store.db import session_scope
+
+router = APIRouter(prefix="/v1", tags=["usage"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/usage")
+async def get_usage(
+    state: StateDep,
+    tenant_id: TenantDep,
+    group_by: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(max_length=40)] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Spend and calls (billed, cache hits, failed unbilled) per group, with budget warnings."""
+    groups = usage.parse_group_by(group_by)
+    window = usage.Window.parse(since, until)
+    return await run_in_threadpool(_report, state, tenant_id, groups, window)
+
+
+def _report(
+    state: Any, tenant_id: str, groups: tuple[str, ...], window: usage.Window
+) -> dict[str, Any]:
+    with session_scope(state.engine) as session:
+        rows = usage.usage_rows(session, tenant_id=tenant_id, group_by=groups, window=window)
+    budgets = [b.as_json() for b in state.dispatcher.costs.budgets.status(tenant_id)]
+    warnings = [
+        f"{b['period']} budget {b['used_ratio']:.0%} used (warning at {b['warn_ratio']:.0%})"
+        for b in budgets
+        if b["warning"]
+    ]
+    return {
+        "object": "usage",
+        "since": window.since.isoformat(),
+        "until": window.until.isoformat(),
+        "group_by": list(groups),
+        "data": rows,
+        "total": usage.totals(rows),
+        "budgets": budgets,
+        "warnings": warnings,
+    }
+
+
+class BudgetSettings(BaseModel):
+    """A tenant's budgets in USD (null: unlimited), warning ratio and default objective."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    warn_ratio: float = Field(default=0.8, gt=0, le=1)
+    objective: Objective | None = None
+
+
+@admin.put("/tenants/{tenant_id}/budget")
+def put_budget(
+    tenant_id: str, body: BudgetSettings, session: SessionDep, _: AdminDep
+) -> dict[str, Any]:
+    """Set a tenant's daily and monthly budgets, warning ratio and default objective."""
+    policy = TenantPolicy(
+        daily_micro_usd=usd_to_micro(body.daily_usd),
+        monthly_micro_usd=usd_to_micro(body.monthly_usd),
+        warn_ratio=body.warn_ratio,
+        objective=body.objective,
+    )
+    if set_budget(session, tenant_id=tenant_id, policy=policy) is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return {"tenant_id": tenant_id, **asdict(policy)}

@@ -1,0 +1,107 @@
+"""Write-behind for response-cache hits answered by the API: rows in the background, batched.
+
+A chat completion answered from the cache must not wait for a database commit
+(one fsync'd commit can take longer than the whole hit). Its job, attempt and
+ledger rows go to an in-process queue instead; one thread writes whatever has
+queued, up to MAX_BATCH hits per transaction, at most every FLUSH_S. So the
+rows appear within about FLUSH_S (0.25 s) of the answer. Few, larger
+transactions keep the thread's share of the interpreter small, so answers are
+not held up behind it. If the database is down the
+batch is retried with backoff for RETRY_FOR_S, then logged and dropped: they
+record zero-cost answers, never money. What is queued when the process exits
+normally is written by an ``atexit`` hook; a killed process loses it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Attempt, Job, LedgerEntry
+
+log = logging.getLogger(__name__)
+FLUSH_S = 0.25
+MAX_BATCH = 500
+MAX_PENDING = 100_000
+RETRY_FOR_S = 30.0
+
+Rows = dict[str, dict[str, Any]]
+
+
+def write_hits(engine: Engine, batch: list[Rows]) -> None:
+    """Insert the rows of every hit in ``batch`` in one transaction (three executemany)."""
+    with session_scope(engine) as session:
+        session.execute(insert(Job), [r["job"] for r in batch])
+        session.execute(insert(Attempt), [r["attempt"] for r in batch])
+        session.execute(insert(LedgerEntry), [r["ledger"] for r in batch])
+
+
+class HitWriter:
+    """One background thread per process that writes queued cache-hit rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pending: queue.Queue[Rows] = queue.Queue(maxsize=MAX_PENDING)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, rows: Rows) -> None:
+        """Queue one hit's rows (written at once, in this thread, if the queue is full)."""
+        self._start()
+        try:
+            self.pending.put_nowait(rows)
+        except queue.Full:
+            write_hits(self.engine, [rows])
+
+    def flush(self) -> None:
+        """Write everything queued so far, in the calling thread."""
+        batch = self._drain(block=False)
+        while batch:
+            self._write(batch)
+            batch = self._drain(block=False)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="hit-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+
+    def _drain(self, *, block: bool) -> list[Rows]:
+        batch: list[Rows] = []
+        try:
+            if block:
+                batch.append(self.pending.get(timeout=1.0))
+            while len(batch) < MAX_BATCH:
+                batch.append(self.pending.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._drain(block=True)
+            if batch:
+                self._write(batch)
+                time.sleep(FLUSH_S)
+
+    def _write(self, batch: list[Rows]) -> None:
+        delay_s, give_up = 0.2, time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                write_hits(self.engine, batch)
+                return
+            except SQLAlchemyError as exc:
+                if time.monotonic() + delay_s > give_up:
+                    log.error("%d cache-hit rows not written: %s", len(batch), type(exc).__name__)
+                    return
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)

@@ -1,0 +1,89 @@
+"""The ``usage_daily`` rollup's triggers: every ledger and failed-attempt insert adds to it.
+
+One place for the DDL (migration 0006 creates them). Postgres keeps a trigger
+through ``ALTER TABLE``; SQLite drops a table's triggers whenever Alembic's batch
+mode rebuilds it, so ``migrations/env.py`` calls ``ensure_sqlite_triggers`` after
+every SQLite upgrade. Postgres uses statement-level triggers with transition
+tables, so a bulk insert (``COPY``, ``executemany``) costs one grouped upsert.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, inspect
+
+KEY = "tenant_id, day, tier, deployment, provider, model, kind"
+SUMS = "calls, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_micro_usd"
+ADD = ", ".join(f"{c} = u.{c} + EXCLUDED.{c}" for c in SUMS.split(", "))
+ADD_SQLITE = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMS.split(", "))
+UNBILLED = "a.outcome <> 'ok'"  # a cache hit's attempt is 'ok' too
+KIND = "CASE WHEN cache_hit THEN 'cache_hit' ELSE 'billed' END"
+NEW_KIND = "CASE WHEN NEW.cache_hit THEN 'cache_hit' ELSE 'billed' END"
+
+PG_LEDGER = f"""
+CREATE FUNCTION switchyard_usage_from_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO usage_daily AS u ({KEY}, {SUMS})
+  SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, tier, deployment, provider, model,
+         {KIND}, count(*), sum(input_tokens), sum(output_tokens),
+         sum(cached_input_tokens), sum(reasoning_tokens), sum(cost_micro_usd)
+  FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+  ON CONFLICT ({KEY}) DO UPDATE SET {ADD};
+  RETURN NULL;
+END $$;
+CREATE TRIGGER cost_ledger_usage AFTER INSERT ON cost_ledger
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION switchyard_usage_from_ledger();
+"""
+
+PG_ATTEMPTS = f"""
+CREATE FUNCTION switchyard_usage_from_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO usage_daily AS u ({KEY}, {SUMS})
+  SELECT a.tenant_id, (a.started_at AT TIME ZONE 'UTC')::date, j.tier, a.deployment,
+         a.provider, a.model, 'unbilled', count(*), 0, 0, 0, 0, 0
+  FROM new_rows a JOIN jobs j ON j.id = a.job_id
+  WHERE {UNBILLED}
+  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+  ON CONFLICT ({KEY}) DO UPDATE SET {ADD};
+  RETURN NULL;
+END $$;
+CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION switchyard_usage_from_attempts();
+"""
+
+SQLITE_LEDGER = f"""
+CREATE TRIGGER cost_ledger_usage AFTER INSERT ON cost_ledger BEGIN
+  INSERT INTO usage_daily ({KEY}, {SUMS})
+  VALUES (NEW.tenant_id, date(NEW.created_at), NEW.tier, NEW.deployment, NEW.provider,
+          NEW.model, {NEW_KIND}, 1, NEW.input_tokens, NEW.output_tokens,
+          NEW.cached_input_tokens, NEW.reasoning_tokens, NEW.cost_micro_usd)
+  ON CONFLICT ({KEY}) DO UPDATE SET {ADD_SQLITE};
+END
+"""
+
+SQLITE_ATTEMPTS = f"""
+CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
+WHEN NEW.outcome <> 'ok' BEGIN
+  INSERT INTO usage_daily ({KEY}, {SUMS})
+  SELECT NEW.tenant_id, date(NEW.started_at), j.tier, NEW.deployment, NEW.provider,
+         NEW.model, 'unbilled', 1, 0, 0, 0, 0, 0
+  FROM jobs j WHERE j.id = NEW.job_id
+  ON CONFLICT ({KEY}) DO UPDATE SET {ADD_SQLITE};
+END
+"""
+
+SQLITE_TRIGGERS = {"cost_ledger_usage": SQLITE_LEDGER, "attempts_usage": SQLITE_ATTEMPTS}
+
+
+def ensure_sqlite_triggers(connection: Connection) -> None:
+    """Create the rollup triggers that are missing (once ``usage_daily`` exists)."""
+    if "usage_daily" not in inspect(connection).get_table_names():
+        return
+    present = {
+        row[0]
+        for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='trigger'")
+    }
+    for name, ddl in SQLITE_TRIGGERS.items():
+        if name not in present:
+            connection.exec_driver_sql(ddl)
