@@ -105,6 +105,7 @@ class TenantPolicy:
     monthly_micro_usd: int | None = None
     warn_ratio: float = 0.8
     objective: str | None = None
+    strategy: str | None = None  # e.g. "cascade" for requests that name no strategy
 
     @property
     def limited(self) -> bool:
@@ -264,6 +265,7 @@ def _policy_of(row: Tenant) -> TenantPolicy:
         monthly_micro_usd=row.budget_monthly_micro_usd,
         warn_ratio=row.budget_warn_ratio if row.budget_warn_ratio is not None else 0.8,
         objective=row.objective,
+        strategy=row.strategy,
     )
 
 
@@ -308,5 +310,6 @@ def set_budget(session: Session, *, tenant_id: str, policy: TenantPolicy) -> Ten
     row.budget_monthly_micro_usd = policy.monthly_micro_usd
     row.budget_warn_ratio = policy.warn_ratio
     row.objective = policy.objective
+    row.strategy = policy.strategy
     session.flush()
     return row

@@ -69,13 +69,14 @@ class CostHook:
         return cls(budgets, catalog, hold_s=float(settings.job_deadline_s) + 60.0)
 
     def defaults(self, tenant_id: str, request: JobRequest) -> JobRequest:
-        """The request with its tenant's objective when it names none."""
-        if request.objective is not None:
-            return request
-        objective = self.budgets.policy(tenant_id).objective
-        if objective is None:
-            return request
-        return request.model_copy(update={"objective": objective})
+        """The request with its tenant's objective and strategy where it names none."""
+        policy = self.budgets.policy(tenant_id)
+        update: dict[str, str] = {}
+        if request.objective is None and policy.objective is not None:
+            update["objective"] = policy.objective
+        if request.strategy is None and policy.strategy is not None and request.model is None:
+            update["strategy"] = policy.strategy
+        return request.model_copy(update=update) if update else request
 
     @contextmanager
     def reserved(

@@ -114,6 +114,9 @@ def budget_command(
     objective: Annotated[
         str | None, typer.Option(help="cost, latency, quality or balanced.")
     ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="single or cascade (cheapest first) by default.")
+    ] = None,
 ) -> None:
     """Set a tenant's budgets (omitted: unlimited), warning ratio and default objective."""
     from orchestrator.admin_cli import _engine, _tenant_id
@@ -124,7 +127,12 @@ def budget_command(
     if objective is not None and objective not in OBJECTIVES:
         console.print(f"[red]--objective must be one of {', '.join(OBJECTIVES)}[/]")
         raise typer.Exit(2)
-    policy = TenantPolicy(usd_to_micro(daily_usd), usd_to_micro(monthly_usd), warn_at, objective)
+    if strategy is not None and strategy not in ("single", "cascade"):
+        console.print("[red]--strategy must be single or cascade[/]")
+        raise typer.Exit(2)
+    policy = TenantPolicy(
+        usd_to_micro(daily_usd), usd_to_micro(monthly_usd), warn_at, objective, strategy
+    )
     with session_scope(_engine()) as session:
         set_budget(session, tenant_id=_tenant_id(session, tenant), policy=policy)
     daily = "unlimited" if daily_usd is None else f"${daily_usd}"

@@ -70,6 +70,8 @@ class Tenant(Base):
     budget_monthly_micro_usd: Mapped[int | None] = mapped_column(BigInteger, default=None)
     budget_warn_ratio: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
     objective: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The strategy for requests that name none (``cascade``; PIPELINES.md).
+    strategy: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class ApiKey(Base):

@@ -305,3 +305,25 @@ def test_usage_plot_writes_a_png(cluster: Cluster, tmp_path: Any) -> None:
     assert done.returncode == 0, done.stderr
     assert "fast" in done.stdout and "plot written" in done.stdout
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000
+
+
+def test_a_tenant_default_strategy_applies_to_jobs_that_name_none(cluster: Cluster) -> None:
+    # Given a tenant whose default strategy is cascade (admin API)
+    _, key = new_tenant(cluster, {"strategy": "cascade"})
+    with api(cluster, key) as client:
+        # When it submits a job naming no strategy, and one naming "single"
+        plain = client.post("/v1/jobs", json={"prompt": "Name a colour.", "max_tokens": 8})
+        single = {"prompt": "Name a colour.", "max_tokens": 8, "strategy": "single"}
+        chosen = client.post("/v1/jobs", json=single)
+        assert plain.status_code in (200, 201, 202), plain.text
+        assert chosen.status_code in (200, 201, 202), chosen.text
+        routed = client.get(f"/v1/jobs/{plain.json()['id']}").json()["routing"]
+        own = client.get(f"/v1/jobs/{chosen.json()['id']}").json()["routing"]
+    # Then the first was routed as a cascade (cheapest first), the second as it asked
+    assert [s["choice"] for s in routed if s["step"] == "strategy"] == ["cascade"]
+    assert not [s for s in own if s["step"] == "strategy"]
+    # And an unknown strategy is refused with a 422 naming the field
+    with api(cluster, ADMIN_KEY) as admin:
+        tenant_id, _ = new_tenant(cluster)
+        bad = admin.put(f"/admin/tenants/{tenant_id}/budget", json={"strategy": "loudest"})
+    assert bad.status_code == 422 and "strategy" in bad.text

@@ -17,6 +17,7 @@ from orchestrator import usage
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.budgets import TenantPolicy, set_budget, usd_to_micro
 from orchestrator.errors import NotFound
+from orchestrator.pipeline_schemas import Strategy
 from orchestrator.schemas import Objective
 from orchestrator.store.db import session_scope
 
@@ -62,12 +63,13 @@ def _report(
 
 
 class BudgetSettings(BaseModel):
-    """A tenant's budgets in USD (null: unlimited), warning ratio and default objective."""
+    """A tenant's budgets in USD (null: no limit), warning ratio, default objective, strategy."""
 
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
     warn_ratio: float = Field(default=0.8, gt=0, le=1)
     objective: Objective | None = None
+    strategy: Strategy | None = None
 
 
 @admin.put("/tenants/{tenant_id}/budget")
@@ -80,6 +82,7 @@ def put_budget(
         monthly_micro_usd=usd_to_micro(body.monthly_usd),
         warn_ratio=body.warn_ratio,
         objective=body.objective,
+        strategy=body.strategy,
     )
     if set_budget(session, tenant_id=tenant_id, policy=policy) is None:
         raise NotFound(f"no tenant {tenant_id!r}")

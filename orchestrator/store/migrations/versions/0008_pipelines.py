@@ -28,9 +28,13 @@ def upgrade() -> None:
             "fk_jobs_parent_job_id", "jobs", ["parent_job_id"], ["id"], ondelete="CASCADE"
         )
         batch_op.create_unique_constraint("uq_jobs_parent_step", ["parent_job_id", "step_index"])
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("strategy", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("strategy")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_constraint("uq_jobs_parent_step", type_="unique")
         batch_op.drop_constraint("fk_jobs_parent_job_id", type_="foreignkey")
