@@ -16,6 +16,7 @@ import uvicorn
 def serving(app: Any) -> Iterator[str]:
     """Serve ``app`` on a free port; yields ``http://127.0.0.1:PORT``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Accepted connections inherit TCP_NODELAY; without it small responses wait ~40 ms.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -13,16 +13,21 @@ import contextlib
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
 from orchestrator.embedded import redis_answers, redis_server_binary
+from orchestrator.store.db import dispose_engines
 
 
 def free_port() -> int:
@@ -160,3 +165,21 @@ def _wait(ready: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up within {timeout_s}s")
+
+
+@contextlib.contextmanager
+def private_schema(shared_url: str, prefix: str = "sytest") -> Iterator[str]:
+    """A URL whose search_path is a new, empty schema on a shared Postgres, dropped after."""
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(shared_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(shared_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        yield rendered
+    finally:
+        dispose_engines(rendered)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

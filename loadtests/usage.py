@@ -26,22 +26,21 @@ import os
 import secrets
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import redis
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select, text
 
 from loadtests._serve import serving
+from loadtests._services import private_schema
 from orchestrator.bootstrap import ensure_tenant_key
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings
 from orchestrator.store import migrate
-from orchestrator.store.db import dispose_engines, get_engine, session_scope
+from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import LedgerEntry
 from orchestrator.usage import Window, usage_rows
 
@@ -50,24 +49,6 @@ COLUMNS = (
     "tenant_id, job_id, attempt_id, batch_id, tier, deployment, provider, model,"
     " input_tokens, output_tokens, cost_micro_usd, created_at"
 )
-
-
-@contextmanager
-def private_schema(shared_url: str) -> Iterator[str]:
-    """A URL whose search_path is a new schema, dropped afterwards."""
-    schema = f"sybench_{secrets.token_hex(4)}"
-    admin = create_engine(shared_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(shared_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        yield rendered
-    finally:
-        dispose_engines(rendered)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def load_ledger(engine: Engine, tenant_id: str, rows: int, days: int) -> float:
@@ -215,7 +196,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit("bench usage needs Postgres (--database-url postgresql+psycopg://...)")
     prefix = f"sybench-{secrets.token_hex(4)}:"
     try:
-        with private_schema(args.database_url) as url:
+        with private_schema(args.database_url, prefix="sybench") as url:
             result = measure(url, args, prefix)
     finally:
         client = redis.Redis.from_url(args.redis_url)

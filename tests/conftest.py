@@ -10,44 +10,17 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from loadtests._services import free_port, private_schema
 from orchestrator.embedded import start_redis
 from orchestrator.store import migrate
 from orchestrator.store.db import dispose_engines
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def private_schema(shared_url: str) -> Iterator[str]:
-    """A URL whose search_path is a new, empty Postgres schema, dropped afterwards."""
-    schema = f"sytest_{secrets.token_hex(4)}"
-    admin = create_engine(shared_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(shared_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        yield rendered
-    finally:
-        dispose_engines(rendered)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

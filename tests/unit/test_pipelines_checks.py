@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
+from loadtests._serve import serving
 from orchestrator.catalog import Deployment, load_catalog
 from orchestrator.config import Settings
 from orchestrator.pipeline_schemas import render
@@ -19,7 +20,6 @@ from orchestrator.simulator import SimulatorConfig, create_simulator_app
 from orchestrator.simulator.faults import REFUSAL_TEXT
 from orchestrator.store.models import utcnow
 from orchestrator.tiers import Tier
-from tests.unit.conftest import serving
 from workers.checks import OutputGate, RefusalCheck, SchemaCheck
 from workers.guards import Call, Progress, RetryAfter, SkipDeployment
 
