@@ -159,15 +159,18 @@ class Cluster:
         proc.wait()
         self.workers.remove(proc)
 
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """Admit the requests as one batch through the real dispatcher; their job ids."""
+    def submit_batch(self, requests: Sequence[JobRequest]) -> str:
+        """Admit the requests as one batch through the real dispatcher; the batch's id."""
         catalog = load_catalog(self.settings)
         dispatcher = Dispatcher(self.settings, catalog, self.engine, make_celery(self.settings))
         with session_scope(self.engine) as session:
             tenant = repo.tenant_for_api_key(session, api_key=self.api_key)
         assert tenant is not None
-        batch_id = dispatcher.submit_batch(tenant_id=tenant, requests=requests)
-        return self.batch_job_ids(batch_id)
+        return dispatcher.submit_batch(tenant_id=tenant, requests=requests)
+
+    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
+        """Admit the requests as one batch through the real dispatcher; their job ids."""
+        return self.batch_job_ids(self.submit_batch(requests))
 
     def batch_job_ids(self, batch_id: str) -> list[str]:
         with session_scope(self.engine) as session:

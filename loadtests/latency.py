@@ -86,26 +86,21 @@ def run(
     args: argparse.Namespace, cluster: Cluster, services: Services
 ) -> tuple[float, float, int, dict[str, float]]:
     warm = [JobRequest.model_validate(j) for j in jobs(args.concurrency, ["fast"], tag="warm")]
-    ids = cluster.submit(warm)
-    wait_batch(cluster, _batch_of(cluster, ids[0]), len(ids), args.timeout)
+    wait_batch(cluster, cluster.submit_batch(warm), len(warm), args.timeout)
     sampler = RssSampler(cluster.workers[0].pid)
     sampler.start()
     before = cluster_cpu(cluster, services)
     n = args.rounds * args.concurrency
-    ids = cluster.submit([JobRequest.model_validate(j) for j in jobs(n, ["fast"])])
-    wait_batch(cluster, _batch_of(cluster, ids[0]), n, args.timeout)
+    batch_id = cluster.submit_batch([JobRequest.model_validate(j) for j in jobs(n, ["fast"])])
+    wait_batch(cluster, batch_id, n, args.timeout)
     sampler.stopped.set()
     cpu = cpu_delta(before, cluster_cpu(cluster, services))
     with session_scope(cluster.engine) as session:
-        rows = session.execute(select(Job.finished_at, Job.status).where(Job.id.in_(ids))).all()
+        query = select(Job.finished_at, Job.status).where(Job.batch_id == batch_id)
+        rows = session.execute(query).all()
     finished = [f for f, _ in rows if f is not None]
     ok = sum(1 for _, s in rows if s == "succeeded")
     return steady_rate(finished, args.concurrency), sampler.max_mb, ok, cpu
-
-
-def _batch_of(cluster: Cluster, job_id: str) -> str:
-    with session_scope(cluster.engine) as session:
-        return str(session.scalar(select(Job.batch_id).where(Job.id == job_id)))
 
 
 def main(argv: list[str]) -> int:

@@ -68,10 +68,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def _submit(cluster: Cluster, n: int, tag: str) -> str:
     tiers = [t.value for t in ALL_TIERS]
-    requests = [JobRequest.model_validate(j) for j in jobs(n, tiers, tag=tag)]
-    ids = cluster.submit(requests)
-    with session_scope(cluster.engine) as session:
-        return str(session.scalar(select(Job.batch_id).where(Job.id == ids[0])))
+    return cluster.submit_batch([JobRequest.model_validate(j) for j in jobs(n, tiers, tag=tag)])
 
 
 def measure_switchyard(args: argparse.Namespace, services: Services) -> dict[str, Any]:
