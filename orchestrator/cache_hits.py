@@ -16,9 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import redis
 import redis.asyncio as aioredis
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
@@ -37,9 +36,20 @@ from orchestrator.response_cache import (
 from orchestrator.schemas import JobRequest, JobStatus, Priority
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, Tenant, new_id, utcnow
+from orchestrator.store.tenants import Caller
 
 TENANT_MODE_S = 5.0
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+
+
+class RateGate(Protocol):
+    """A tenant's request rate limit (``orchestrator.api.limits.TenantRateLimiter``)."""
+
+    async def acheck(self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None) -> None: ...
+
+    async def acheck_then_get(
+        self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None, key: str
+    ) -> bytes | None: ...
 
 
 @dataclass
@@ -109,15 +119,17 @@ class CacheFront:
         return job.id if job is not None else None
 
     async def lookup(
-        self, aredis: aioredis.Redis, tenant_id: str, request: JobRequest
+        self, aredis: aioredis.Redis, limiter: RateGate, caller: Caller, request: JobRequest
     ) -> tuple[JobRequest, Job | None]:
-        """``resolve`` and ``answer_job`` on the event loop, rows written behind.
+        """The tenant's rate limit, ``resolve`` and ``answer_job`` on the event loop.
 
-        No thread hop on a hit (chat completions): the tenant's mode comes from
-        memory (re-read from the database in the background when older than 5 s),
-        the entry from the async Redis client, and the rows go to the
-        ``HitWriter``'s queue.
+        No thread hop and one Redis round trip on a hit (chat completions): the
+        tenant's mode comes from memory (re-read from the database in the
+        background when older than 5 s), the rate limit and the entry from one
+        script, and the rows go to the ``HitWriter``'s queue. Raises
+        ``RateLimited`` as ``TenantRateLimiter.acheck`` does.
         """
+        tenant_id = caller.tenant_id
         known, fresh, tenant_mode = self.modes.cached(tenant_id)
         if not known:
             tenant_mode = await run_in_threadpool(self.modes.refresh, tenant_id)
@@ -126,12 +138,11 @@ class CacheFront:
         mode = effective_mode(request, tenant_mode)
         request = request if request.cache == mode else request.model_copy(update={"cache": mode})
         if mode not in READS:
+            await limiter.acheck(aredis, tenant_id, caller.rate_limit_rpm)
             return request, None
-        try:
-            raw = await aredis.get(self.cache.key(tenant_id, request_digest(request)))
-        except redis.RedisError:
-            raw = None
-        entry = CachedAnswer.loads(raw) if isinstance(raw, bytes | str) else None
+        key = self.cache.key(tenant_id, request_digest(request))
+        raw = await limiter.acheck_then_get(aredis, tenant_id, caller.rate_limit_rpm, key)
+        entry = CachedAnswer.loads(raw) if raw is not None else None
         RESPONSE_CACHE.labels("api", "hit" if entry else "miss").inc()
         if entry is None:
             return request, None

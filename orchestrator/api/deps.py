@@ -112,12 +112,13 @@ def _caller(state: AppState, api_key: str) -> tenants.Caller | None:
     return caller
 
 
-async def current_tenant(state: StateDep, credentials: BearerDep) -> str:
-    """The tenant id behind the bearer API key (401 without a valid one); rate-limited.
+async def current_caller(state: StateDep, credentials: BearerDep) -> tenants.Caller:
+    """Who the bearer API key belongs to (401 without a valid one); not rate-limited.
 
-    Async, so a request whose key is in ``KeyCache`` needs no thread: the rate
-    limit is checked with the async Redis client; only a key not seen for
-    ``KEY_CACHE_S`` is looked up in the database, in the thread pool.
+    Async, so a request whose key is in ``KeyCache`` needs no thread; only a key
+    not seen for ``KEY_CACHE_S`` is looked up in the database, in the thread pool.
+    A route that takes the caller must check the tenant's rate limit itself
+    (chat completions do, in the same Redis round trip as the response cache).
     """
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
@@ -126,6 +127,15 @@ async def current_tenant(state: StateDep, credentials: BearerDep) -> str:
         caller = await run_in_threadpool(_caller, state, credentials.credentials)
     if caller is None:
         raise Unauthorized("invalid API key")
+    return caller
+
+
+CallerDep = Annotated[tenants.Caller, Depends(current_caller)]
+
+
+async def current_tenant(state: StateDep, caller: CallerDep) -> str:
+    """The tenant id behind the bearer API key (401 without a valid one); rate-limited
+    with the async Redis client (no thread hop)."""
     await state.limiter.acheck(state.aredis, caller.tenant_id, caller.rate_limit_rpm)
     return caller.tenant_id
 

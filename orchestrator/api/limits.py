@@ -25,17 +25,29 @@ from orchestrator.errors import RateLimited, TooLarge
 log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/v1/files",)
 
-GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local allow_at = tat + interval - tolerance
-if allow_at > now then return tostring(allow_at - now) end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(tat + interval - now) + 1000)
-return '0'
+_GCRA = """
+local function gcra(key, interval, tolerance)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local allow_at = tat + interval - tolerance
+  if allow_at > now then return tostring(allow_at - now) end
+  redis.call('SET', key, tostring(tat + interval), 'PX', math.ceil(tat + interval - now) + 1000)
+  return '0'
+end
 """
+GCRA = _GCRA + "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
+# The rate limit and one more key's value in a single round trip (a response-cache
+# hit needs both): {wait_ms} if refused, else {'0', value or false}.
+GCRA_THEN_GET = (
+    _GCRA
+    + """
+local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait ~= '0' then return {wait} end
+return {wait, redis.call('GET', KEYS[2])}
+"""
+)
 
 
 class BodyLimit:
@@ -102,6 +114,7 @@ class TenantRateLimiter:
         self.burst = burst
         self._script = client.register_script(GCRA)
         self._ascript: AsyncScript | None = None
+        self._aget_script: AsyncScript | None = None
 
     def _args(self, tenant_id: str, limit: int, rpm: int | None) -> tuple[str, list[float]]:
         interval_ms = 60_000 / limit
@@ -135,6 +148,33 @@ class TenantRateLimiter:
             log.warning("tenant rate limit not checked (%s); letting the request through", exc)
             return
         _refuse_over(limit, wait_ms)
+
+    async def acheck_then_get(
+        self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None, key: str
+    ) -> bytes | None:
+        """``acheck``, then the value at ``key``, in one round trip (None if absent).
+
+        If Redis cannot be reached the request goes through, as with ``acheck``,
+        and the value is None.
+        """
+        limit = self.default_rpm if rpm is None else rpm
+        if limit <= 0:
+            try:
+                value = await aclient.get(key)
+            except redis.RedisError:
+                return None
+            return value if isinstance(value, bytes) else None
+        rate_key, args = self._args(tenant_id, limit, rpm)
+        if self._aget_script is None:
+            self._aget_script = aclient.register_script(GCRA_THEN_GET)
+        try:
+            reply = await self._aget_script(keys=[rate_key, key], args=args)
+        except redis.RedisError as exc:
+            log.warning("tenant rate limit not checked (%s); letting the request through", exc)
+            return None
+        _refuse_over(limit, float(reply[0]))
+        value = reply[1] if len(reply) > 1 else None
+        return value if isinstance(value, bytes) else None
 
 
 def _refuse_over(limit: int, wait_ms: float) -> None:

@@ -108,6 +108,34 @@ def test_tenant_rate_limit_answers_429(cluster: Cluster) -> None:
     assert httpx.get(f"{cluster.api_url}/v1/batches", headers=main).status_code == 200
 
 
+def test_chat_completions_and_their_cache_hits_count_against_the_rate_limit(
+    cluster: Cluster,
+) -> None:
+    # Given a tenant allowed 3 requests a minute
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    made = httpx.post(
+        f"{cluster.api_url}/admin/tenants",
+        headers=admin,
+        json={"name": "slow-chat-tenant", "rate_limit_rpm": 3},
+    )
+    assert made.status_code == 201, made.text
+    slow = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    body = {
+        "model": "tier:fast",
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "Name a colour. (rate-limit test)"}],
+    }
+    url = f"{cluster.api_url}/v1/chat/completions"
+    # When it asks the same deterministic question 4 times in a row
+    answers = [httpx.post(url, headers=slow, json=body, timeout=60) for _ in range(4)]
+    # Then the first is answered by a worker, the next two from the cache (the rate
+    # limit and the cache are read in one Redis round trip), and the 4th is a 429
+    assert [a.status_code for a in answers] == [200, 200, 200, 429], answers[-1].text
+    assert [a.headers.get("x-switchyard-cache") for a in answers[:3]] == [None, "hit", "hit"]
+    assert answers[-1].json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(answers[-1].headers["retry-after"]) >= 1
+
+
 def test_admin_api_needs_the_admin_key(cluster: Cluster) -> None:
     tenant_key = {"Authorization": f"Bearer {cluster.api_key}"}
     assert httpx.get(f"{cluster.api_url}/admin/tenants", headers=tenant_key).status_code == 401

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from orchestrator.api.chat_stream import ChatStream, load_job, unfinished
-from orchestrator.api.deps import AppState, StateDep, TenantDep
+from orchestrator.api.deps import AppState, CallerDep, StateDep, TenantDep
 from orchestrator.api.openai_views import chat_completion, facts_headers
 from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.events import wait_done
@@ -106,14 +106,20 @@ async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
 async def chat_completions(
     body: ChatCompletionRequest,
     state: StateDep,
-    tenant_id: TenantDep,
+    caller: CallerDep,
     cache_control: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """OpenAI's chat completions; ``model`` is ``auto``, ``tier:<name>`` or a catalog model."""
+    """OpenAI's chat completions; ``model`` is ``auto``, ``tier:<name>`` or a catalog model.
+
+    The tenant's rate limit is checked by ``CacheFront.lookup``, in the same Redis
+    round trip as the response cache's read.
+    """
+    tenant_id = caller.tenant_id
     request = with_cache_header(_job_request(body), cache_control)
     if body.stream:  # the worker relays the text as it comes (workers.streaming)
         request = request.model_copy(update={"stream": True})
-    request, hit = await state.cache_front.lookup(state.aredis, tenant_id, request)
+    lookup = state.cache_front.lookup(state.aredis, state.limiter, caller, request)
+    request, hit = await lookup
     if hit is not None and not body.stream:  # a response-cache hit: answered at once
         CHAT_COMPLETIONS.labels("false", "succeeded").inc()
         answer = chat_completion(hit).model_dump(mode="json")
