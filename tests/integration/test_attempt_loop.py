@@ -180,7 +180,7 @@ def test_a_job_whose_workers_keep_dying_is_failed(database_url: str) -> None:
     assert "died" in (harness.job(job_id).error or "")
 
 
-def test_a_deployment_out_of_rate_budget_hands_the_job_back_with_a_booked_slot(
+def test_a_deployment_out_of_rate_budget_hands_the_job_back_with_its_place_in_line(
     database_url: str, redis_url: str, key_prefix: str
 ) -> None:
     # Given a deployment limited to 6 calls a minute (one every 10 s), shared in Redis
@@ -189,15 +189,30 @@ def test_a_deployment_out_of_rate_budget_hands_the_job_back_with_a_booked_slot(
     limited = built_in.model_copy(
         update={"rate_limits": built_in.rate_limits.model_copy(update={"rpm": 6})}
     )
-    guards = default_guards(settings, redis.Redis.from_url(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    guards = default_guards(settings, client)
     harness = Harness(
         database_url, completion, guards=guards, catalog=Catalog(deployments=(limited,))
     )
-    first, second = harness.add_job(["sim-gpt-4o-mini"]), harness.add_job(["sim-gpt-4o-mini"])
-    # When two jobs run back to back; Then the first calls now, the second is handed back
-    assert harness.runtime.execute(first) is Outcome.SUCCEEDED
-    assert harness.runtime.execute(second) is Outcome.DEFERRED
-    job = harness.job(second)
-    assert job.status == "queued" and job.progress["slot"]["deployment"] == "sim-gpt-4o-mini"
-    assert harness.attempts(second) == []
-    assert 7 < due_in_s(job) < 8.5  # the slot is ~10 s away; the job comes back 2 s early
+    jobs = [harness.add_job(["sim-gpt-4o-mini"]) for _ in range(3)]
+    # When three jobs run back to back; Then the first calls now, the others are handed back
+    assert [harness.runtime.execute(j) for j in jobs] == [
+        Outcome.SUCCEEDED,
+        Outcome.DEFERRED,
+        Outcome.DEFERRED,
+    ]
+    second, third = harness.job(jobs[1]), harness.job(jobs[2])
+    assert second.status == "queued" and harness.attempts(jobs[1]) == []
+    place = second.progress["slot"]
+    assert place["deployment"] == "sim-gpt-4o-mini" and "at_ms" not in place
+    # each comes back 2 s before its place in line: ~10 s, then ~20 s away (3% headroom)
+    interval_ms = 10_000 / (1 - settings.ratelimit_headroom)
+    assert third.progress["slot"]["place_ms"] - place["place_ms"] == pytest.approx(
+        interval_ms, abs=1
+    )
+    assert 5 < due_in_s(second) < 8.5
+    assert due_in_s(third) - due_in_s(second) == pytest.approx(interval_ms / 1000, abs=0.5)
+    # and the hand-backs reserved nothing: the next slot is still the one after the first call
+    key = f"{settings.redis_key_prefix}switchyard:ratelimit:sim-gpt-4o-mini"
+    next_slot = float(client.hget(key, "rtat") or 0)
+    assert next_slot == pytest.approx(place["place_ms"], abs=1)

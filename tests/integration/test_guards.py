@@ -65,31 +65,69 @@ def test_gcra_spaces_calls_evenly_and_refuses_beyond_the_horizon(
     assert permits[2].at_ms - permits[1].at_ms == pytest.approx(1000, abs=1)
 
 
-def test_a_reserved_slot_is_honoured_once_and_dropped_when_missed(
+def test_a_caller_handed_back_reserves_no_slot_and_keeps_its_place_in_line(
     client: redis.Redis, prefix: str
 ) -> None:
-    limiter = RateLimiter(client, prefix=prefix, headroom=0.0, tolerance_s=1.0)
-    dep = deployment(rpm=6)  # one call every 10 s
-    first = limiter.acquire(dep, 1, horizon_s=30)
-    booked = limiter.acquire(dep, 1, horizon_s=30)
-    # When the booked call comes back with its reservation; Then it keeps its slot
-    again = limiter.acquire(
-        dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms, reserved_epoch=booked.epoch
+    # Given one call every 10 s and a caller holding the next slot
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0)
+    dep = deployment(rpm=6)
+    first = limiter.acquire(dep, 1, horizon_s=2.5)
+    assert first.granted and first.delay_s == 0
+    # When two more callers cannot have a slot within 2.5 s
+    second = limiter.acquire(dep, 1, horizon_s=2.5)
+    third = limiter.acquire(dep, 1, horizon_s=2.5)
+    # Then each is given a place in line, one call apart, and no slot is reserved
+    assert not second.granted and not third.granted
+    assert second.at_ms == pytest.approx(first.at_ms + 10_000, abs=1)
+    assert third.at_ms == pytest.approx(first.at_ms + 20_000, abs=1)
+    assert float(client.hget(limiter.key(dep), "rtat") or 0) == pytest.approx(
+        first.at_ms + 10_000, abs=1
     )
-    assert again.granted and again.at_ms == booked.at_ms
-    # When a reservation long past comes back; Then it gets a new slot after the booked ones
-    missed = limiter.acquire(
-        dep, 1, horizon_s=30, reserved_at_ms=first.at_ms - 60_000, reserved_epoch=first.epoch
+    # When a caller whose place has not come asks again; Then it keeps that place
+    again = limiter.acquire(dep, 1, horizon_s=2.5, place_ms=third.at_ms, place_epoch=third.epoch)
+    assert not again.granted and again.at_ms == pytest.approx(third.at_ms, abs=1)
+    # When the second caller's turn comes (a horizon reaching it stands in for the
+    # time passing); Then it has exactly the slot after the first: nobody used it
+    turn = limiter.acquire(dep, 1, horizon_s=30, place_ms=second.at_ms, place_epoch=second.epoch)
+    assert turn.granted and turn.at_ms == pytest.approx(second.at_ms, abs=1)
+    # When a caller comes back long after its place; Then it takes the next free slot
+    late = limiter.acquire(
+        dep, 1, horizon_s=30, place_ms=first.at_ms - 60_000, place_epoch=first.epoch
     )
-    assert missed.granted and missed.at_ms == pytest.approx(booked.at_ms + 10_000, abs=1)
-    # When Redis loses the limiter's state; Then bookings made before are void, not doubled
+    assert late.granted and late.at_ms == pytest.approx(first.at_ms + 20_000, abs=1)
+    # When a new caller comes; Then its place is after everyone already in line
+    newcomer = limiter.acquire(dep, 1, horizon_s=2.5)
+    assert not newcomer.granted
+    assert newcomer.at_ms == pytest.approx(first.at_ms + 30_000, abs=1)
+
+
+def test_a_slot_nobody_in_line_is_there_for_goes_to_whoever_asks(
+    client: redis.Redis, prefix: str
+) -> None:
+    limiter = RateLimiter(client, prefix=prefix, headroom=0.0, eager_s=0.5)
+    dep = deployment(rpm=6)
+    limiter.acquire(dep, 1, horizon_s=2.5)
+    waiting = limiter.acquire(dep, 1, horizon_s=2.5)
+    assert not waiting.granted
+    # Given the limiter's state lost (Redis restarted empty): places given before are void
     client.delete(limiter.key(dep))
-    fresh = limiter.acquire(dep, 1, horizon_s=30)
-    void = limiter.acquire(
-        dep, 1, horizon_s=30, reserved_at_ms=booked.at_ms, reserved_epoch=booked.epoch
+    void = limiter.acquire(dep, 1, horizon_s=2.5, place_ms=waiting.at_ms, place_epoch="old")
+    assert void.granted and void.delay_s == 0 and void.epoch != waiting.epoch
+    # When a caller whose place is 20 s away asks while the next slot is 10 s away
+    far = limiter.acquire(dep, 1, horizon_s=2.5)
+    assert not far.granted
+    early = limiter.acquire(
+        dep, 1, horizon_s=2.5, place_ms=far.at_ms + 10_000, place_epoch=far.epoch
     )
-    assert fresh.epoch != booked.epoch
-    assert void.at_ms == pytest.approx(fresh.at_ms + 10_000, abs=1)
+    # Then it waits for its place
+    assert not early.granted and early.at_ms == pytest.approx(far.at_ms + 10_000, abs=1)
+    # When the next slot is free now (nobody came back for it)
+    client.hset(limiter.key(dep), "rtat", "0")
+    eager = limiter.acquire(
+        dep, 1, horizon_s=2.5, place_ms=far.at_ms + 10_000, place_epoch=far.epoch
+    )
+    # Then the caller in hand takes it rather than let it go unused
+    assert eager.granted and eager.delay_s == 0
 
 
 def test_tokens_are_reserved_then_settled_with_real_usage(client: redis.Redis, prefix: str) -> None:
@@ -98,9 +136,10 @@ def test_tokens_are_reserved_then_settled_with_real_usage(client: redis.Redis, p
     dep = deployment(tpm=6000)
     limiter.acquire(dep, 1000, horizon_s=60)
     # When the call used only 100; Then the next call waits for 100 tokens' worth, not 1,000
+    # (the waiting line moves up too: the next caller's turn is within 2.5 s, not 10 s)
     limiter.settle(dep, reserved=1000, used=100, outcome="ok")
-    after = limiter.acquire(dep, 1000, horizon_s=60)
-    assert 0.9 < after.delay_s <= 1.0
+    after = limiter.acquire(dep, 1000, horizon_s=2.5)
+    assert after.granted and 0.9 < after.delay_s <= 1.0
 
 
 def test_a_429_slows_every_caller_down(client: redis.Redis, prefix: str) -> None:

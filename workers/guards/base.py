@@ -56,7 +56,7 @@ class Progress:
 
     tries: dict[str, int] = field(default_factory=dict)
     min_window: int = 0
-    slot: dict[str, Any] | None = None
+    slot: dict[str, Any] | None = None  # place in a rate limit's waiting line (ratelimit.py)
     waits: int = 0
     # Output checks (workers.checks): deployments whose answer failed (-> reason), and
     # the repair calls made per deployment.

@@ -3,11 +3,25 @@
 Each deployment has one Redis hash with a theoretical arrival time (TAT) for
 requests and one for tokens. ``acquire`` runs atomically in Redis, on Redis's
 clock: the next call may start at ``max(request TAT, token TAT)``; if that is
-within ``horizon`` the slot is reserved (both TATs move on by one request and
-by the call's tokens) and the caller is told how long to wait. Calls are thus
-spaced evenly (no burst at the top of a minute), and every call that is sent,
-retries included, is counted. Tokens are reserved as estimated input plus
-``max_tokens`` and settled with the real usage afterwards.
+within ``horizon`` (the few seconds a worker thread may sleep) the slot is
+reserved (both TATs move on by one request and by the call's tokens) and the
+caller is told how long to wait. Calls are thus spaced evenly (no burst at the
+top of a minute), and every call that is sent, retries included, is counted.
+Tokens are reserved as estimated input plus ``max_tokens`` and settled with the
+real usage afterwards.
+
+A slot further away than ``horizon`` is never reserved: only a caller that is
+about to use its slot holds one, so no slot is lost to a job that comes back late.
+Instead the caller is given a place in a waiting line (a third TAT, ``wtat``,
+that moves on by one call per place given and reserves nothing) and comes back
+shortly before it. A returning job presents its place: it keeps it (it is not
+put at the end again), and it may take a slot once its place is within
+``horizon``; a job without a place takes a free slot only when nobody is waiting
+in line before it. Jobs in line come back at the pace of the limit, a little
+early, so the few seconds of slots ahead are always held by sleeping threads
+and one that comes back late only lets the next one go first. A slot due within
+``eager`` that nobody has taken (whoever was in line for it is late) goes to any
+caller, so it is not wasted either.
 
 The pace is ``limit x (1 - headroom) x scale``. ``scale`` is the shared
 response to the provider: each 429 multiplies it by 0.9 and each success adds
@@ -38,45 +52,58 @@ ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local horizon, reserved, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local h = redis.call('HMGET', KEYS[1], 'rtat', 'ttat', 'scale', 'epoch')
+local horizon, place, eager = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local h = redis.call('HMGET', KEYS[1], 'rtat', 'ttat', 'scale', 'epoch', 'wtat')
 local epoch = h[4]
-if reserved > 0 and epoch == ARGV[9] and now <= reserved + tolerance then
-  return {1, tostring(math.max(0, reserved - now)), tostring(reserved), epoch}
-end
 if not epoch then
   epoch = ARGV[8]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
 end
+if epoch ~= ARGV[9] then place = 0 end
 local factor = (tonumber(h[3]) or 1) * (1 - tonumber(ARGV[7]))
 local rtat = math.max(tonumber(h[1]) or now, now)
 local ttat = math.max(tonumber(h[2]) or now, now)
 local start = now
 if rpm > 0 then start = math.max(start, rtat) end
 if tpm > 0 then start = math.max(start, ttat) end
-if start - now > horizon then
-  return {0, tostring(start - now), tostring(start), epoch}
+local inc = 0
+if rpm > 0 then inc = 60000 / (rpm * factor) end
+if tpm > 0 then inc = math.max(inc, 60000 * tokens / (tpm * factor)) end
+local newcomer = place <= 0
+if newcomer then place = math.max(tonumber(h[5]) or now, start) end
+local due = place - now <= horizon
+if start - now <= horizon and (due or start - now <= eager) then
+  if rpm > 0 then
+    redis.call('HSET', KEYS[1], 'rtat', tostring(start + 60000 / (rpm * factor)))
+  end
+  if tpm > 0 then
+    local tinc = 60000 * tokens / (tpm * factor)
+    redis.call('HSET', KEYS[1], 'ttat', tostring(math.max(ttat, start) + tinc))
+  end
+  if newcomer and due then redis.call('HSET', KEYS[1], 'wtat', tostring(place + inc)) end
+  redis.call('PEXPIRE', KEYS[1], 600000)
+  return {1, tostring(start - now), tostring(start), epoch}
 end
-if rpm > 0 then
-  redis.call('HSET', KEYS[1], 'rtat', tostring(start + 60000 / (rpm * factor)))
+if newcomer then
+  redis.call('HSET', KEYS[1], 'wtat', tostring(place + inc))
+  redis.call('PEXPIRE', KEYS[1], 600000)
 end
-if tpm > 0 then
-  local tinc = 60000 * tokens / (tpm * factor)
-  redis.call('HSET', KEYS[1], 'ttat', tostring(math.max(ttat, start) + tinc))
-end
-redis.call('PEXPIRE', KEYS[1], 600000)
-return {1, tostring(start - now), tostring(start), epoch}
+place = math.max(place, start)
+return {0, tostring(place - now), tostring(place), epoch}
 """
 
 SETTLE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local tpm, delta, outcome = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local h = redis.call('HMGET', KEYS[1], 'ttat', 'scale')
+local h = redis.call('HMGET', KEYS[1], 'ttat', 'scale', 'wtat')
 local scale = tonumber(h[2]) or 1
 if tpm > 0 and delta ~= 0 and h[1] then
   local inc = 60000 * delta / (tpm * scale * (1 - tonumber(ARGV[4])))
   redis.call('HSET', KEYS[1], 'ttat', tostring(math.max(tonumber(h[1]) + inc, now)))
+  if h[3] then
+    redis.call('HSET', KEYS[1], 'wtat', tostring(math.max(tonumber(h[3]) + inc, now)))
+  end
 end
 if outcome == 'ok' and scale < 1 then
   redis.call('HSET', KEYS[1], 'scale', tostring(math.min(1, scale + 0.01)))
@@ -92,7 +119,11 @@ Outcome = Literal["ok", "failed", "throttled"]
 
 @dataclass(frozen=True)
 class Permit:
-    """The limiter's answer: a slot reserved ``delay_s`` from now, or none within reach."""
+    """The limiter's answer: a slot reserved ``delay_s`` from now, or a place in line.
+
+    Not granted, ``at_ms`` is the caller's place in the waiting line (Redis time, ms)
+    and ``delay_s`` how far away it is; nothing is reserved for it.
+    """
 
     granted: bool
     delay_s: float
@@ -109,12 +140,12 @@ class RateLimiter:
         *,
         prefix: str = "",
         headroom: float = 0.03,
-        tolerance_s: float = 1.0,
+        eager_s: float = 0.5,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.headroom = headroom
-        self.tolerance_ms = tolerance_s * 1000
+        self.eager_ms = eager_s * 1000
         self._acquire = client.register_script(ACQUIRE)
         self._settle = client.register_script(SETTLE)
 
@@ -127,15 +158,18 @@ class RateLimiter:
         tokens: int,
         *,
         horizon_s: float,
-        reserved_at_ms: float | None = None,
-        reserved_epoch: str = "",
+        place_ms: float | None = None,
+        place_epoch: str = "",
     ) -> Permit:
-        """Reserve the next slot for one call of ``tokens`` if it is within ``horizon_s``.
+        """Reserve a slot for a call of ``tokens`` if the caller may have it within ``horizon_s``.
 
-        A slot reserved earlier (``reserved_at_ms`` in ``reserved_epoch``) is honoured
-        if it has not passed by more than the tolerance and the state that booked it
-        still exists (a Redis that restarted empty has a new epoch and no bookings);
-        otherwise a new slot is looked for.
+        A caller may when its place in line (``place_ms``, given by an earlier call in
+        ``place_epoch``) is within ``horizon_s``, or when the next slot is within
+        ``eager_s`` (whoever is in line before it has not come back for it). A caller
+        without a place is given the next one (after everyone already in line); if it
+        is within ``horizon_s`` the slot is reserved at once. A place from a Redis that
+        has since lost the limiter's state (a new epoch) counts for nothing.
+        Otherwise nothing is reserved and the permit says where the caller's place is.
         """
         limits = deployment.rate_limits
         args: list[Any] = [
@@ -143,11 +177,11 @@ class RateLimiter:
             limits.tpm or 0,
             tokens,
             horizon_s * 1000,
-            reserved_at_ms or 0,
-            self.tolerance_ms,
+            place_ms or 0,
+            self.eager_ms,
             self.headroom,
             secrets.token_hex(8),
-            reserved_epoch,
+            place_epoch,
         ]
         granted, delay_ms, at_ms, epoch = self._acquire(keys=[self.key(deployment)], args=args)
         return Permit(bool(granted), float(delay_ms) / 1000, float(at_ms), _text(epoch))
@@ -168,12 +202,13 @@ def limited(deployment: Deployment) -> bool:
 
 @dataclass
 class RateLimitGuard(Guard):
-    """Waits for a shared slot before each call; a long wait hands the job back instead.
+    """Waits for a shared slot before each call; a job not yet due is handed back.
 
-    A wait up to ``inline_s`` is slept in the worker thread. A longer one books the
-    slot and hands the job back to return ``lead_s`` before it, so a worker that is
-    slow to pick the job up again (busy threads, a loaded host) still makes its slot;
-    a job back more than the limiter's tolerance after its slot books a new one.
+    A slot is only ever reserved for a call that will be sent within ``inline_s``:
+    the worker thread sleeps until then. A job whose turn is further away is handed
+    back without reserving anything, keeping its place in line (in ``jobs.progress``),
+    to come back ``lead_s`` before it (at most ``horizon_s`` later, when it asks
+    again); a job that comes back late has lost nothing and wasted no slot.
     """
 
     limiter: RateLimiter
@@ -186,44 +221,40 @@ class RateLimitGuard(Guard):
     def before_call(self, call: Call) -> None:
         if not limited(call.deployment):
             return
-        permit, tokens = self._permit(call)
-        if not permit.granted:
-            call.progress.waits += 1
-            back_in = max(1.0, permit.delay_s - self.horizon_s / 2)
-            reason = f"{call.name}: no rate-limit slot for {permit.delay_s:.1f}s"
-            raise RateLimitWait(back_in * (0.8 + 0.4 * self.rng.random()), reason)
-        if permit.delay_s > self.inline_s:
-            call.progress.waits += 1
-            call.progress.slot = {
-                "deployment": call.name,
-                "at_ms": permit.at_ms,
-                "epoch": permit.epoch,
-                "tokens": tokens,
-            }
-            delay = permit.delay_s - self.lead_s
-            raise RateLimitWait(delay, f"{call.name}: rate-limit slot booked in {delay:.1f}s")
-        self.sleep(permit.delay_s)
-        call.reserved_tokens = tokens
+        tokens = call.input_tokens + call.request.max_tokens
+        permit = self._permit(call, tokens)
+        if permit.granted:
+            self.sleep(permit.delay_s)
+            call.reserved_tokens = tokens
+            return
+        call.progress.waits += 1
+        call.progress.slot = {
+            "deployment": call.name,
+            "place_ms": permit.at_ms,
+            "epoch": permit.epoch,
+        }
+        delay = min(permit.delay_s - self.lead_s, self.horizon_s)
+        reason = f"{call.name}: rate-limit turn in {permit.delay_s:.1f}s"
+        raise RateLimitWait(delay, reason)
 
-    def _permit(self, call: Call) -> tuple[Permit, int]:
-        """Ask for a slot, presenting the one an earlier delivery booked, if any."""
-        slot = call.progress.slot
-        if slot is not None and slot.get("deployment") != call.name:
-            slot = None
-        tokens = int(slot["tokens"]) if slot else call.input_tokens + call.request.max_tokens
+    def _permit(self, call: Call, tokens: int) -> Permit:
+        """Ask for a slot, presenting the place in line an earlier delivery was given."""
+        place = call.progress.slot
+        if place is not None and (place.get("deployment") != call.name or "place_ms" not in place):
+            place = None  # another deployment's, or a booking of an older version: void
         try:
             permit = self.limiter.acquire(
                 call.deployment,
                 tokens,
-                horizon_s=self.horizon_s,
-                reserved_at_ms=float(slot["at_ms"]) if slot else None,
-                reserved_epoch=str(slot.get("epoch", "")) if slot else "",
+                horizon_s=self.inline_s,
+                place_ms=float(place["place_ms"]) if place else None,
+                place_epoch=str(place.get("epoch", "")) if place else "",
             )
         except redis.RedisError as exc:
             reason = f"rate-limit state unreachable: {exc}"
             raise RateLimitWait(1 + self.rng.random(), reason) from exc
         call.progress.slot = None
-        return permit, tokens
+        return permit
 
     def after_success(self, call: Call, completion: Completion) -> None:
         used = completion.usage.input_tokens + completion.usage.output_tokens
