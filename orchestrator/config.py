@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=0, ge=0)
     worker_metrics_host: str = "0.0.0.0"
     worker_metrics_base_port: int = Field(default=9101, ge=0)
+    # Celery task events (what Flower's task views read) from the moment a worker
+    # starts. Off by default, as in Celery: they were 18% of a busy worker's CPU
+    # (BENCHMARKS.md). Flower switches them on in every worker it watches
+    # (``enable_events``), so its task views work either way.
+    worker_task_events: bool = False
 
     worker_concurrency: int = 32
     provider_timeout_s: float = 120.0

@@ -8,8 +8,9 @@ rows appear within about FLUSH_S (0.25 s) of the answer. Few, larger
 transactions, each table's rows sent as JSON that Postgres expands, keep the
 thread's share of the interpreter small, so answers are not held up behind it
 (the thread held it for 5-8 ms a flush with the ORM's bulk insert, the tail of
-``switchyard bench cache``). If the database is down the batch is retried with backoff for RETRY_FOR_S, then logged and dropped: they
-record zero-cost answers, never money. What is queued when the process exits
+``switchyard bench cache``). If the database is down the batch is retried with
+backoff for RETRY_FOR_S, then logged and dropped: they record zero-cost
+answers, never money. What is queued when the process exits
 normally is written by an ``atexit`` hook; a killed process loses it.
 """
 

@@ -24,6 +24,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 from kombu.utils.uuid import uuid
 
+from orchestrator import broker_transport
 from orchestrator.config import Settings
 from orchestrator.schemas import Priority
 from orchestrator.tiers import ALL_TIERS, Tier
@@ -48,6 +49,7 @@ def make_celery(settings: Settings) -> Celery:
     """A Celery app wired to the broker, with one queue per tier."""
     app = Celery("switchyard", broker=settings.effective_redis_url, set_as_current=False)
     app.conf.update(
+        broker_transport=broker_transport.NAME,  # kombu's Redis transport, one client a channel
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -64,7 +66,7 @@ def make_celery(settings: Settings) -> Celery:
         ],
         task_default_queue=Tier.FAST.queue,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
+        worker_send_task_events=settings.worker_task_events,  # Flower turns them on
         task_send_sent_event=False,
     )
     return app

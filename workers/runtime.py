@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import httpx
 import redis
 
 from orchestrator.catalog import load_catalog
@@ -13,6 +12,7 @@ from orchestrator.store.db import get_engine
 from workers.context_hook import conversation_guards
 from workers.execute import Runtime
 from workers.guards import default_guards
+from workers.http_pools import worker_client
 from workers.metrics import observe, watch_breakers
 
 DB_POOL_MAX = 32
@@ -21,12 +21,8 @@ _runtime_lock = threading.Lock()
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    """Resources for one process: catalog, DB engine, one pooled httpx client, the guards."""
-    limits = httpx.Limits(
-        max_connections=settings.worker_concurrency * 2,
-        max_keepalive_connections=settings.worker_concurrency * 2,
-    )
-    http = httpx.Client(timeout=settings.provider_timeout_s, limits=limits)
+    """Resources for one process: catalog, DB engine, one httpx client, the guards."""
+    http = worker_client(settings.provider_timeout_s)  # a small pool per thread
     # writes are short: a few dozen connections serve hundreds of threads
     pool_size = min(settings.worker_concurrency, DB_POOL_MAX)
     engine = get_engine(settings.effective_database_url, pool_size=pool_size, pre_ping=False)

@@ -179,8 +179,12 @@ def run_batch(cluster: Cluster, lines: list[dict[str, Any]], timeout_s: float = 
 
 
 def test_flower_sees_each_step_as_a_task_linked_to_the_one_before(cluster: Cluster) -> None:
-    # Given a listener on the workers' task events (what Flower reads)
+    # Given a listener on the workers' task events (what Flower reads), switched on in
+    # every worker as Flower does (they are off by default)
     app = make_celery(cluster.settings)
+    deadline = time.monotonic() + 30  # until every tier's worker answers, as Flower retries
+    while len(app.control.broadcast("enable_events", reply=True, timeout=1.0)) < 4:
+        assert time.monotonic() < deadline, "the workers did not answer enable_events"
     received: list[dict[str, Any]] = []
     with app.connection_for_read() as conn:
         receiver = app.events.Receiver(conn, handlers={"task-received": received.append}, app=app)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from orchestrator.store.rollup import PG_ATTEMPTS, PG_LEDGER, SQLITE_TRIGGERS
+from orchestrator.store.rollup import PG_ATTEMPTS_0006, PG_LEDGER_0006, SQLITE_TRIGGERS
 
 revision = "0006"
 down_revision = "0005"
@@ -64,8 +64,8 @@ def upgrade() -> None:
     op.create_index("ix_ledger_batch", "cost_ledger", ["batch_id"])
     _usage_table()
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(PG_LEDGER)
-        op.execute(PG_ATTEMPTS)
+        op.execute(PG_LEDGER_0006)
+        op.execute(PG_ATTEMPTS_0006)
     else:
         for ddl in SQLITE_TRIGGERS.values():
             op.execute(ddl)
