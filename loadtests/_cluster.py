@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +160,18 @@ class Cluster:
         proc.wait()
         self.workers.remove(proc)
 
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        """One dispatcher (catalog, Celery app, routing policy) for every submission."""
+        catalog = load_catalog(self.settings)
+        return Dispatcher(self.settings, catalog, self.engine, make_celery(self.settings))
+
     def submit_batch(self, requests: Sequence[JobRequest]) -> str:
         """Admit the requests as one batch through the real dispatcher; the batch's id."""
-        catalog = load_catalog(self.settings)
-        dispatcher = Dispatcher(self.settings, catalog, self.engine, make_celery(self.settings))
         with session_scope(self.engine) as session:
             tenant = repo.tenant_for_api_key(session, api_key=self.api_key)
         assert tenant is not None
-        return dispatcher.submit_batch(tenant_id=tenant, requests=requests)
+        return self.dispatcher.submit_batch(tenant_id=tenant, requests=requests)
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
         """Admit the requests as one batch through the real dispatcher; their job ids."""

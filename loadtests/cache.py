@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -155,5 +156,6 @@ def main(argv: list[str]) -> int:
         cluster.stop()
         rds.kill()
         pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result, indent=2))
     return 0 if result["passed"] else 1
