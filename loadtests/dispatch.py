@@ -10,7 +10,9 @@ On one private Redis (broker) and Postgres, in one run:
                       process, one call per task, as most Celery code does; no
                       workers run, so the messages stay queued and are counted.
 
-Each half is run ``--repeat`` times after a warm-up; the best run of each counts
+Each half is run ``--repeat`` times after a warm-up, the two interleaved (ours, raw,
+ours, raw, ...) so a machine that speeds up or slows down meanwhile favours neither;
+the best run of each counts
 (the least disturbed by the rest of the machine). Prints ``accepted_per_s``,
 ``raw_apply_async_per_s`` and ``ratio`` (the first over the second).
 """
@@ -92,8 +94,11 @@ def main(argv: list[str]) -> int:
         client = redis.Redis.from_url(services.redis_url)
         post_batch(cluster, min(args.jobs, 500), client)  # warm-up
         raw_apply_async(services, min(args.jobs, 500), client)
-        ours = min(post_batch(cluster, args.jobs, client) for _ in range(args.repeat))
-        raw = min(raw_apply_async(services, args.jobs, client) for _ in range(args.repeat))
+        ours_runs, raw_runs = [], []
+        for _ in range(args.repeat):  # interleaved, so both see the machine as it is
+            ours_runs.append(post_batch(cluster, args.jobs, client))
+            raw_runs.append(raw_apply_async(services, args.jobs, client))
+        ours, raw = min(ours_runs), min(raw_runs)
     return emit(
         {
             "benchmark": "dispatch",

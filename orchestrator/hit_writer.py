@@ -17,19 +17,16 @@ normally is written by an ``atexit`` hook; a killed process loses it.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import queue
 import threading
 import time
-from datetime import datetime
-from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, TextClause, text
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
+from orchestrator.store.bulk import insert_many
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 
 log = logging.getLogger(__name__)
@@ -45,22 +42,13 @@ Rows = dict[str, dict[str, Any]]
 def write_hits(engine: Engine, batch: list[Rows]) -> None:
     """Insert the rows of every hit in ``batch`` in one transaction.
 
-    On Postgres each table's rows go as one JSON document that the server
-    expands (``json_populate_recordset``): the thread's Python work is one
-    ``json.dumps`` a table, so it holds the interpreter briefly and answers on
-    the event loop are not held up behind it (an ORM or Core executemany, or
-    psycopg's ``COPY`` row by row, took 5-10 times as long). Elsewhere (SQLite)
-    with three executemany.
+    Each table's rows go as JSON that Postgres expands (``store.bulk``), in
+    chunks of JSON_CHUNK, so the thread holds the interpreter briefly and
+    answers on the event loop are not held up behind it.
     """
     with engine.begin() as conn:
         for table, key in _TABLES:
-            rows = [_with_defaults(table, r[key]) for r in batch]
-            if conn.dialect.name != "postgresql":
-                conn.execute(table.insert(), rows)
-                continue
-            statement = _json_insert(table, tuple(rows[0]))
-            for start in range(0, len(rows), JSON_CHUNK):  # short holds of the interpreter
-                conn.execute(statement, {"rows": _dumps(rows[start : start + JSON_CHUNK])})
+            insert_many(conn, table, [r[key] for r in batch], chunk=JSON_CHUNK)
 
 
 _TABLES: tuple[tuple[Table, str], ...] = (
@@ -68,44 +56,6 @@ _TABLES: tuple[tuple[Table, str], ...] = (
     (cast(Table, Attempt.__table__), "attempt"),
     (cast(Table, LedgerEntry.__table__), "ledger"),
 )
-
-
-def _with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` with the columns it leaves out whose default SQLAlchemy makes in Python
-    (the server applies only its own defaults)."""
-    filled = dict(row)
-    for name, default in _python_defaults(table):
-        if name not in row:
-            filled[name] = default.arg(cast(Any, None)) if default.is_callable else default.arg
-    return filled
-
-
-@lru_cache(maxsize=16)
-def _python_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
-    return tuple(
-        (column.name, column.default)
-        for column in table.columns
-        if isinstance(column.default, CallableColumnDefault | ScalarElementColumnDefault)
-    )
-
-
-@lru_cache(maxsize=16)
-def _json_insert(table: Table, names: tuple[str, ...]) -> TextClause:
-    columns = ", ".join(f'"{name}"' for name in names)
-    return text(
-        f'INSERT INTO "{table.name}" ({columns}) SELECT {columns}'
-        f' FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json))'
-    )
-
-
-def _dumps(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, default=_iso, separators=(",", ":"))
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class HitWriter:

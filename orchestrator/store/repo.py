@@ -13,11 +13,12 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from orchestrator.store.bulk import insert_many
 from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, new_id
 
 API_KEY_PREFIX = "sy-"
@@ -62,9 +63,9 @@ def create_batch(session: Session, *, tenant_id: str, total: int) -> Batch:
 
 
 def insert_jobs(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk insert (one executemany) of fully formed job rows."""
+    """Bulk insert of fully formed job rows (as JSON expanded by Postgres: ``store.bulk``)."""
     if rows:
-        session.execute(insert(Job), list(rows))
+        insert_many(session.connection(), cast(Table, Job.__table__), rows)
 
 
 def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job | None:
