@@ -88,16 +88,19 @@ def test_signed_webhooks_for_a_job_and_a_batch_are_retried(cluster: Cluster, rec
     assert json.loads(accepted("batch.finished")[1])["batch"]["status"] == "completed"
 
 
-def test_tenant_rate_limit_answers_429(cluster: Cluster) -> None:
-    # Given a tenant allowed 3 requests a minute, and another with the default
+def _tenant_allowed_3_a_minute(cluster: Cluster, name: str) -> dict[str, str]:
+    """A new tenant limited to 3 requests a minute; the headers that carry its key."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     made = httpx.post(
-        f"{cluster.api_url}/admin/tenants",
-        headers=admin,
-        json={"name": "slow-tenant", "rate_limit_rpm": 3},
+        f"{cluster.api_url}/admin/tenants", headers=admin, json={"name": name, "rate_limit_rpm": 3}
     )
     assert made.status_code == 201, made.text
-    slow = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    return {"Authorization": f"Bearer {made.json()['api_key']}"}
+
+
+def test_tenant_rate_limit_answers_429(cluster: Cluster) -> None:
+    # Given a tenant allowed 3 requests a minute, and another with the default
+    slow = _tenant_allowed_3_a_minute(cluster, "slow-tenant")
     # When it makes 4 requests at once
     answers = [httpx.get(f"{cluster.api_url}/v1/batches", headers=slow) for _ in range(4)]
     # Then the 4th is a 429 with Retry-After, in the error shape; other tenants are not slowed
@@ -112,14 +115,7 @@ def test_chat_completions_and_their_cache_hits_count_against_the_rate_limit(
     cluster: Cluster,
 ) -> None:
     # Given a tenant allowed 3 requests a minute
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    made = httpx.post(
-        f"{cluster.api_url}/admin/tenants",
-        headers=admin,
-        json={"name": "slow-chat-tenant", "rate_limit_rpm": 3},
-    )
-    assert made.status_code == 201, made.text
-    slow = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    slow = _tenant_allowed_3_a_minute(cluster, "slow-chat-tenant")
     body = {
         "model": "tier:fast",
         "temperature": 0,
