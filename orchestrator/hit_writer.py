@@ -120,5 +120,5 @@ class HitWriter:
             except Exception:  # a bug must not stop the thread: drop this batch, go on
                 log.exception("%d cache-hit rows not written", len(batch))
                 return
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 5.0)
+            time.sleep(delay_s)  # the database is down: back off, then try again
+            delay_s = min(delay_s * 2, 5.0)
