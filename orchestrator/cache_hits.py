@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
@@ -45,11 +44,9 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "reason
 class RateGate(Protocol):
     """A tenant's request rate limit (``orchestrator.api.limits.TenantRateLimiter``)."""
 
-    async def acheck(self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None) -> None: ...
+    async def acheck(self, tenant_id: str, rpm: int | None) -> None: ...
 
-    async def acheck_then_get(
-        self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None, key: str
-    ) -> bytes | None: ...
+    async def acheck_then_get(self, tenant_id: str, rpm: int | None, key: str) -> bytes | None: ...
 
 
 @dataclass
@@ -119,7 +116,7 @@ class CacheFront:
         return job.id if job is not None else None
 
     async def lookup(
-        self, aredis: aioredis.Redis, limiter: RateGate, caller: Caller, request: JobRequest
+        self, limiter: RateGate, caller: Caller, request: JobRequest
     ) -> tuple[JobRequest, Job | None]:
         """The tenant's rate limit, ``resolve`` and ``answer_job`` on the event loop.
 
@@ -138,10 +135,10 @@ class CacheFront:
         mode = effective_mode(request, tenant_mode)
         request = request if request.cache == mode else request.model_copy(update={"cache": mode})
         if mode not in READS:
-            await limiter.acheck(aredis, tenant_id, caller.rate_limit_rpm)
+            await limiter.acheck(tenant_id, caller.rate_limit_rpm)
             return request, None
         key = self.cache.key(tenant_id, request_digest(request))
-        raw = await limiter.acheck_then_get(aredis, tenant_id, caller.rate_limit_rpm, key)
+        raw = await limiter.acheck_then_get(tenant_id, caller.rate_limit_rpm, key)
         entry = CachedAnswer.loads(raw) if raw is not None else None
         RESPONSE_CACHE.labels("api", "hit" if entry else "miss").inc()
         if entry is None:

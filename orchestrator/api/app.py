@@ -151,7 +151,7 @@ def _state(settings: Settings) -> AppState:
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
     aclient = aioredis.Redis.from_url(url, socket_connect_timeout=2, max_connections=2000)
     limiter = TenantRateLimiter(
-        client,
+        aclient,
         prefix=settings.redis_key_prefix,
         default_rpm=settings.tenant_rate_limit_rpm,
         burst=settings.tenant_rate_limit_burst,

@@ -136,7 +136,7 @@ CallerDep = Annotated[tenants.Caller, Depends(current_caller)]
 async def current_tenant(state: StateDep, caller: CallerDep) -> str:
     """The tenant id behind the bearer API key (401 without a valid one); rate-limited
     with the async Redis client (no thread hop)."""
-    await state.limiter.acheck(state.aredis, caller.tenant_id, caller.rate_limit_rpm)
+    await state.limiter.acheck(caller.tenant_id, caller.rate_limit_rpm)
     return caller.tenant_id
 
 

@@ -17,7 +17,6 @@ import logging
 
 import redis
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.errors import RateLimited, TooLarge
@@ -105,70 +104,61 @@ async def _refuse(send: Send, limit: int) -> None:
 
 
 class TenantRateLimiter:
-    """GCRA per tenant in Redis: ``rpm`` requests a minute, bursts of ``burst``."""
+    """GCRA per tenant in Redis: ``rpm`` requests a minute, bursts of ``burst``.
 
-    def __init__(self, client: redis.Redis, *, prefix: str, default_rpm: int, burst: int) -> None:
-        self.client = client
+    Checked on the event loop with the async client (no thread hop per request).
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str, default_rpm: int, burst: int
+    ) -> None:
         self.prefix = prefix
         self.default_rpm = default_rpm
         self.burst = burst
-        self._script = client.register_script(GCRA)
-        self._ascript: AsyncScript | None = None
-        self._aget_script: AsyncScript | None = None
+        self._check = client.register_script(GCRA)
+        self._check_then_get = client.register_script(GCRA_THEN_GET)
+        self._client = client
 
     def _args(self, tenant_id: str, limit: int, rpm: int | None) -> tuple[str, list[float]]:
         interval_ms = 60_000 / limit
         tolerance_ms = interval_ms * max(1, self.burst if rpm is None else min(self.burst, limit))
         return f"{self.prefix}switchyard:tenant-rate:{tenant_id}", [interval_ms, tolerance_ms]
 
-    def check(self, tenant_id: str, rpm: int | None = None) -> None:
-        """Raise ``RateLimited`` if the tenant has no request left right now."""
-        limit = self.default_rpm if rpm is None else rpm
+    def _limit(self, rpm: int | None) -> int:
+        return self.default_rpm if rpm is None else rpm
+
+    async def acheck(self, tenant_id: str, rpm: int | None = None) -> None:
+        """Raise ``RateLimited`` if the tenant has no request left right now.
+
+        If Redis cannot be reached it lets the request through.
+        """
+        limit = self._limit(rpm)
         if limit <= 0:
             return
         key, args = self._args(tenant_id, limit, rpm)
         try:
-            wait_ms = float(self._script(keys=[key], args=args))
+            wait_ms = float(await self._check(keys=[key], args=args))
         except redis.RedisError as exc:
             log.warning("tenant rate limit not checked (%s); letting the request through", exc)
             return
         _refuse_over(limit, wait_ms)
 
-    async def acheck(self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None = None) -> None:
-        """``check`` on the event loop, with the async client (no thread hop per request)."""
-        limit = self.default_rpm if rpm is None else rpm
-        if limit <= 0:
-            return
-        key, args = self._args(tenant_id, limit, rpm)
-        if self._ascript is None:
-            self._ascript = aclient.register_script(GCRA)
-        try:
-            wait_ms = float(await self._ascript(keys=[key], args=args))
-        except redis.RedisError as exc:
-            log.warning("tenant rate limit not checked (%s); letting the request through", exc)
-            return
-        _refuse_over(limit, wait_ms)
-
-    async def acheck_then_get(
-        self, aclient: aioredis.Redis, tenant_id: str, rpm: int | None, key: str
-    ) -> bytes | None:
+    async def acheck_then_get(self, tenant_id: str, rpm: int | None, key: str) -> bytes | None:
         """``acheck``, then the value at ``key``, in one round trip (None if absent).
 
         If Redis cannot be reached the request goes through, as with ``acheck``,
         and the value is None.
         """
-        limit = self.default_rpm if rpm is None else rpm
+        limit = self._limit(rpm)
         if limit <= 0:
             try:
-                value = await aclient.get(key)
+                value = await self._client.get(key)
             except redis.RedisError:
                 return None
             return value if isinstance(value, bytes) else None
         rate_key, args = self._args(tenant_id, limit, rpm)
-        if self._aget_script is None:
-            self._aget_script = aclient.register_script(GCRA_THEN_GET)
         try:
-            reply = await self._aget_script(keys=[rate_key, key], args=args)
+            reply = await self._check_then_get(keys=[rate_key, key], args=args)
         except redis.RedisError as exc:
             log.warning("tenant rate limit not checked (%s); letting the request through", exc)
             return None

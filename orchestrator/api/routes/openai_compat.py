@@ -118,8 +118,7 @@ async def chat_completions(
     request = with_cache_header(_job_request(body), cache_control)
     if body.stream:  # the worker relays the text as it comes (workers.streaming)
         request = request.model_copy(update={"stream": True})
-    lookup = state.cache_front.lookup(state.aredis, state.limiter, caller, request)
-    request, hit = await lookup
+    request, hit = await state.cache_front.lookup(state.limiter, caller, request)
     if hit is not None and not body.stream:  # a response-cache hit: answered at once
         CHAT_COMPLETIONS.labels("false", "succeeded").inc()
         answer = chat_completion(hit).model_dump(mode="json")
