@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     worker_task_events: bool = False
 
     worker_concurrency: int = 32
+    # Batch-priority jobs travel up to this many to a Celery message: one fetch and
+    # one acknowledgement for all of them, run side by side on the worker's job
+    # threads (BENCHMARKS.md). Interactive jobs always get a message each. 1: one
+    # message per job.
+    batch_message_jobs: int = Field(default=16, ge=1, le=256)
     provider_timeout_s: float = 120.0
 
     # Execution guarantees (see RELIABILITY.md). A running job's lease is renewed

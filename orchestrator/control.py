@@ -96,5 +96,5 @@ def redrive_batch(
             batch_id=batch_id,
             statuses=statuses,
         )
-    publish(celery, messages(pending))
+    publish(celery, messages(pending), chunk=settings.batch_message_jobs)
     return len(pending)

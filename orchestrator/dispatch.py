@@ -214,6 +214,7 @@ class Dispatcher:
         publish(
             self.celery,
             (QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows),
+            chunk=self.settings.batch_message_jobs,
         )
         counted = Counter(
             (str(r["tier"]), PRIORITY_NAME.get(int(r["priority"]), "other")) for r in rows

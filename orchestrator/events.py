@@ -37,10 +37,16 @@ def stream_key(prefix: str, job_id: str) -> str:
 
 def publish_done(client: redis.Redis, *, prefix: str, job_id: str, status: str) -> None:
     """Tell whoever waits for ``job_id`` that it ended with ``status``."""
-    key = done_key(prefix, job_id)
+    publish_many_done(client, prefix=prefix, ended={job_id: status})
+
+
+def publish_many_done(client: redis.Redis, *, prefix: str, ended: dict[str, str]) -> None:
+    """``publish_done`` for every ``job id -> status`` of ``ended``, in one round trip."""
     with client.pipeline(transaction=False) as pipe:
-        pipe.lpush(key, status)
-        pipe.expire(key, EVENT_TTL_S)
+        for job_id, status in ended.items():
+            key = done_key(prefix, job_id)
+            pipe.lpush(key, status)
+            pipe.expire(key, EVENT_TTL_S)
         pipe.execute()
 
 

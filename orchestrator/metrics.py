@@ -82,7 +82,7 @@ class ClusterCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
-            "switchyard_queue_depth", "Messages waiting per tier queue", labels=["tier", "priority"]
+            "switchyard_queue_depth", "Jobs waiting per tier queue", labels=["tier", "priority"]
         )
         try:
             for tier, queue in read_depths(self.client, prefix=self.prefix).items():

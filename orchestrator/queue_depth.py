@@ -1,4 +1,4 @@
-"""How many messages wait on each tier queue, priority sub-lists included.
+"""How many jobs (and messages) wait on each tier queue, priority sub-lists included.
 
 kombu's Redis transport keeps one queue as several lists, one per priority step
 (``PRIORITY_STEPS`` in ``orchestrator.queues``): step 0 is the list named after
@@ -6,6 +6,12 @@ the queue, and every other step is ``<queue>\\x06\\x16<step>``; each key also
 carries the global key prefix. A list-length autoscaler that reads only
 ``<queue>`` sees interactive work and misses every batch job (priority 6), so
 ``GET /queues`` sums the lists here and KEDA's ``metrics-api`` trigger reads that.
+
+A batch message carries up to ``batch_message_jobs`` jobs (``orchestrator.queues``)
+and says how many in its ``switchyard_jobs`` header, so ``depth`` counts jobs:
+the sub-lists batch messages can sit on are read through in Redis (one Lua
+script, matching the header in each message), the others are only measured.
+``messages`` is what Flower's Broker tab shows.
 
 Messages a worker has already fetched (unacknowledged, running or prefetched)
 are not counted: this is the backlog, what more workers would take.
@@ -19,17 +25,36 @@ import redis
 from kombu.transport.redis import Channel
 from pydantic import BaseModel
 
-from orchestrator.queues import PRIORITY_STEPS
+from orchestrator.queues import JOBS_HEADER, PRIORITY_STEPS, PRIORITY_VALUE
+from orchestrator.schemas import Priority
 from orchestrator.tiers import ALL_TIERS, Tier
 
 SUBLIST_SEPARATOR: str = Channel.sep
+# KEYS: sub-lists; ARGV[i] = '1' where batch messages may sit. Returns length, jobs per key.
+COUNT_JOBS = f"""
+local out = {{}}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('LLEN', key)
+  local jobs = n
+  if n > 0 and ARGV[i] == '1' then
+    jobs = 0
+    for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
+      jobs = jobs + (tonumber(string.match(raw, '"{JOBS_HEADER}": *(%d+)')) or 1)
+    end
+  end
+  out[#out + 1] = n
+  out[#out + 1] = jobs
+end
+return out
+"""
 
 
 class QueueDepth(BaseModel):
     """The backlog of one tier queue: the total, and per priority step."""
 
-    depth: int
-    by_priority: dict[str, int]
+    depth: int  # jobs waiting
+    by_priority: dict[str, int]  # jobs waiting per priority step
+    messages: int = 0  # the messages holding them (a batch message holds several)
 
 
 def sublist_keys(
@@ -42,21 +67,32 @@ def sublist_keys(
 
 
 def read_depths(
-    client: redis.Redis, *, prefix: str = "", tiers: Iterable[Tier] = ALL_TIERS
+    client: redis.Redis,
+    *,
+    prefix: str = "",
+    tiers: Iterable[Tier] = ALL_TIERS,
+    count_jobs: bool = True,
 ) -> dict[str, QueueDepth]:
-    """LLEN every sub-list of every tier queue in one round trip."""
+    """Jobs and messages on every sub-list of every tier queue, in one round trip.
+
+    Without ``count_jobs`` only the lists' lengths are read (cheap at any backlog)
+    and ``depth`` counts messages: enough to tell an empty queue.
+    """
     keyed = [
         (tier, step, key)
         for tier in tiers
         for step, key in sublist_keys(tier.queue, prefix=prefix).items()
     ]
-    with client.pipeline(transaction=False) as pipe:
-        for _, _, key in keyed:
-            pipe.llen(key)
-        lengths: list[int] = pipe.execute()
+    batch = PRIORITY_VALUE[Priority.BATCH]
+    chunked = ["1" if count_jobs and step >= batch else "0" for _, step, _ in keyed]
+    counts: list[int] = client.register_script(COUNT_JOBS)(
+        keys=[key for _, _, key in keyed], args=chunked
+    )
     depths: dict[str, QueueDepth] = {}
-    for (tier, step, _), length in zip(keyed, lengths, strict=True):
+    for i, (tier, step, _) in enumerate(keyed):
+        messages, jobs = int(counts[2 * i]), int(counts[2 * i + 1])
         entry = depths.setdefault(tier.queue, QueueDepth(depth=0, by_priority={}))
-        entry.by_priority[str(step)] = int(length)
-        entry.depth += int(length)
+        entry.by_priority[str(step)] = jobs
+        entry.depth += jobs
+        entry.messages += messages
     return depths

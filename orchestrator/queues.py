@@ -30,6 +30,8 @@ from orchestrator.schemas import Priority
 from orchestrator.tiers import ALL_TIERS, Tier
 
 EXECUTE_JOB = "switchyard.execute_job"
+EXECUTE_JOBS = "switchyard.execute_jobs"  # a batch message: several job ids
+JOBS_HEADER = "switchyard_jobs"  # how many jobs a message carries (orchestrator.queue_depth)
 PRIORITY_STEPS = [0, 3, 6, 9]
 PRIORITY_VALUE: dict[Priority, int] = {Priority.INTERACTIVE: 0, Priority.BATCH: 6}
 
@@ -88,8 +90,14 @@ class QueuedJob:
 PUBLISH_BATCH = 1000
 
 
-def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
-    """Send one ``execute_job`` message per job over one pooled producer; returns the count.
+def publish(app: Celery, jobs: Iterable[QueuedJob], *, chunk: int = 1) -> int:
+    """Publish ``jobs`` over one pooled producer; returns the number of jobs sent.
+
+    A job gets an ``execute_job`` message of its own, except that with ``chunk``
+    above 1 batch-priority jobs due now go up to ``chunk`` to an ``execute_jobs``
+    message (same tier and priority): the worker fetches and acknowledges them
+    once and runs them side by side. Interactive jobs, countdowns and pipeline
+    steps always travel alone.
 
     Each message is Celery's own task message (protocol 2, built by
     ``app.amqp.as_task_v2``), published by kombu straight onto the tier's list
@@ -100,13 +108,14 @@ def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
     dispatch). The queues are declared once by ``declare_queues``.
     """
     sent = 0
-    amqp = app.amqp
+    waiting: dict[tuple[Tier, int], list[str]] = {}
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
-        for job in jobs:
-            message = amqp.as_task_v2(
+
+        def send(job: QueuedJob, job_ids: list[str] | None = None) -> None:
+            message = app.amqp.as_task_v2(
                 uuid(),
-                EXECUTE_JOB,
-                args=[job.job_id],
+                EXECUTE_JOBS if job_ids else EXECUTE_JOB,
+                args=[job_ids] if job_ids else [job.job_id],
                 kwargs={},
                 countdown=job.countdown_s or None,
                 ignore_result=True,
@@ -117,15 +126,37 @@ def publish(app: Celery, jobs: Iterable[QueuedJob]) -> int:
                 message.body,
                 exchange="",
                 routing_key=job.tier.queue,
-                headers=message.headers,
+                headers={**message.headers, JOBS_HEADER: len(job_ids) if job_ids else 1},
                 priority=job.priority,
                 serializer="json",
                 declare=[],
                 retry=True,
                 **message.properties,
             )
+
+        for job in jobs:
             sent += 1
+            if chunk <= 1 or not _travels_in_chunks(job):
+                send(job)
+                continue
+            ids = waiting.setdefault((job.tier, job.priority), [])
+            ids.append(job.job_id)
+            if len(ids) >= chunk:
+                send(job, ids)
+                waiting.pop((job.tier, job.priority))
+        for (tier, priority), ids in waiting.items():
+            first = QueuedJob(ids[0], tier, priority)
+            send(first, ids if len(ids) > 1 else None)
     return sent
+
+
+def _travels_in_chunks(job: QueuedJob) -> bool:
+    return (
+        job.priority >= PRIORITY_VALUE[Priority.BATCH]
+        and not job.countdown_s
+        and job.parent_task_id is None
+        and job.root_task_id is None
+    )
 
 
 def declare_queues(app: Celery) -> None:

@@ -132,7 +132,7 @@ class Reconciler:
         lookahead = max(3.0, 2 * settings.reconcile_interval_s)
         due = partial(lifecycle.due_unsent, now=now, lookahead_s=lookahead)
         report.woken = len(self._send(due))
-        depths = read_depths(self.client, prefix=settings.redis_key_prefix)
+        depths = read_depths(self.client, prefix=settings.redis_key_prefix, count_jobs=False)
         for tier in ALL_TIERS:
             if depths[tier.queue].depth == 0:
                 lost = partial(lifecycle.lost_waiting, tier=tier.value, now=now, grace_s=grace)
@@ -152,7 +152,7 @@ class Reconciler:
         with session_scope(self.engine) as session:
             pending = find(session)
             if pending:
-                publish(self.celery, messages(pending))
+                publish(self.celery, messages(pending), chunk=self.settings.batch_message_jobs)
         return pending
 
 

@@ -13,8 +13,9 @@ import threading
 import redis
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.events import publish_done
+from orchestrator.events import publish_many_done
 from workers import metrics
+from workers.combiner import Combiner
 from workers.execute import Outcome
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,20 @@ class CompletionReporter:
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.prefix = settings.redis_key_prefix
         self.client = client
+        # events of jobs ending at the same moment go in one pipeline
+        self._events: Combiner[str, None] = Combiner(self._publish)
+
+    def _publish(self, ended: dict[str, object]) -> dict[str, None]:
+        statuses = {job_id: str(status) for job_id, status in ended.items()}
+        publish_many_done(self.client, prefix=self.prefix, ended=statuses)
+        return dict.fromkeys(ended)
 
     def report(self, job_id: str, outcome: Outcome, *, tier: str) -> None:
         metrics.JOBS_ENDED.labels(tier=tier, state=outcome.value).inc()
         if outcome not in FINAL_OUTCOMES:
             return
         try:
-            publish_done(self.client, prefix=self.prefix, job_id=job_id, status=outcome.value)
+            self._events.ask(job_id, outcome.value)
         except redis.RedisError as exc:
             log.warning("completion event for %s not sent (%s); waiters poll", job_id, exc)
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from sqlalchemy import Engine
@@ -43,6 +43,7 @@ from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
+from workers.combiner import Combiner
 from workers.guards import Call, Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
 from workers.providers import ProviderError, adapter_for
@@ -91,6 +92,15 @@ class Runtime:
         self.keeper = LeaseKeeper(
             engine, owner_prefix=f"{self.owner}:", lease_s=settings.job_lease_s
         )
+        # claims of jobs starting at the same moment share one UPDATE, and the writes
+        # of jobs ending at the same moment one transaction (group commit)
+        self._claims: Combiner[str, leases.Claim] = Combiner(self._claim_many)
+        self._writes: Combiner[int, object] = Combiner(self._write_many, max_batch=32)
+
+    def _claim_many(self, owners: dict[str, object]) -> dict[str, leases.Claim]:
+        wanted = {job_id: str(owner) for job_id, owner in owners.items()}
+        lease_s = self.settings.job_lease_s
+        return self._db(lambda s: leases.claim_jobs(s, owners=wanted, lease_s=lease_s))
 
     def claimed(self, job_id: str) -> Job | None:
         """The row this thread's last ``execute`` claimed, if it was ``job_id`` (for hooks)."""
@@ -99,8 +109,7 @@ class Runtime:
 
     def execute(self, job_id: str) -> Outcome:
         owner = f"{self.owner}:{threading.get_ident()}"
-        lease_s = self.settings.job_lease_s
-        claim = self._db(lambda s: leases.claim_job(s, job_id=job_id, owner=owner, lease_s=lease_s))
+        claim = self._claims.ask(job_id, owner)
         job = self._local.claimed = claim.job
         if job is None:  # final, running elsewhere, or not due: its own wake-up will come
             return Outcome.SKIPPED
@@ -173,7 +182,7 @@ class Runtime:
                     session, job_id=job.id, owner=owner, progress=progress.to_json()
                 )
 
-        self._db(write)
+        self._write(write)
 
     def _record_rejected(
         self,
@@ -207,7 +216,7 @@ class Runtime:
                 repo.record_attempt(session, job=job, record=record)
                 leases.save_progress(session, job_id=job.id, owner=owner, progress=progress)
 
-        self._db(write)
+        self._write(write)
 
     def _succeed(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
         deployment, completion = verdict.deployment, verdict.completion
@@ -245,7 +254,7 @@ class Runtime:
             return True
 
         queued: list[QueuedJob] = []
-        won = self._db(write)
+        won = self._write(write)
         self.pipeline.publish(queued)
         return Outcome.SUCCEEDED if won else Outcome.LOST_LEASE
 
@@ -256,14 +265,14 @@ class Runtime:
                 self.pipeline.on_final(session, job, values)
             return won
 
-        won = self._db(write)
+        won = self._write(write)
         return outcome if won else Outcome.LOST_LEASE
 
     def _defer(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
         """Hand the job back; the reconciler publishes it again shortly before it is due."""
         status = JobStatus.QUEUED if verdict.waiting else JobStatus.RETRYING
         due = utcnow() + timedelta(seconds=verdict.delay_s)
-        won = self._db(
+        won = self._write(
             lambda s: leases.defer_job(
                 s,
                 job_id=job.id,
@@ -275,6 +284,37 @@ class Runtime:
             )
         )
         return Outcome.DEFERRED if won else Outcome.LOST_LEASE
+
+    def _write(self, work: Callable[[Session], T]) -> T:
+        """``_db(work)``, in one transaction with the writes other threads make meanwhile.
+
+        Every write of a job's end is conditioned on its lease and recognises its own
+        earlier try, so the batch's transaction can be retried as a whole.
+        """
+        answer = self._writes.ask(id(work), work)
+        if isinstance(answer, _Raised):
+            raise answer.error
+        return cast(T, answer)
+
+    def _write_many(self, works: dict[int, object]) -> dict[int, object]:
+        def write_all(session: Session) -> dict[int, object]:
+            return {key: cast(Callable[[Session], object], w)(session) for key, w in works.items()}
+
+        try:
+            return self._db(write_all)
+        except (OperationalError, InterfaceError):
+            raise  # the database stayed away: every write of the batch fails alike
+        except Exception:
+            if len(works) == 1:
+                raise
+        # one write broke the batch: each alone now, so only its own job sees the error
+        answers: dict[int, object] = {}
+        for key, work in works.items():
+            try:
+                answers[key] = self._db(cast(Callable[[Session], object], work))
+            except Exception as exc:
+                answers[key] = _Raised(exc)
+        return answers
 
     def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a transaction, retrying while the database is unreachable."""
@@ -292,6 +332,13 @@ class Runtime:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+
+
+class _Raised:
+    """A write that raised, carried back to its own thread by the batch that ran it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def _written_before(session: Session, attempt_id: str | None) -> bool:

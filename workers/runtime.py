@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -25,7 +26,9 @@ def build_runtime(settings: Settings) -> Runtime:
     http = worker_client(settings.provider_timeout_s)  # a small pool per thread
     # writes are short: a few dozen connections serve hundreds of threads
     pool_size = min(settings.worker_concurrency, DB_POOL_MAX)
-    engine = get_engine(settings.effective_database_url, pool_size=pool_size, pre_ping=False)
+    engine = get_engine(
+        settings.effective_database_url, pool_size=pool_size, pre_ping=False, overflow=False
+    )
     shared = redis.Redis.from_url(
         settings.effective_redis_url,
         socket_timeout=5,
@@ -47,3 +50,21 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = build_runtime(get_settings())
         return _runtime
+
+
+_job_threads: ThreadPoolExecutor | None = None
+
+
+def job_threads() -> ThreadPoolExecutor:
+    """The threads that run a batch message's jobs, ``worker_concurrency`` of them.
+
+    A batch message's Celery thread only waits for its jobs, so the jobs in
+    flight are bounded by these threads (plus the interactive jobs, each in its
+    message's own Celery thread), not by how many jobs a message carries.
+    """
+    global _job_threads
+    with _runtime_lock:
+        if _job_threads is None:
+            size = get_settings().worker_concurrency
+            _job_threads = ThreadPoolExecutor(size, thread_name_prefix="switchyard-job")
+        return _job_threads

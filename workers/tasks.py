@@ -5,18 +5,27 @@ once the delivery has been written down, so a worker that dies mid-job leaves it
 to be delivered again (the database lease makes that harmless). A deferred job
 comes back by a countdown message that ``Runtime`` sends itself, or by the
 reconciler; Celery's own retry machinery is not used.
+
+A batch message (``execute_jobs``) carries several job ids: its jobs run side by
+side on the process's job threads (``workers.runtime.job_threads``), each exactly
+as ``execute_job`` runs one, and the message is acknowledged when all have ended.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+
 from celery import Task
 
-from orchestrator.queues import EXECUTE_JOB
+from orchestrator.queues import EXECUTE_JOB, EXECUTE_JOBS
 from workers.app import app
 from workers.budget_settle import settler
 from workers.events import reporter
 from workers.experiments import experiment_hook
-from workers.runtime import runtime
+from workers.runtime import job_threads, runtime
+
+log = logging.getLogger(__name__)
 
 
 @app.task(  # type: ignore[untyped-decorator]
@@ -24,11 +33,36 @@ from workers.runtime import runtime
 )
 def execute_job(self: Task, job_id: str) -> str:
     """Run one delivery of a job by id; the message carries nothing else."""
+    return run_job(job_id, _tier(self))
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=EXECUTE_JOBS, ignore_result=True, acks_late=True, reject_on_worker_lost=True, bind=True
+)
+def execute_jobs(self: Task, job_ids: list[str]) -> str:
+    """Run one delivery of several jobs side by side; returns how each ended, counted."""
+    tier = _tier(self)
+    futures = [job_threads().submit(run_job, str(job_id), tier) for job_id in job_ids]
+    ended: Counter[str] = Counter()
+    for job_id, future in zip(job_ids, futures, strict=True):
+        try:
+            ended[future.result()] += 1
+        except Exception:  # one job's bug must not hold back the others' acknowledgement
+            log.exception("job %s raised; its lease runs out and the reconciler retries it", job_id)
+            ended["raised"] += 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(ended.items()))
+
+
+def run_job(job_id: str, tier: str) -> str:
+    """One delivery of one job, then its hooks; returns how it ended."""
     outcome = runtime().execute(job_id)
-    tier = (self.request.delivery_info or {}).get("routing_key") or "unknown"
-    reporter().report(job_id, outcome, tier=str(tier))  # first: a waiting client wakes now
+    reporter().report(job_id, outcome, tier=tier)  # first: a waiting client wakes now
     claimed = runtime().claimed(job_id)
     tenant_id = claimed.tenant_id if claimed is not None else None
     settler(runtime()).settle(job_id, outcome, tenant_id=tenant_id)  # budget -> real cost
     experiment_hook().after(job_id, outcome, claimed=claimed)  # guardrail, judge
     return outcome.value
+
+
+def _tier(task: Task) -> str:
+    return str((task.request.delivery_info or {}).get("routing_key") or "unknown")

@@ -30,7 +30,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _build_engine(url: str, pool_size: int, pre_ping: bool) -> Engine:
+def _build_engine(url: str, pool_size: int, pre_ping: bool, overflow: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -38,11 +38,19 @@ def _build_engine(url: str, pool_size: int, pre_ping: bool) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if not overflow:  # every connection stays open once made: no connect per burst
+        return create_engine(url, pool_size=2 * pool_size, max_overflow=0, pool_pre_ping=pre_ping)
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
-def get_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> Engine:
+def get_engine(
+    url: str, pool_size: int = 10, *, pre_ping: bool = True, overflow: bool = True
+) -> Engine:
     """The process-wide engine for ``url`` (created on first use).
+
+    It holds up to ``2 * pool_size`` connections. With ``overflow`` (the default)
+    only ``pool_size`` stay open and the rest are closed after each use; without
+    it all stay open (workers, whose many threads reach for them in bursts).
 
     ``pre_ping`` tests each pooled connection before use (one extra round trip),
     so a request after a database restart does not fail; the workers turn it off,
@@ -51,7 +59,7 @@ def get_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> Engin
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = _engines[url] = _build_engine(url, pool_size, pre_ping)
+            engine = _engines[url] = _build_engine(url, pool_size, pre_ping, overflow)
         return engine
 
 

@@ -1,6 +1,7 @@
 """A job's lease: the compare-and-set that makes a job run, and succeed, at most once.
 
     claim_job      queued/retrying and due, or running with an expired lease -> running
+    claim_jobs     the same for many jobs in one statement (Postgres; one owner each)
     renew_leases   the heartbeat: push the lease of every job a process still runs
     defer_job      running -> queued/retrying until ``next_attempt_at`` (lease released)
     save_progress  remember which deployments were tried, for the next delivery
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
+from sqlalchemy import ARRAY, BigInteger, Text, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.schemas import JobStatus
@@ -67,6 +68,41 @@ def _claim_statement() -> Any:
 
 
 _CLAIM = _claim_statement()
+
+
+def _claim_many_statement() -> Any:
+    """``_CLAIM`` for many jobs: ids and owners arrive as two arrays, unnested side by side."""
+    jobs: Any = Job.__table__
+    c = jobs.c
+    now: Any = bindparam("c_now")
+    wanted: Any = (
+        func.unnest(
+            bindparam("c_ids", type_=ARRAY(Text)), bindparam("c_owners", type_=ARRAY(Text))
+        )
+        .table_valued("id", "owner")
+        .render_derived(with_types=False)
+        .alias("wanted")
+    )
+    due = or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("c_soon"))
+    expired = (c.status == RUNNING) & (c.lease_expires_at < now)
+    return (
+        update(jobs)
+        .where(c.id == wanted.c.id, or_(c.status.in_(WAITING) & due, expired))
+        .values(
+            status=RUNNING,
+            lease_owner=wanted.c.owner,
+            lease_expires_at=bindparam("c_until"),
+            started_at=func.coalesce(c.started_at, now),
+            next_attempt_at=None,
+            requeued_at=None,
+            deliveries=c.deliveries + 1,
+            lease_expiries=c.lease_expiries + case((c.status == RUNNING, 1), else_=0),
+        )
+        .returning(*jobs.c)
+    )
+
+
+_CLAIM_MANY = _claim_many_statement()
 _ATTRS = {column.key: attr.key for attr in Job.__mapper__.column_attrs for column in attr.columns}
 
 
@@ -89,6 +125,39 @@ def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> C
     if row is None:
         return Claim(None)
     return Claim(None, status=row[0], due_at=row[1])
+
+
+def claim_jobs(
+    session: Session, *, owners: dict[str, str], lease_s: float
+) -> dict[str, Claim]:
+    """``claim_job`` for each ``job id -> owner`` in ``owners``, in one UPDATE on Postgres.
+
+    Every job gets the answer ``claim_job`` would have given it alone; a job listed
+    twice is not possible (a dict). Other databases claim one job at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return {
+            job_id: claim_job(session, job_id=job_id, owner=owner, lease_s=lease_s)
+            for job_id, owner in owners.items()
+        }
+    now = utcnow()
+    params = {
+        "c_ids": list(owners),
+        "c_owners": list(owners.values()),
+        "c_now": now,
+        "c_soon": now + timedelta(seconds=EARLY_S),
+        "c_until": now + timedelta(seconds=lease_s),
+    }
+    claims: dict[str, Claim] = {}
+    for row in session.connection().execute(_CLAIM_MANY, params).mappings():
+        job = Job(**{_ATTRS.get(k, k): v for k, v in row.items()})
+        claims[job.id] = Claim(job)
+    missed = [job_id for job_id in owners if job_id not in claims]
+    if missed:
+        found = select(Job.id, Job.status, Job.next_attempt_at).where(Job.id.in_(missed))
+        for job_id, status, due_at in session.execute(found):
+            claims[job_id] = Claim(None, status=status, due_at=due_at)
+    return {job_id: claims.get(job_id, Claim(None)) for job_id in owners}
 
 
 def renew_leases(

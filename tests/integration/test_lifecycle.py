@@ -116,6 +116,35 @@ def test_a_deferred_job_is_claimed_only_when_due(engine: Engine, tenant: str) ->
     assert due_claim is not None and due_claim.progress == {"tries": {"a": 1}}
 
 
+def test_many_jobs_are_claimed_in_one_statement_each_as_it_would_be_alone(
+    engine: Engine, tenant: str
+) -> None:
+    # Given a queued job, one running elsewhere, one whose lease expired, one not due, one done
+    queued, held, expired, later, done = (add_job(engine, tenant) for _ in range(5))
+    claim(engine, held, "host:1:1")
+    claim(engine, expired, "host:1:2")
+    set_job(engine, expired, lease_expires_at=utcnow() - timedelta(seconds=1))
+    set_job(engine, later, status="retrying", next_attempt_at=utcnow() + timedelta(seconds=60))
+    set_job(engine, done, status="succeeded")
+    owners = {i: f"host:2:{n}" for n, i in enumerate([queued, held, expired, later, done, "nope"])}
+    # When one worker claims them all at once
+    with session_scope(engine) as session:
+        claims = leases.claim_jobs(session, owners=owners, lease_s=30)
+    # Then the queued job and the expired lease are its, each under its own owner
+    assert list(claims) == list(owners)
+    for job_id in (queued, expired):
+        got = claims[job_id].job
+        assert got is not None and got.lease_owner == owners[job_id] and got.status == "running"
+        assert got.request == {"prompt": "hi"}
+    assert claims[expired].job is not None and claims[expired].job.lease_expiries == 1
+    # And every other job says why not, as claim_job would
+    assert claims[held] == leases.Claim(None, status="running")
+    assert claims[later].status == "retrying" and claims[later].due_at is not None
+    assert claims[done] == leases.Claim(None, status="succeeded")
+    assert claims["nope"] == leases.Claim(None)
+    assert job(engine, held).lease_owner == "host:1:1"
+
+
 def test_heartbeat_keeps_held_leases_and_reports_lost_ones(engine: Engine, tenant: str) -> None:
     # Given two jobs this process runs, one of which is then cancelled
     kept, cancelled = add_job(engine, tenant), add_job(engine, tenant)

@@ -66,8 +66,10 @@ def test_queue_depth_counts_every_priority_sub_list(
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {t.value for t in Tier}
-    assert body["fast"] == {"depth": 13, "by_priority": {"0": 2, "3": 3, "6": 7, "9": 1}}
-    assert body["code"] == {"depth": 5, "by_priority": {"0": 0, "3": 0, "6": 5, "9": 0}}
+    fast_steps = {"0": 2, "3": 3, "6": 7, "9": 1}
+    assert body["fast"] == {"depth": 13, "by_priority": fast_steps, "messages": 13}
+    code_steps = {"0": 0, "3": 0, "6": 5, "9": 0}
+    assert body["code"] == {"depth": 5, "by_priority": code_steps, "messages": 5}
     assert body["reasoning"]["depth"] == body["vision"]["depth"] == 0
     # And it agrees with kombu's own count of the queue
     with celery.connection_for_read() as conn:
@@ -77,3 +79,10 @@ def test_queue_depth_counts_every_priority_sub_list(
             assert declared.message_count == body[tier.value]["depth"]
     # And a KEDA ScaledObject's valueLocation ("fast.depth") finds the number
     assert isinstance(body["fast"]["depth"], int)
+
+    # When 40 batch jobs are published as batch messages (16 a message: 16 + 16 + 8)
+    batch = [QueuedJob(job_id=f"job-batch-{i}", tier=Tier.VISION, priority=6) for i in range(40)]
+    publish(celery, batch, chunk=16)
+    # Then the depth counts the jobs, and messages the three messages holding them
+    vision = httpx.get(f"{url}/queues", timeout=10).json()["vision"]
+    assert vision == {"depth": 40, "by_priority": {"0": 0, "3": 0, "6": 40, "9": 0}, "messages": 3}

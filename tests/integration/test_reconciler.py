@@ -60,13 +60,17 @@ def add_job(engine: Engine, **values: Any) -> str:
 
 
 def queued_ids(client: redis.Redis, prefix: str) -> list[str]:
-    """Job ids of every message waiting on any tier queue under ``prefix``."""
+    """Job ids of every message waiting on any tier queue under ``prefix``.
+
+    An ``execute_job`` message carries one id, an ``execute_jobs`` (batch) message a list.
+    """
     ids = []
     for key in client.scan_iter(match=f"{prefix}*"):
         if client.type(key) == b"list":
             for raw in client.lrange(key, 0, -1):
                 body = json.loads(base64.b64decode(json.loads(raw)["body"]))
-                ids.append(body[0][0])
+                carried = body[0][0]
+                ids.extend(carried if isinstance(carried, list) else [carried])
     return sorted(ids)
 
 

@@ -15,7 +15,9 @@ closed, already holds them back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import redis
@@ -33,6 +35,8 @@ from workers.providers.errors import (
 
 log = logging.getLogger(__name__)
 UNHEALTHY = (ServerError, Overloaded, ProviderTimeout, ConnectionFailed)
+SUCCESS_BATCH = 16  # successes of a closed breaker sent in one Redis call
+SUCCESS_WAIT_S = 0.25  # or sooner, once this long has passed
 
 ALLOW = """
 local t = redis.call('TIME')
@@ -51,6 +55,7 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local ok, window = ARGV[1] == '1', tonumber(ARGV[2])
 local min_calls, ratio = tonumber(ARGV[3]), tonumber(ARGV[4])
 local open_ms, max_open_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local earlier = tonumber(ARGV[7]) or 0  -- successes counted before this answer, not yet sent
 local h = redis.call('HMGET', KEYS[1], 'state', 'start', 'calls', 'failures', 'trips')
 local state, trips = h[1] or 'closed', tonumber(h[5]) or 0
 local function open(n)
@@ -69,7 +74,7 @@ end
 if state == 'open' then return state end
 local start, calls, failures = tonumber(h[2]) or now, tonumber(h[3]) or 0, tonumber(h[4]) or 0
 if now - start > window then start, calls, failures = now, 0, 0 end
-calls = calls + 1
+calls = calls + 1 + earlier
 if not ok then failures = failures + 1 end
 redis.call('HSET', KEYS[1], 'start', tostring(start), 'calls', calls, 'failures', failures)
 redis.call('PEXPIRE', KEYS[1], 3600000)
@@ -117,8 +122,8 @@ class CircuitBreaker:
         decision, retry_ms = self._allow(keys=[self.key(deployment)], args=[probe_ms])
         return Decision(int(decision)), float(retry_ms) / 1000
 
-    def record(self, deployment: Deployment, *, ok: bool) -> str:
-        """Count one answer; returns the breaker's state after it."""
+    def record(self, deployment: Deployment, *, ok: bool, earlier_successes: int = 0) -> str:
+        """Count one answer (and ``earlier_successes`` before it); returns the state after."""
         p = self.policy
         args = [
             "1" if ok else "0",
@@ -127,6 +132,7 @@ class CircuitBreaker:
             p.failure_ratio,
             p.open_s * 1000,
             p.max_open_s * 1000,
+            earlier_successes,
         ]
         state = self._record(keys=[self.key(deployment)], args=args)
         return state.decode() if isinstance(state, bytes) else str(state)
@@ -143,11 +149,24 @@ class CircuitBreaker:
 
 @dataclass
 class CircuitBreakerGuard(Guard):
-    """Skips deployments whose breaker is open; feeds every answer back to the breaker."""
+    """Skips deployments whose breaker is open; feeds every answer back to the breaker.
+
+    Failures, and the answer of a half-open breaker's probe, are counted at once.
+    Successes of a closed breaker are counted in this process and sent together
+    (``SUCCESS_BATCH`` of them, or what gathered in ``SUCCESS_WAIT_S``, or with
+    the next failure): one Redis call instead of one an answer. Meanwhile the
+    shared failure ratio can only read high, never low, so a breaker may open a
+    few answers early but never late.
+    """
 
     breaker: CircuitBreaker
+    _probing: threading.local = field(default_factory=threading.local, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _successes: dict[str, tuple[Deployment, int]] = field(default_factory=dict, init=False)
+    _sent_at: float = field(default_factory=time.monotonic, init=False)
 
     def before_call(self, call: Call) -> None:
+        self._probing.name = None
         try:
             decision, retry_in_s = self.breaker.allow(call.deployment)
         except redis.RedisError as exc:
@@ -155,15 +174,30 @@ class CircuitBreakerGuard(Guard):
             return
         if decision is Decision.DENY:
             raise SkipDeployment(f"{call.name}: circuit open", retry_in_s=retry_in_s)
+        if decision is Decision.PROBE:
+            self._probing.name = call.name
 
     def after_success(self, call: Call, completion: Completion) -> None:
-        self._record(call, ok=True)
+        if getattr(self._probing, "name", None) == call.name:  # a probe's answer closes it now
+            self._record(call.deployment, ok=True)
+            return
+        with self._lock:
+            _, count = self._successes.get(call.name, (call.deployment, 0))
+            self._successes[call.name] = (call.deployment, count + 1)
+            due = count + 1 >= SUCCESS_BATCH or time.monotonic() - self._sent_at >= SUCCESS_WAIT_S
+            if not due:
+                return
+            batch, self._successes, self._sent_at = self._successes, {}, time.monotonic()
+        for deployment, n in batch.values():
+            self._record(deployment, ok=True, earlier=n - 1)
 
     def after_failure(self, call: Call, error: ProviderError) -> None:
-        self._record(call, ok=not isinstance(error, UNHEALTHY))
+        with self._lock:
+            _, earlier = self._successes.pop(call.name, (call.deployment, 0))
+        self._record(call.deployment, ok=not isinstance(error, UNHEALTHY), earlier=earlier)
 
-    def _record(self, call: Call, *, ok: bool) -> None:
+    def _record(self, deployment: Deployment, *, ok: bool, earlier: int = 0) -> None:
         try:
-            self.breaker.record(call.deployment, ok=ok)
+            self.breaker.record(deployment, ok=ok, earlier_successes=earlier)
         except redis.RedisError as exc:
-            log.warning("breaker update for %s failed: %s", call.name, exc)
+            log.warning("breaker update for %s failed: %s", deployment.name, exc)

@@ -1,0 +1,72 @@
+"""The combiner batches concurrent asks and answers each with its own result."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from workers.combiner import Combiner
+
+
+def test_concurrent_asks_share_batches_and_each_gets_its_own_answer() -> None:
+    batches: list[list[int]] = []
+    gate = threading.Event()
+
+    def serve(asked: dict[int, object]) -> dict[int, str]:
+        batches.append(sorted(asked))
+        if len(batches) == 1:
+            gate.wait(5)  # hold the first batch while the others ask
+        return {k: f"{k}:{v}" for k, v in asked.items()}
+
+    combiner: Combiner[int, str] = Combiner(serve, max_batch=8)
+    with ThreadPoolExecutor(20) as pool:
+        first = pool.submit(combiner.ask, 0, "a")
+        time.sleep(0.05)
+        rest = [pool.submit(combiner.ask, k, "b") for k in range(1, 20)]
+        time.sleep(0.1)
+        gate.set()
+        assert first.result(5) == "0:a"
+        assert [f.result(5) for f in rest] == [f"{k}:b" for k in range(1, 20)]
+    # the 19 asks made while the first batch ran went in batches of at most 8
+    assert batches[0] == [0]
+    assert sorted(k for b in batches[1:] for k in b) == list(range(1, 20))
+    assert len(batches) == 4 and all(len(b) <= 8 for b in batches)
+
+
+def test_a_failed_batch_raises_in_every_ask_and_the_next_batch_is_served() -> None:
+    calls = {"n": 0}
+
+    def serve(asked: dict[str, object]) -> dict[str, int]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database down")
+        return dict.fromkeys(asked, 1)
+
+    combiner: Combiner[str, int] = Combiner(serve)
+    with pytest.raises(RuntimeError, match="database down"):
+        combiner.ask("x")
+    assert combiner.ask("x") == 1
+
+
+def test_the_same_key_twice_goes_in_separate_batches() -> None:
+    seen: list[list[str]] = []
+    gate = threading.Event()
+
+    def serve(asked: dict[str, object]) -> dict[str, object]:
+        seen.append(list(asked))
+        if len(seen) == 1:
+            gate.wait(5)
+        return dict(asked)
+
+    combiner: Combiner[str, object] = Combiner(serve)
+    with ThreadPoolExecutor(3) as pool:
+        lead = pool.submit(combiner.ask, "lead", 0)
+        time.sleep(0.05)
+        one, two = pool.submit(combiner.ask, "job", 1), pool.submit(combiner.ask, "job", 2)
+        time.sleep(0.1)
+        gate.set()
+        assert (lead.result(5), one.result(5), two.result(5)) == (0, 1, 2)
+    assert seen == [["lead"], ["job"], ["job"]]

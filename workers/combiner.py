@@ -1,0 +1,86 @@
+"""Requests from many threads served together, a batch at a time (group commit).
+
+A thread that asks while no batch is being served serves one itself: everything
+asked so far, then whatever was asked meanwhile, until nothing waits. The others
+wait for their answer. Nothing is delayed to fill a batch: one thread alone is
+served at once, and requests batch up only while a batch is already in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
+
+
+class _Ask(Generic[K, R]):
+    __slots__ = ("answer", "done", "error", "key", "value")
+
+    def __init__(self, key: K, value: object) -> None:
+        self.key, self.value = key, value
+        self.answer: R | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class Combiner(Generic[K, R]):
+    """``ask(key, value)`` returns ``serve({key: value, ...})[key]``, batching concurrent asks.
+
+    ``serve`` gets at most ``max_batch`` keys, never the same key twice in one
+    batch (a repeated key waits for the next), and must answer every key it got;
+    if it raises, every ask in that batch raises the same error.
+    """
+
+    def __init__(self, serve: Callable[[dict[K, object]], dict[K, R]], *, max_batch: int = 64):
+        self._serve = serve
+        self._max = max_batch
+        self._lock = threading.Lock()
+        self._waiting: list[_Ask[K, R]] = []
+        self._serving = False
+
+    def ask(self, key: K, value: object = None) -> R:
+        mine: _Ask[K, R] = _Ask(key, value)
+        with self._lock:
+            self._waiting.append(mine)
+            lead = not self._serving
+            self._serving = True
+        if lead:
+            self._serve_all()
+        else:
+            mine.done.wait()
+        if mine.error is not None:
+            raise mine.error
+        return mine.answer  # type: ignore[return-value]
+
+    def _serve_all(self) -> None:
+        while True:
+            with self._lock:
+                batch = self._take()
+                if not batch:
+                    self._serving = False
+                    return
+            try:
+                answers = self._serve({a.key: a.value for a in batch})
+                for a in batch:
+                    a.answer = answers[a.key]
+            except BaseException as exc:  # every ask of the batch learns why
+                for a in batch:
+                    a.error = exc
+            for a in batch:
+                a.done.set()
+
+    def _take(self) -> list[_Ask[K, R]]:
+        batch: list[_Ask[K, R]] = []
+        keys: set[K] = set()
+        rest: list[_Ask[K, R]] = []
+        for a in self._waiting:
+            if len(batch) < self._max and a.key not in keys:
+                batch.append(a)
+                keys.add(a.key)
+            else:
+                rest.append(a)
+        self._waiting = rest
+        return batch
