@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import redis
 
+from orchestrator.combiner import ScriptBatcher
+
 log = logging.getLogger(__name__)
 
 MIN_VARIANCE_TOKENS2 = 25.0
@@ -138,8 +140,9 @@ class LiveStats:
         self.alpha = alpha
         self.ttl_s = ttl_s
         self.expire_s = expire_s
-        self._ok = client.register_script(RECORD_OK)
-        self._fail = client.register_script(RECORD_FAIL)
+        # records from threads writing at the same moment share one pipeline
+        self._ok = ScriptBatcher(client, RECORD_OK)
+        self._fail = ScriptBatcher(client, RECORD_FAIL)
         self._cache: dict[str, DeploymentStats] = {}
         self._cached_at = -1e9
         self._lock = threading.Lock()
@@ -153,11 +156,11 @@ class LiveStats:
         """Fold one answered call into the deployment's moving averages."""
         ttft = -1.0 if ttft_ms is None else ttft_ms
         args = [self.alpha, output_tokens, latency_ms, ttft, self.expire_s]
-        self._ok(keys=[self.key(deployment)], args=args)
+        self._ok.call([self.key(deployment)], args)
 
     def record_failure(self, deployment: str) -> None:
         """Fold one failed call into the deployment's error rate."""
-        self._fail(keys=[self.key(deployment)], args=[self.alpha, self.expire_s])
+        self._fail.call([self.key(deployment)], [self.alpha, self.expire_s])
 
     def read(self, names: Iterable[str]) -> dict[str, DeploymentStats]:
         """Fresh statistics for these deployments, straight from Redis."""

@@ -12,10 +12,10 @@ import threading
 
 import redis
 
+from orchestrator.combiner import Combiner
 from orchestrator.config import Settings, get_settings
 from orchestrator.events import publish_many_done
 from workers import metrics
-from workers.combiner import Combiner
 from workers.execute import Outcome
 
 log = logging.getLogger(__name__)

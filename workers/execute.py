@@ -34,6 +34,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.catalog import Catalog, Deployment
+from orchestrator.combiner import Combiner
 from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
 from orchestrator.queues import QueuedJob
@@ -43,7 +44,6 @@ from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
-from workers.combiner import Combiner
 from workers.guards import Call, Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
 from workers.providers import ProviderError, adapter_for

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from workers.combiner import Combiner
+from orchestrator.combiner import Combiner
 
 
 def test_concurrent_asks_share_batches_and_each_gets_its_own_answer() -> None:

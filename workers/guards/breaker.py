@@ -23,6 +23,7 @@ from enum import IntEnum
 import redis
 
 from orchestrator.catalog import Deployment
+from orchestrator.combiner import ScriptBatcher
 from orchestrator.schemas import Completion
 from workers.guards.base import Call, Guard, SkipDeployment
 from workers.providers.errors import (
@@ -110,8 +111,9 @@ class CircuitBreaker:
         self.client = client
         self.prefix = prefix
         self.policy = policy
-        self._allow = client.register_script(ALLOW)
-        self._record = client.register_script(RECORD)
+        # calls from threads asking at the same moment share one pipeline
+        self._allow = ScriptBatcher(client, ALLOW)
+        self._record = ScriptBatcher(client, RECORD)
 
     def key(self, deployment: Deployment) -> str:
         return f"{self.prefix}switchyard:breaker:{deployment.name}"
@@ -119,7 +121,7 @@ class CircuitBreaker:
     def allow(self, deployment: Deployment) -> tuple[Decision, float]:
         """May we call it now, and if not, in how many seconds may we ask again."""
         probe_ms = self.policy.probe_timeout_s * 1000
-        decision, retry_ms = self._allow(keys=[self.key(deployment)], args=[probe_ms])
+        decision, retry_ms = self._allow.call([self.key(deployment)], [probe_ms])
         return Decision(int(decision)), float(retry_ms) / 1000
 
     def record(self, deployment: Deployment, *, ok: bool, earlier_successes: int = 0) -> str:
@@ -134,7 +136,7 @@ class CircuitBreaker:
             p.max_open_s * 1000,
             earlier_successes,
         ]
-        state = self._record(keys=[self.key(deployment)], args=args)
+        state = self._record.call([self.key(deployment)], args)
         return state.decode() if isinstance(state, bytes) else str(state)
 
     def trip(self, deployment: Deployment, *, for_s: float) -> None:
