@@ -1,9 +1,11 @@
 """Requests from many threads served together, a batch at a time (group commit).
 
 A thread that asks while no batch is being served serves one itself: everything
-asked so far, then whatever was asked meanwhile, until nothing waits. The others
-wait for their answer. Nothing is delayed to fill a batch: one thread alone is
-served at once, and requests batch up only while a batch is already in flight.
+asked so far, then whatever was asked meanwhile, until its own ask is answered;
+then the oldest waiting ask (if any) takes over, so no thread serves others for
+longer than its own answer takes. The others wait for their answer. Nothing is
+delayed to fill a batch: one thread alone is served at once, and requests batch
+up only while a batch is already in flight.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ R = TypeVar("R")
 
 
 class _Ask(Generic[K, R]):
-    __slots__ = ("answer", "done", "error", "key", "value")
+    __slots__ = ("answer", "answered", "done", "error", "key", "lead", "value")
 
     def __init__(self, key: K, value: object) -> None:
         self.key, self.value = key, value
         self.answer: R | None = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.answered = False
+        self.lead = False  # handed the serving over: serve until answered
+        self.done = threading.Event()  # answered, or made to lead
 
 
 class Combiner(Generic[K, R]):
@@ -48,23 +52,20 @@ class Combiner(Generic[K, R]):
         mine: _Ask[K, R] = _Ask(key, value)
         with self._lock:
             self._waiting.append(mine)
-            lead = not self._serving
+            mine.lead = not self._serving
             self._serving = True
-        if lead:
-            self._serve_all()
-        else:
+        if not mine.lead:
             mine.done.wait()
+        if mine.lead:
+            self._serve_until(mine)
         if mine.error is not None:
             raise mine.error
         return mine.answer  # type: ignore[return-value]
 
-    def _serve_all(self) -> None:
-        while True:
+    def _serve_until(self, mine: _Ask[K, R]) -> None:
+        while not mine.answered:
             with self._lock:
                 batch = self._take()
-                if not batch:
-                    self._serving = False
-                    return
             try:
                 answers = self._serve({a.key: a.value for a in batch})
                 for a in batch:
@@ -73,7 +74,16 @@ class Combiner(Generic[K, R]):
                 for a in batch:
                     a.error = exc
             for a in batch:
-                a.done.set()
+                a.answered = True
+                if a is not mine:
+                    a.done.set()
+        with self._lock:  # the oldest waiting ask serves next, or nobody serves
+            if self._waiting:
+                heir = self._waiting[0]
+                heir.lead = True
+                heir.done.set()
+            else:
+                self._serving = False
 
     def _take(self) -> list[_Ask[K, R]]:
         batch: list[_Ask[K, R]] = []

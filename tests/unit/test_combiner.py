@@ -70,3 +70,33 @@ def test_the_same_key_twice_goes_in_separate_batches() -> None:
         gate.set()
         assert (lead.result(5), one.result(5), two.result(5)) == (0, 1, 2)
     assert seen == [["lead"], ["job"], ["job"]]
+
+
+def test_a_thread_stops_serving_once_its_own_ask_is_answered() -> None:
+    # Given a thread serving its own ask while two others ask meanwhile
+    servers: list[tuple[list[str], int]] = []
+    gate = threading.Event()
+
+    def serve(asked: dict[str, object]) -> dict[str, object]:
+        servers.append((list(asked), threading.get_ident()))
+        if len(servers) == 1:
+            gate.wait(5)
+        return dict(asked)
+
+    combiner: Combiner[str, object] = Combiner(serve)
+    threads: dict[str, int] = {}
+
+    def ask(key: str) -> object:
+        threads[key] = threading.get_ident()
+        return combiner.ask(key, key)
+
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(ask, "first")
+        time.sleep(0.05)
+        later = [pool.submit(ask, k) for k in ("b", "c")]
+        time.sleep(0.1)
+        gate.set()
+        assert [first.result(5), *(f.result(5) for f in later)] == ["first", "b", "c"]
+    # Then the first thread served only its own batch; the oldest waiting ask served the next
+    assert servers[0] == (["first"], threads["first"])
+    assert servers[1] == (["b", "c"], threads["b"])
