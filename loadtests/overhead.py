@@ -15,7 +15,9 @@ first and both phases run while it drains on the same workers: interactive
 requests ride the higher-priority lane of the same queue, so they should not
 wait behind the batch. ``background_left`` is how many batch jobs were still
 waiting when the cluster phase ended (it must be above zero for the run to
-mean anything).
+mean anything). ``interactive_stages`` splits the interactive jobs' time, from
+their rows: ``queued`` from the job's row written to its claim by a worker,
+``running`` from the claim to the final write (warm-up requests included).
 """
 
 from __future__ import annotations
@@ -101,6 +103,26 @@ def waiting(cluster: Cluster, batch_id: str) -> int:
         return int(session.scalar(query) or 0)
 
 
+def stages(cluster: Cluster) -> dict[str, float]:
+    """Where the interactive jobs' time went, from their rows: on the queue, running."""
+    with session_scope(cluster.engine) as session:
+        rows = session.execute(
+            select(Job.created_at, Job.started_at, Job.finished_at).where(
+                Job.batch_id.is_(None), Job.finished_at.is_not(None)
+            )
+        ).all()
+    queued = [(s - c).total_seconds() * 1000 for c, s, _ in rows if s is not None]
+    ran = [(f - s).total_seconds() * 1000 for _, s, f in rows if s is not None]
+    if not queued:
+        return {}
+    return {
+        "queued_p50_ms": round(percentile(queued, 0.5), 2),
+        "queued_p99_ms": round(percentile(queued, 0.99), 2),
+        "running_p50_ms": round(percentile(ran, 0.5), 2),
+        "running_p99_ms": round(percentile(ran, 0.99), 2),
+    }
+
+
 def background(cluster: Cluster, n: int) -> str:
     """Queue ``n`` batch jobs on the fast tier; their batch id."""
     return cluster.submit_batch([JobRequest.model_validate(j) for j in jobs(n, ["fast"], tag="bg")])
@@ -136,6 +158,7 @@ def main(argv: list[str]) -> int:
         )
         cpu = cpu_delta(before, cluster_cpu(cluster, services))
         left = waiting(cluster, batch_id) if batch_id else None
+        timed = stages(cluster)
     result: dict[str, Any] = {
         "benchmark": "overhead",
         "rps": args.rps,
@@ -149,6 +172,7 @@ def main(argv: list[str]) -> int:
         "p50_added_ms": round(percentile(ours, 0.5) - percentile(direct, 0.5), 2),
         "p99_added_ms": round(percentile(ours, 0.99) - percentile(direct, 0.99), 2),
         "cpu_s_cluster_phase": cpu,
+        "interactive_stages": timed,
     }
     if left is not None:
         result["background_left"] = left

@@ -42,7 +42,7 @@ def execute_job(self: Task, job_id: str) -> str:
 def execute_jobs(self: Task, job_ids: list[str]) -> str:
     """Run one delivery of several jobs side by side; returns how each ended, counted."""
     tier = _tier(self)
-    futures = [job_threads().submit(run_job, str(job_id), tier) for job_id in job_ids]
+    futures = [job_threads().submit(run_job, str(job_id), tier, True) for job_id in job_ids]
     ended: Counter[str] = Counter()
     for job_id, future in zip(job_ids, futures, strict=True):
         try:
@@ -53,9 +53,9 @@ def execute_jobs(self: Task, job_ids: list[str]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(ended.items()))
 
 
-def run_job(job_id: str, tier: str) -> str:
+def run_job(job_id: str, tier: str, batch: bool = False) -> str:
     """One delivery of one job, then its hooks; returns how it ended."""
-    outcome = runtime().execute(job_id)
+    outcome = runtime().execute(job_id, batch=batch)
     reporter().report(job_id, outcome, tier=tier)  # first: a waiting client wakes now
     claimed = runtime().claimed(job_id)
     tenant_id = claimed.tenant_id if claimed is not None else None
