@@ -42,55 +42,35 @@ class Claim:
     due_at: datetime | None = None
 
 
-def _claim_statement() -> Any:
-    """The claim as one prebuilt Core UPDATE ... RETURNING (bound per call, compiled once)."""
+def _claim_statement(*, many: bool) -> Any:
+    """The claim as one prebuilt Core UPDATE ... RETURNING (bound per call, compiled once).
+
+    One job: ``c_id`` and ``c_owner``. ``many``: ids and owners arrive as two
+    arrays (``c_ids``, ``c_owners``), unnested side by side and joined by id.
+    """
     jobs: Any = Job.__table__
     c = jobs.c
     now: Any = bindparam("c_now")
-    soon: Any = bindparam("c_soon")
-    due = or_(c.next_attempt_at.is_(None), c.next_attempt_at <= soon)
-    expired = (c.status == RUNNING) & (c.lease_expires_at < now)
-    return (
-        update(jobs)
-        .where(c.id == bindparam("c_id"), or_(c.status.in_(WAITING) & due, expired))
-        .values(
-            status=RUNNING,
-            lease_owner=bindparam("c_owner"),
-            lease_expires_at=bindparam("c_until"),
-            started_at=func.coalesce(c.started_at, now),
-            next_attempt_at=None,
-            requeued_at=None,
-            deliveries=c.deliveries + 1,
-            lease_expiries=c.lease_expiries + case((c.status == RUNNING, 1), else_=0),
+    if many:
+        wanted: Any = (
+            func.unnest(
+                bindparam("c_ids", type_=ARRAY(Text)), bindparam("c_owners", type_=ARRAY(Text))
+            )
+            .table_valued("id", "owner")
+            .render_derived(with_types=False)
+            .alias("wanted")
         )
-        .returning(*jobs.c)  # the claimed row in the same round trip
-    )
-
-
-_CLAIM = _claim_statement()
-
-
-def _claim_many_statement() -> Any:
-    """``_CLAIM`` for many jobs: ids and owners arrive as two arrays, unnested side by side."""
-    jobs: Any = Job.__table__
-    c = jobs.c
-    now: Any = bindparam("c_now")
-    wanted: Any = (
-        func.unnest(
-            bindparam("c_ids", type_=ARRAY(Text)), bindparam("c_owners", type_=ARRAY(Text))
-        )
-        .table_valued("id", "owner")
-        .render_derived(with_types=False)
-        .alias("wanted")
-    )
+        which, owner = c.id == wanted.c.id, wanted.c.owner
+    else:
+        which, owner = c.id == bindparam("c_id"), bindparam("c_owner")
     due = or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("c_soon"))
     expired = (c.status == RUNNING) & (c.lease_expires_at < now)
     return (
         update(jobs)
-        .where(c.id == wanted.c.id, or_(c.status.in_(WAITING) & due, expired))
+        .where(which, or_(c.status.in_(WAITING) & due, expired))
         .values(
             status=RUNNING,
-            lease_owner=wanted.c.owner,
+            lease_owner=owner,
             lease_expires_at=bindparam("c_until"),
             started_at=func.coalesce(c.started_at, now),
             next_attempt_at=None,
@@ -98,11 +78,12 @@ def _claim_many_statement() -> Any:
             deliveries=c.deliveries + 1,
             lease_expiries=c.lease_expiries + case((c.status == RUNNING, 1), else_=0),
         )
-        .returning(*jobs.c)
+        .returning(*jobs.c)  # the claimed rows in the same round trip
     )
 
 
-_CLAIM_MANY = _claim_many_statement()
+_CLAIM = _claim_statement(many=False)
+_CLAIM_MANY = _claim_statement(many=True)
 _ATTRS = {column.key: attr.key for attr in Job.__mapper__.column_attrs for column in attr.columns}
 
 
