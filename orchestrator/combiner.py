@@ -5,20 +5,35 @@ asked so far, then whatever was asked meanwhile, until its own ask is answered;
 then the oldest waiting ask (if any) takes over, so no thread serves others for
 longer than its own answer takes. The others wait for their answer. Nothing is
 delayed to fill a batch: one thread alone is served at once, and requests batch
-up only while a batch is already in flight.
+up only while a batch is already in flight. Inside ``alone()`` a thread's asks
+skip all this and are served at once, by itself: work that must not wait for, or
+serve, anyone else's (an interactive job's).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, cast
 
 import redis
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
+_thread = threading.local()
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Within the block, every ``Combiner.ask`` of this thread is served alone, at once."""
+    before = getattr(_thread, "alone", False)
+    _thread.alone = True
+    try:
+        yield
+    finally:
+        _thread.alone = before
 
 
 class _Ask(Generic[K, R]):
@@ -49,6 +64,8 @@ class Combiner(Generic[K, R]):
         self._serving = False
 
     def ask(self, key: K, value: object = None) -> R:
+        if getattr(_thread, "alone", False):
+            return self._serve({key: value})[key]
         mine: _Ask[K, R] = _Ask(key, value)
         with self._lock:
             self._waiting.append(mine)

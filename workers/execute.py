@@ -107,22 +107,9 @@ class Runtime:
         job: Job | None = getattr(self._local, "claimed", None)
         return job if job is not None and job.id == job_id else None
 
-    def execute(self, job_id: str, *, batch: bool = False) -> Outcome:
-        """Run one delivery of ``job_id``.
-
-        A ``batch`` job's claim and writes join those of other batch jobs starting
-        or ending at the same moment (``Combiner``); any other job's go alone, so it
-        never waits for, or serves, a batch of others.
-        """
+    def execute(self, job_id: str) -> Outcome:
         owner = f"{self.owner}:{threading.get_ident()}"
-        self._local.batch = batch
-        if batch:
-            claim = self._claims.ask(job_id, owner)
-        else:
-            lease_s = self.settings.job_lease_s
-            claim = self._db(
-                lambda s: leases.claim_job(s, job_id=job_id, owner=owner, lease_s=lease_s)
-            )
+        claim = self._claims.ask(job_id, owner)
         job = self._local.claimed = claim.job
         if job is None:  # final, running elsewhere, or not due: its own wake-up will come
             return Outcome.SKIPPED
@@ -302,11 +289,8 @@ class Runtime:
         """``_db(work)``, in one transaction with the writes other threads make meanwhile.
 
         Every write of a job's end is conditioned on its lease and recognises its own
-        earlier try, so the batch's transaction can be retried as a whole. A job that
-        is not a batch job writes alone.
+        earlier try, so the batch's transaction can be retried as a whole.
         """
-        if not getattr(self._local, "batch", False):
-            return self._db(work)
         answer = self._writes.ask(id(work), work)
         if isinstance(answer, _Raised):
             raise answer.error

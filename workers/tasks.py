@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import nullcontext
 
 from celery import Task
 
+from orchestrator.combiner import alone
 from orchestrator.queues import EXECUTE_JOB, EXECUTE_JOBS
 from workers.app import app
 from workers.budget_settle import settler
@@ -54,8 +56,18 @@ def execute_jobs(self: Task, job_ids: list[str]) -> str:
 
 
 def run_job(job_id: str, tier: str, batch: bool = False) -> str:
-    """One delivery of one job, then its hooks; returns how it ended."""
-    outcome = runtime().execute(job_id, batch=batch)
+    """One delivery of one job, then its hooks; returns how it ended.
+
+    A batch job's claim, writes and Redis calls join those of other batch jobs at
+    the same moment (``orchestrator.combiner``); any other job's go ``alone``, so it
+    never waits for, or serves, a batch of others.
+    """
+    with nullcontext() if batch else alone():
+        return _run_job(job_id, tier)
+
+
+def _run_job(job_id: str, tier: str) -> str:
+    outcome = runtime().execute(job_id)
     reporter().report(job_id, outcome, tier=tier)  # first: a waiting client wakes now
     claimed = runtime().claimed(job_id)
     tenant_id = claimed.tenant_id if claimed is not None else None

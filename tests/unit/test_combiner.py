@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator.combiner import Combiner
+from orchestrator.combiner import Combiner, alone
 
 
 def test_concurrent_asks_share_batches_and_each_gets_its_own_answer() -> None:
@@ -100,3 +100,27 @@ def test_a_thread_stops_serving_once_its_own_ask_is_answered() -> None:
     # Then the first thread served only its own batch; the oldest waiting ask served the next
     assert servers[0] == (["first"], threads["first"])
     assert servers[1] == (["b", "c"], threads["b"])
+
+
+def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
+    # Given a batch in flight that holds its serving thread
+    served: list[list[str]] = []
+    gate = threading.Event()
+
+    def serve(asked: dict[str, object]) -> dict[str, object]:
+        served.append(list(asked))
+        if asked.keys() == {"batch"}:
+            gate.wait(5)
+        return dict(asked)
+
+    combiner: Combiner[str, object] = Combiner(serve)
+    with ThreadPoolExecutor(1) as pool:
+        batch = pool.submit(combiner.ask, "batch", 1)
+        time.sleep(0.05)
+        # When another thread asks alone; Then it is answered without waiting for the batch
+        with alone():
+            assert combiner.ask("urgent", 2) == 2
+        assert not batch.done()
+        gate.set()
+        assert batch.result(5) == 1
+    assert served == [["batch"], ["urgent"]]
