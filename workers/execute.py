@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -39,7 +40,8 @@ from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
 from orchestrator.queues import QueuedJob
 from orchestrator.schemas import Completion, JobRequest, JobStatus
-from orchestrator.store import leases, repo
+from orchestrator.store import answered, leases, repo
+from orchestrator.store.answered import Answer
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
@@ -238,23 +240,7 @@ class Runtime:
         )
         values = _result(deployment, completion, verdict.latency_ms)
         values["cache_hit"] = verdict.cache_hit
-
-        def write(session: Session) -> bool:
-            if _written_before(session, record.attempt_id):  # an earlier try committed
-                row = session.get(Job, job.id)
-                return row is not None and row.status == "succeeded" and row.lease_owner == owner
-            repo.record_attempt(session, job=job, record=record, bill_job=False)
-            cost = record.cost_micro_usd or 0
-            if not leases.finish_job(
-                session, job_id=job.id, owner=owner, values=values, add_cost_micro_usd=cost
-            ):
-                repo.bill_job(session, job_id=job.id, cost_micro_usd=cost)  # billed all the same
-                return False
-            queued[:] = self.pipeline.on_final(session, job, values)
-            return True
-
-        queued: list[QueuedJob] = []
-        won = self._write(write)
+        won, queued = self._write_answer(Answer(job, owner, record, values))
         self.pipeline.publish(queued)
         return Outcome.SUCCEEDED if won else Outcome.LOST_LEASE
 
@@ -291,17 +277,24 @@ class Runtime:
         Every write of a job's end is conditioned on its lease and recognises its own
         earlier try, so the batch's transaction can be retried as a whole.
         """
-        answer = self._writes.ask(id(work), work)
-        if isinstance(answer, _Raised):
-            raise answer.error
-        return cast(T, answer)
+        return cast(T, self._joined(work))
+
+    def _write_answer(self, answer: Answer) -> tuple[bool, list[QueuedJob]]:
+        """Write an answered job's end as ``_write`` does; whether it won, and a step's next.
+
+        The answers among a transaction's writes go in one statement (``store.answered``).
+        """
+        return cast(tuple[bool, list[QueuedJob]], self._joined(answer))
+
+    def _joined(self, work: object) -> object:
+        done = self._writes.ask(id(work), work)
+        if isinstance(done, _Raised):
+            raise done.error
+        return done
 
     def _write_many(self, works: dict[int, object]) -> dict[int, object]:
-        def write_all(session: Session) -> dict[int, object]:
-            return {key: cast(Callable[[Session], object], w)(session) for key, w in works.items()}
-
         try:
-            return self._db(write_all)
+            return self._db(lambda session: self._write_batch(session, works))
         except (OperationalError, InterfaceError):
             raise  # the database stayed away: every write of the batch fails alike
         except Exception:
@@ -311,10 +304,24 @@ class Runtime:
         answers: dict[int, object] = {}
         for key, work in works.items():
             try:
-                answers[key] = self._db(cast(Callable[[Session], object], work))
+                answers[key] = self._db(partial(self._write_batch, works={key: work}))[key]
             except Exception as exc:
                 answers[key] = _Raised(exc)
         return answers
+
+    def _write_batch(self, session: Session, works: dict[int, object]) -> dict[int, object]:
+        answers = {key: w for key, w in works.items() if isinstance(w, Answer)}
+        retry = bool(session.info.get("retry"))
+        won = answered.write_answers(session, list(answers.values()), retry=retry)
+        done: dict[int, object] = {}
+        for key, work in works.items():
+            if isinstance(work, Answer):
+                final = work.job.id in won  # a pipeline's step: its parent moves on
+                queued = self.pipeline.on_final(session, work.job, work.values) if final else []
+                done[key] = (final, queued)
+            else:
+                done[key] = cast(Callable[[Session], object], work)(session)
+        return done
 
     def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a transaction, retrying while the database is unreachable."""

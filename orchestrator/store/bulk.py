@@ -40,7 +40,7 @@ def insert_many(
             continue
         statement = _json_insert(table, names)
         for start in range(0, len(group), chunk):
-            connection.execute(statement, {"rows": _dumps(group[start : start + chunk])})
+            connection.execute(statement, {"rows": dumps(group[start : start + chunk])})
 
 
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def _json_insert(table: Table, names: tuple[str, ...]) -> TextClause:
     )
 
 
-def _dumps(rows: list[dict[str, Any]]) -> str:
+def dumps(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=_iso, separators=(",", ":"))
 
 

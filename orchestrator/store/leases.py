@@ -108,9 +108,7 @@ def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> C
     return Claim(None, status=row[0], due_at=row[1])
 
 
-def claim_jobs(
-    session: Session, *, owners: dict[str, str], lease_s: float
-) -> dict[str, Claim]:
+def claim_jobs(session: Session, *, owners: dict[str, str], lease_s: float) -> dict[str, Claim]:
     """``claim_job`` for each ``job id -> owner`` in ``owners``, in one UPDATE on Postgres.
 
     Every job gets the answer ``claim_job`` would have given it alone; a job listed

@@ -163,7 +163,19 @@ def record_attempt(
     caller, who adds them in the statement that finishes the job
     (``leases.finish_job``). Returns the attempt's id.
     """
-    attempt_id = record.attempt_id or new_id("att")
+    attempt, entry = attempt_rows(job, record)
+    connection = session.connection()
+    connection.execute(_INSERT_ATTEMPT, attempt)
+    if entry is not None:
+        connection.execute(_INSERT_LEDGER, entry)
+    cost = record.cost_micro_usd
+    if bill_job:
+        connection.execute(_BILL_JOB, {"b_job_id": job.id, "b_cost": cost or 0})
+    return str(attempt["id"])
+
+
+def attempt_rows(job: Job, record: AttemptRecord) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The attempt's row, and its ledger row if the call was billed (keyed by column)."""
     shared = {
         "tenant_id": job.tenant_id,
         "job_id": job.id,
@@ -176,33 +188,19 @@ def record_attempt(
         "reasoning_tokens": record.reasoning_tokens,
         "cache_hit": record.cache_hit,
     }
-    connection = session.connection()
-    connection.execute(
-        _INSERT_ATTEMPT,
-        {
-            **shared,
-            "id": attempt_id,
-            "outcome": record.outcome,
-            "http_status": record.http_status,
-            "error": record.error,
-            "latency_ms": record.latency_ms,
-        },
-    )
-    cost = record.cost_micro_usd
-    if cost is not None:
-        connection.execute(
-            _INSERT_LEDGER,
-            {
-                **shared,
-                "attempt_id": attempt_id,
-                "batch_id": job.batch_id,
-                "tier": job.tier,
-                "cost_micro_usd": cost,
-            },
-        )
-    if bill_job:
-        connection.execute(_BILL_JOB, {"b_job_id": job.id, "b_cost": cost or 0})
-    return attempt_id
+    attempt_id = record.attempt_id or new_id("att")
+    attempt = {
+        **shared,
+        "id": attempt_id,
+        "outcome": record.outcome,
+        "http_status": record.http_status,
+        "error": record.error,
+        "latency_ms": record.latency_ms,
+    }
+    if record.cost_micro_usd is None:
+        return attempt, None
+    billed = {"attempt_id": attempt_id, "batch_id": job.batch_id, "tier": job.tier}
+    return attempt, {**shared, **billed, "cost_micro_usd": record.cost_micro_usd}
 
 
 def bill_job(session: Session, *, job_id: str, cost_micro_usd: int) -> None:

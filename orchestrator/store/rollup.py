@@ -29,6 +29,7 @@ UNBILLED = "a.outcome <> 'ok'"  # a cache hit's attempt is 'ok' too
 KIND = "CASE WHEN cache_hit THEN 'cache_hit' ELSE 'billed' END"
 NEW_KIND = "CASE WHEN NEW.cache_hit THEN 'cache_hit' ELSE 'billed' END"
 
+
 def pg_ledger_function(*, sharded: bool = True) -> str:
     """The ledger trigger's function (``sharded=False``: migration 0006's, one row a key)."""
     key, shard = (KEY, f"{PG_SHARD}, ") if sharded else (KEY_0006, "")

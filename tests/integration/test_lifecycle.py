@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, update
 
 from orchestrator.schemas import JobStatus
-from orchestrator.store import leases, lifecycle, repo
+from orchestrator.store import answered, leases, lifecycle, repo
 from orchestrator.store.db import get_engine, session_scope
-from orchestrator.store.models import Job, new_id, utcnow
+from orchestrator.store.models import Attempt, Job, new_id, utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -273,3 +273,68 @@ def test_waiting_jobs_due_for_a_while_are_lost_when_their_queue_is_empty(
 
     assert find() == {old, woken}
     assert find() == set()  # published just now: not again within the grace
+
+
+def _answer(engine: Engine, job_id: str, owner: str, cost: int | None) -> answered.Answer:
+    record = repo.AttemptRecord(
+        deployment="sim-gpt-4o-mini",
+        provider="openai",
+        model="gpt-4o-mini",
+        outcome="ok",
+        latency_ms=7,
+        input_tokens=11,
+        output_tokens=5,
+        cost_micro_usd=cost,
+        attempt_id=new_id("att"),
+    )
+    values = {"status": "succeeded", "output": f"answer {job_id}", "latency_ms": 7}
+    values.update(tool_calls=[{"id": "t1", "name": "f", "arguments": "{}"}], error=None)
+    return answered.Answer(job(engine, job_id), owner, record, values)
+
+
+def test_answers_written_together_are_what_each_written_alone_would_be(
+    engine: Engine, tenant: str
+) -> None:
+    # Given three running jobs, one of whose leases passed to another worker
+    ids = [add_job(engine, tenant) for _ in range(3)]
+    for n, job_id in enumerate(ids):
+        claim(engine, job_id, f"h:3:{n}")
+    set_job(engine, ids[2], lease_owner="elsewhere:1:1")
+    answers = [_answer(engine, ids[0], "h:3:0", 120), _answer(engine, ids[1], "h:3:1", None)]
+    answers.append(_answer(engine, ids[2], "h:3:2", 40))
+    # When their answers are written in one go
+    with session_scope(engine) as session:
+        won = answered.write_answers(session, answers)
+    # Then the two still held are final with their answers, attempts and costs
+    assert won == {ids[0], ids[1]}
+    first, second, lost = (job(engine, i) for i in ids)
+    assert (first.status, first.output, first.attempts, first.cost_micro_usd) == (
+        "succeeded",
+        f"answer {ids[0]}",
+        1,
+        120,
+    )
+    assert first.tool_calls == [{"id": "t1", "name": "f", "arguments": "{}"}]
+    assert first.finished_at is not None and first.lease_expires_at is None
+    assert (second.status, second.attempts, second.cost_micro_usd) == ("succeeded", 1, 0)
+    # And the one whose lease was lost is not final, but counts the call and its cost
+    assert (lost.status, lost.output, lost.attempts) == ("running", None, 1)
+    assert lost.cost_micro_usd == 40
+    # And every call has its attempt; each billed call one ledger row
+    with session_scope(engine) as session:
+        for answer in answers:
+            entries = repo.ledger_for_job(session, tenant_id=tenant, job_id=answer.job.id)
+            attempt = session.get(Attempt, answer.record.attempt_id)
+            assert attempt is not None and attempt.job_id == answer.job.id
+            assert [e.cost_micro_usd for e in entries] == (
+                [] if answer.record.cost_micro_usd is None else [answer.record.cost_micro_usd]
+            )
+    # When the same writes are tried again (the first commit's reply was lost)
+    with session_scope(engine) as session:
+        again = answered.write_answers(session, answers, retry=True)
+    # Then they are recognised: the same jobs won, and nothing is written twice
+    assert again == won
+    assert job(engine, ids[0]).attempts == 1 and job(engine, ids[2]).cost_micro_usd == 40
+    with session_scope(engine) as session:
+        entries = repo.ledger_for_job(session, tenant_id=tenant, job_id=ids[0])
+        assert len(entries) == 1

@@ -1,0 +1,130 @@
+"""The end of answered jobs, many in one statement: attempt, ledger row, final job row.
+
+``write_answers(session, answers)`` does for every ``Answer`` what
+``repo.record_attempt(bill_job=False)`` then ``leases.finish_job`` do for one:
+the attempt and its ledger row are written whatever happens (the call was made
+and billed), and the job becomes final only if the answer's owner still holds
+its lease; a job whose lease was lost still counts the attempt and its cost.
+
+On Postgres the rows travel as three JSON documents and one statement writes
+them all (``INSERT``s in ``WITH`` beside the ``UPDATE ... FROM``): one round trip
+for a batch of jobs ending together, where one statement per row kept a worker
+thread going back and forth to the server 3 times a job while the others waited
+(``switchyard bench latency``, BENCHMARKS.md). Elsewhere (SQLite) row by row.
+
+A retried transaction (``retry=True``: the database went away, perhaps after
+committing) first looks for its attempts: an answer whose attempt is there was
+written, and won if its job is final under its owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import TextClause, select, text
+from sqlalchemy.orm import Session
+
+from orchestrator.schemas import JobStatus
+from orchestrator.store import leases, repo
+from orchestrator.store.bulk import dumps, with_defaults
+from orchestrator.store.models import Attempt, Job, LedgerEntry, utcnow
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One job's answer to write: its attempt (with its id and cost) and result columns."""
+
+    job: Job
+    owner: str
+    record: repo.AttemptRecord
+    values: dict[str, Any]
+
+    @property
+    def cost_micro_usd(self) -> int:
+        return self.record.cost_micro_usd or 0
+
+
+def write_answers(session: Session, answers: Sequence[Answer], *, retry: bool = False) -> set[str]:
+    """Write every answer; returns the ids of the jobs made final (the others lost their lease)."""
+    if retry:
+        answers, won = _not_written(session, answers)
+    else:
+        won = set()
+    if not answers:
+        return won
+    if session.get_bind().dialect.name != "postgresql":
+        return won | {a.job.id for a in answers if _write_one(session, a)}
+    attempts, ledger, jobs = [], [], []
+    now = utcnow()
+    for answer in answers:
+        attempt, entry = repo.attempt_rows(answer.job, answer.record)
+        attempts.append(with_defaults(Attempt.__table__, attempt))  # type: ignore[arg-type]
+        if entry is not None:
+            ledger.append(with_defaults(LedgerEntry.__table__, entry))  # type: ignore[arg-type]
+        row = dict(answer.values, id=answer.job.id, lease_owner=answer.owner, finished_at=now)
+        row["cost_micro_usd"] = answer.cost_micro_usd  # added to the job's
+        jobs.append(row)
+    statement = _statement(tuple(attempts[0]), tuple(ledger[0]) if ledger else (), tuple(jobs[0]))
+    params = {"attempts": dumps(attempts), "ledger": dumps(ledger), "jobs": dumps(jobs)}
+    finished = set(session.connection().execute(statement, params).scalars())
+    for answer in answers:
+        if answer.job.id not in finished:  # the lease was lost: the call counts all the same
+            repo.bill_job(session, job_id=answer.job.id, cost_micro_usd=answer.cost_micro_usd)
+    return won | finished
+
+
+def _write_one(session: Session, answer: Answer) -> bool:
+    repo.record_attempt(session, job=answer.job, record=answer.record, bill_job=False)
+    job_id, cost = answer.job.id, answer.cost_micro_usd
+    won = leases.finish_job(
+        session, job_id=job_id, owner=answer.owner, values=answer.values, add_cost_micro_usd=cost
+    )
+    if not won:
+        repo.bill_job(session, job_id=job_id, cost_micro_usd=cost)
+    return won
+
+
+def _not_written(session: Session, answers: Sequence[Answer]) -> tuple[list[Answer], set[str]]:
+    """The answers an earlier try did not commit, and the jobs an earlier try made final."""
+    ids = [a.record.attempt_id for a in answers if a.record.attempt_id is not None]
+    written = set(session.scalars(select(Attempt.id).where(Attempt.id.in_(ids)))) if ids else set()
+    won: set[str] = set()
+    for answer in answers:
+        if answer.record.attempt_id in written:
+            row = session.get(Job, answer.job.id)
+            final = row is not None and row.status == JobStatus.SUCCEEDED.value
+            if final and row is not None and row.lease_owner == answer.owner:
+                won.add(answer.job.id)
+    return [a for a in answers if a.record.attempt_id not in written], won
+
+
+@lru_cache(maxsize=16)
+def _statement(
+    attempt_columns: tuple[str, ...], ledger_columns: tuple[str, ...], job_columns: tuple[str, ...]
+) -> TextClause:
+    def rows(table: str, param: str) -> str:
+        return f'json_populate_recordset(NULL::"{table}", CAST(:{param} AS json))'
+
+    def insert(table: str, columns: tuple[str, ...], param: str) -> str:
+        names = ", ".join(f'"{c}"' for c in columns)
+        return f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {rows(table, param)}'
+
+    ledger = f", ledger_rows AS ({insert('cost_ledger', ledger_columns, 'ledger')})"
+    kept = {"id", "lease_owner", "cost_micro_usd"}
+    assignments = [f'"{c}" = answer."{c}"' for c in job_columns if c not in kept]
+    assignments += [
+        "lease_expires_at = NULL",
+        "next_attempt_at = NULL",
+        "attempts = jobs.attempts + 1",
+        "cost_micro_usd = jobs.cost_micro_usd + answer.cost_micro_usd",
+    ]
+    return text(
+        f"WITH attempt_rows AS ({insert('attempts', attempt_columns, 'attempts')})"
+        f"{ledger if ledger_columns else ''}"
+        f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
+        f" WHERE jobs.id = answer.id AND jobs.status = '{leases.RUNNING}'"
+        " AND jobs.lease_owner = answer.lease_owner RETURNING jobs.id"
+    )
