@@ -125,6 +125,7 @@ def _statement(
         f"WITH attempt_rows AS ({insert('attempts', attempt_columns, 'attempts')})"
         f"{ledger if ledger_columns else ''}"
         f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
-        f" WHERE jobs.id = answer.id AND jobs.status = '{leases.RUNNING}'"
-        " AND jobs.lease_owner = answer.lease_owner RETURNING jobs.id"
+        f" WHERE jobs.id = answer.id AND (jobs.status = '{leases.RUNNING}'"
+        " AND jobs.lease_owner = answer.lease_owner) IS TRUE"  # leases.by_id_only
+        " RETURNING jobs.id"
     )

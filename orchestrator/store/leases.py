@@ -42,6 +42,18 @@ class Claim:
     due_at: datetime | None = None
 
 
+def by_id_only(condition: Any) -> Any:
+    """``condition`` kept as a filter on rows found by id: ``(condition) IS TRUE``.
+
+    The planner cannot use an index for it, so a statement naming its jobs by id
+    reaches them through the primary key. Left bare, a condition on ``status`` let
+    the planner choose a status index whenever its statistics lagged a burst (a
+    table that had just taken 20,000 queued jobs still looked as if it held one):
+    each claim then read every queued job, 14.7 ms for 31 jobs instead of 1.0.
+    """
+    return condition.is_(True)
+
+
 def _claim_statement(*, many: bool) -> Any:
     """The claim as one prebuilt Core UPDATE ... RETURNING (bound per call, compiled once).
 
@@ -67,7 +79,7 @@ def _claim_statement(*, many: bool) -> Any:
     expired = (c.status == RUNNING) & (c.lease_expires_at < now)
     return (
         update(jobs)
-        .where(which, or_(c.status.in_(WAITING) & due, expired))
+        .where(which, by_id_only(or_(c.status.in_(WAITING) & due, expired)))
         .values(
             status=RUNNING,
             lease_owner=owner,
@@ -85,6 +97,19 @@ def _claim_statement(*, many: bool) -> Any:
 _CLAIM = _claim_statement(many=False)
 _CLAIM_MANY = _claim_statement(many=True)
 _ATTRS = {column.key: attr.key for attr in Job.__mapper__.column_attrs for column in attr.columns}
+_NEW_JOB = Job._sa_class_manager.new_instance  # type: ignore[attr-defined]
+
+
+def _job_from_row(row: Any) -> Job:
+    """A transient ``Job`` holding a claimed row, as ``Job(**row)`` would build it.
+
+    The values go straight into the instance's ``__dict__``: ``Job(**row)`` set its
+    70 columns one by one through SQLAlchemy's attribute events, ten times the CPU,
+    on every claim of a busy worker.
+    """
+    job: Job = _NEW_JOB()
+    job.__dict__.update({_ATTRS.get(k, k): v for k, v in row.items()})
+    return job
 
 
 def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> Claim:
@@ -99,7 +124,7 @@ def claim_job(session: Session, *, job_id: str, owner: str, lease_s: float) -> C
     }
     claimed = session.connection().execute(_CLAIM, params).mappings().one_or_none()
     if claimed is not None:  # a detached Job built from the row: no ORM load machinery
-        return Claim(Job(**{_ATTRS.get(k, k): v for k, v in claimed.items()}))
+        return Claim(_job_from_row(claimed))
     row = session.execute(
         select(Job.status, Job.next_attempt_at).where(Job.id == job_id)
     ).one_or_none()
@@ -129,7 +154,7 @@ def claim_jobs(session: Session, *, owners: dict[str, str], lease_s: float) -> d
     }
     claims: dict[str, Claim] = {}
     for row in session.connection().execute(_CLAIM_MANY, params).mappings():
-        job = Job(**{_ATTRS.get(k, k): v for k, v in row.items()})
+        job = _job_from_row(row)
         claims[job.id] = Claim(job)
     missed = [job_id for job_id in owners if job_id not in claims]
     if missed:
@@ -160,7 +185,7 @@ def renew_leases(
 
 
 def _owned(job_id: str, owner: str) -> tuple[Any, ...]:
-    return (Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+    return (Job.id == job_id, by_id_only((Job.status == RUNNING) & (Job.lease_owner == owner)))
 
 
 def defer_job(
@@ -223,8 +248,7 @@ def _finish_statement(columns: tuple[str, ...]) -> Any:
         update(table)
         .where(
             table.c.id == bindparam("f_id"),
-            table.c.status == RUNNING,
-            table.c.lease_owner == bindparam("f_owner"),
+            by_id_only((table.c.status == RUNNING) & (table.c.lease_owner == bindparam("f_owner"))),
         )
         .values(values)
     )
