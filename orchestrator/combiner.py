@@ -13,6 +13,7 @@ serve, anyone else's (an interactive job's).
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import redis
 
+log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
 _thread = threading.local()
@@ -125,17 +127,53 @@ class ScriptBatcher:
 
     ``call(keys, args)`` returns what the script returned for that call; calls made
     while a pipeline is in flight go in the next one (``Combiner``). A Redis error
-    reaches every call of its pipeline.
+    reaches every call of its pipeline. ``send(keys, args)`` is a call whose answer
+    nobody waits for: a background thread sends what gathered every ``SEND_EVERY_S``
+    (or at once when ``max_batch`` gathered) and logs a Redis error.
     """
+
+    SEND_EVERY_S = 0.05
 
     def __init__(self, client: redis.Redis, script: str, *, max_batch: int = 64) -> None:
         self._client = client
         self._script = client.register_script(script)
         self._ids = itertools.count()
+        self._max = max_batch
         self._combiner: Combiner[int, Any] = Combiner(self._run, max_batch=max_batch)
+        self._unsent: list[tuple[list[str], list[Any]]] = []
+        self._unsent_lock = threading.Lock()
+        self._full = threading.Event()
+        self._sender: threading.Thread | None = None
 
     def call(self, keys: list[str], args: list[Any]) -> Any:
         return self._combiner.ask(next(self._ids), (keys, args))
+
+    def send(self, keys: list[str], args: list[Any]) -> None:
+        with self._unsent_lock:
+            self._unsent.append((keys, args))
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_forever, name="switchyard-script-sender", daemon=True
+                )
+                self._sender.start()
+            if len(self._unsent) >= self._max:
+                self._full.set()
+
+    def flush(self) -> None:
+        """Send what ``send`` gathered now, in this thread."""
+        with self._unsent_lock:
+            unsent, self._unsent = self._unsent, []
+        if unsent:
+            self._run(dict(enumerate(unsent)))
+
+    def _send_forever(self) -> None:
+        while True:
+            self._full.wait(self.SEND_EVERY_S)
+            self._full.clear()
+            try:
+                self.flush()
+            except redis.RedisError as exc:
+                log.warning("script calls not sent (%s): %s", self._script.sha[:8], exc)
 
     def _run(self, calls: dict[int, object]) -> dict[int, Any]:
         # EVALSHA straight into the pipeline: redis-py's scripts in a pipeline ask

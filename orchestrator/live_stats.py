@@ -1,6 +1,7 @@
 """Live statistics per deployment, shared in Redis: latency model and error rate.
 
-Workers record every call (``workers.guards.livestats``); the dispatcher reads
+Workers record every call (``workers.guards.livestats``; sent in the background, at most
+``ScriptBatcher.SEND_EVERY_S`` later, many to a pipeline); the dispatcher reads
 them to predict each candidate's latency (``orchestrator.routing.objective``).
 One Redis hash per deployment holds exponentially weighted moving averages
 (weight ``alpha`` for the newest call) of:
@@ -140,7 +141,7 @@ class LiveStats:
         self.alpha = alpha
         self.ttl_s = ttl_s
         self.expire_s = expire_s
-        # records from threads writing at the same moment share one pipeline
+        # records are sent in the background, up to 50 ms later, many to a pipeline
         self._ok = ScriptBatcher(client, RECORD_OK)
         self._fail = ScriptBatcher(client, RECORD_FAIL)
         self._cache: dict[str, DeploymentStats] = {}
@@ -153,18 +154,24 @@ class LiveStats:
     def record_success(
         self, deployment: str, *, latency_ms: float, output_tokens: int, ttft_ms: float | None
     ) -> None:
-        """Fold one answered call into the deployment's moving averages."""
+        """Fold one answered call into the deployment's moving averages (sent shortly)."""
         ttft = -1.0 if ttft_ms is None else ttft_ms
         args = [self.alpha, output_tokens, latency_ms, ttft, self.expire_s]
-        self._ok.call([self.key(deployment)], args)
+        self._ok.send([self.key(deployment)], args)
 
     def record_failure(self, deployment: str) -> None:
-        """Fold one failed call into the deployment's error rate."""
-        self._fail.call([self.key(deployment)], [self.alpha, self.expire_s])
+        """Fold one failed call into the deployment's error rate (sent shortly)."""
+        self._fail.send([self.key(deployment)], [self.alpha, self.expire_s])
+
+    def flush(self) -> None:
+        """Send the records this process has not sent yet."""
+        self._ok.flush()
+        self._fail.flush()
 
     def read(self, names: Iterable[str]) -> dict[str, DeploymentStats]:
         """Fresh statistics for these deployments, straight from Redis."""
         names = list(names)
+        self.flush()  # this process's own records first
         pipe = self.client.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(self.key(name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -47,3 +48,23 @@ def test_a_script_redis_forgot_is_loaded_again(redis_url: str, key_prefix: str) 
     assert batcher.call([f"{key_prefix}k"], ["a"]) == b"forgotten-a"
     client.script_flush()  # as a Redis restarted empty would
     assert batcher.call([f"{key_prefix}k"], ["b"]) == b"forgotten-b"
+
+
+def test_sent_calls_arrive_shortly_without_anyone_waiting(redis_url: str, key_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    batcher = ScriptBatcher(client, INCR_AND_ECHO, max_batch=16)
+    key = f"{key_prefix}sent"
+    # When 40 threads send 200 calls and nobody waits for their answers
+    with ThreadPoolExecutor(40) as pool:
+        list(pool.map(lambda n: batcher.send([key], [n % 7, "x"]), range(200)))
+    # Then the background sender delivers every one of them, each once, shortly
+    deadline = time.monotonic() + 5
+    while int(client.get(key) or 0) < sum(n % 7 for n in range(200)):
+        assert time.monotonic() < deadline, "sent calls did not arrive"
+        time.sleep(0.01)
+    assert int(client.get(key) or 0) == sum(n % 7 for n in range(200))
+    # And flush sends what is waiting at once, in the caller's thread
+    batcher.SEND_EVERY_S = 3600.0
+    batcher.send([key], [1000, "x"])
+    batcher.flush()
+    assert int(client.get(key) or 0) == sum(n % 7 for n in range(200)) + 1000
