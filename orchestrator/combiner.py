@@ -38,6 +38,11 @@ def alone() -> Iterator[None]:
         _thread.alone = before
 
 
+def is_alone() -> bool:
+    """Is this thread inside ``alone()``?"""
+    return bool(getattr(_thread, "alone", False))
+
+
 class _Ask(Generic[K, R]):
     __slots__ = ("answer", "answered", "done", "error", "key", "lead", "value")
 
@@ -68,7 +73,7 @@ class Combiner(Generic[K, R]):
         self._serving = False
 
     def ask(self, key: K, value: object = None) -> R:
-        if getattr(_thread, "alone", False):
+        if is_alone():
             return self._serve({key: value})[key]
         mine: _Ask[K, R] = _Ask(key, value)
         with self._lock:
@@ -122,6 +127,53 @@ class Combiner(Generic[K, R]):
         return batch
 
 
+class Later(Generic[K]):
+    """Requests nobody waits for, served together in the background.
+
+    ``put(key, value)`` returns at once; a daemon thread hands what gathered to
+    ``serve`` every ``every_s`` (at once when ``max_batch`` gathered) and logs what
+    ``serve`` raises. ``flush()`` serves what is waiting now, in the caller's thread.
+    """
+
+    def __init__(
+        self,
+        serve: Callable[[dict[K, object]], object],
+        *,
+        name: str,
+        every_s: float = 0.05,
+        max_batch: int = 64,
+    ) -> None:
+        self._serve, self._name, self.every_s, self._max = serve, name, every_s, max_batch
+        self._waiting: dict[K, object] = {}
+        self._lock = threading.Lock()
+        self._full = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def put(self, key: K, value: object) -> None:
+        with self._lock:
+            self._waiting[key] = value
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._forever, name=self._name, daemon=True)
+                self._thread.start()
+            if len(self._waiting) >= self._max:
+                self._full.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        if waiting:
+            self._serve(waiting)
+
+    def _forever(self) -> None:
+        while True:
+            self._full.wait(self.every_s)
+            self._full.clear()
+            try:
+                self.flush()
+            except Exception:  # the next round goes on; what failed is logged
+                log.exception("%s: background requests not served", self._name)
+
+
 class ScriptBatcher:
     """Calls of one Redis Lua script from many threads, sent together in one pipeline.
 
@@ -138,42 +190,23 @@ class ScriptBatcher:
         self._client = client
         self._script = client.register_script(script)
         self._ids = itertools.count()
-        self._max = max_batch
         self._combiner: Combiner[int, Any] = Combiner(self._run, max_batch=max_batch)
-        self._unsent: list[tuple[list[str], list[Any]]] = []
-        self._unsent_lock = threading.Lock()
-        self._full = threading.Event()
-        self._sender: threading.Thread | None = None
+        self._later: Later[int] = Later(
+            self._run,
+            name="switchyard-script-sender",
+            every_s=self.SEND_EVERY_S,
+            max_batch=max_batch,
+        )
 
     def call(self, keys: list[str], args: list[Any]) -> Any:
         return self._combiner.ask(next(self._ids), (keys, args))
 
     def send(self, keys: list[str], args: list[Any]) -> None:
-        with self._unsent_lock:
-            self._unsent.append((keys, args))
-            if self._sender is None:
-                self._sender = threading.Thread(
-                    target=self._send_forever, name="switchyard-script-sender", daemon=True
-                )
-                self._sender.start()
-            if len(self._unsent) >= self._max:
-                self._full.set()
+        self._later.put(next(self._ids), (keys, args))
 
     def flush(self) -> None:
         """Send what ``send`` gathered now, in this thread."""
-        with self._unsent_lock:
-            unsent, self._unsent = self._unsent, []
-        if unsent:
-            self._run(dict(enumerate(unsent)))
-
-    def _send_forever(self) -> None:
-        while True:
-            self._full.wait(self.SEND_EVERY_S)
-            self._full.clear()
-            try:
-                self.flush()
-            except redis.RedisError as exc:
-                log.warning("script calls not sent (%s): %s", self._script.sha[:8], exc)
+        self._later.flush()
 
     def _run(self, calls: dict[int, object]) -> dict[int, Any]:
         # EVALSHA straight into the pipeline: redis-py's scripts in a pipeline ask

@@ -64,7 +64,6 @@ def test_sent_calls_arrive_shortly_without_anyone_waiting(redis_url: str, key_pr
         time.sleep(0.01)
     assert int(client.get(key) or 0) == sum(n % 7 for n in range(200))
     # And flush sends what is waiting at once, in the caller's thread
-    batcher.SEND_EVERY_S = 3600.0
     batcher.send([key], [1000, "x"])
     batcher.flush()
     assert int(client.get(key) or 0) == sum(n % 7 for n in range(200)) + 1000

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orchestrator.combiner import Combiner, alone
+from orchestrator.combiner import Combiner, Later, alone
 
 
 def test_concurrent_asks_share_batches_and_each_gets_its_own_answer() -> None:
@@ -124,3 +124,37 @@ def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
         gate.set()
         assert batch.result(5) == 1
     assert served == [["batch"], ["urgent"]]
+
+
+def test_later_serves_in_the_background_and_survives_a_failing_round() -> None:
+    served: list[dict[int, object]] = []
+    failed_once = threading.Event()
+
+    def serve(waiting: dict[int, object]) -> None:
+        if not failed_once.is_set():
+            failed_once.set()
+            raise RuntimeError("redis went away")  # logged; the next round goes on
+        served.append(dict(waiting))
+
+    later: Later[int] = Later(serve, name="test-later", every_s=0.01, max_batch=4)
+    # Given a first round that fails
+    later.put(0, "lost")
+    deadline = time.monotonic() + 5
+    while not failed_once.is_set():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    # When more requests are put, from many threads, and nobody waits for them
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: later.put(k, f"v{k}"), range(1, 41)))
+    # Then every one of them is served, once, shortly after
+    while sum(len(batch) for batch in served) < 40:
+        assert time.monotonic() < deadline, "background requests were not served"
+        time.sleep(0.005)
+    keys = [k for batch in served for k in batch]
+    assert sorted(keys) == list(range(1, 41))
+    # And flush serves what waits at once, in the caller's thread
+    later.every_s = 3600
+    time.sleep(0.05)  # the sender is now asleep for the new period after its round
+    later.put(99, "now")
+    later.flush()
+    assert served[-1] == {99: "now"}
