@@ -39,7 +39,7 @@ class CompletionReporter:
         return dict.fromkeys(ended)
 
     def report(self, job_id: str, outcome: Outcome, *, tier: str) -> None:
-        metrics.JOBS_ENDED.labels(tier=tier, state=outcome.value).inc()
+        metrics.child(metrics.JOBS_ENDED, tier, outcome.value).inc()
         if outcome not in FINAL_OUTCOMES:
             return
         if not is_alone():

@@ -15,6 +15,7 @@ Redis when scraped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -79,6 +80,12 @@ GUARD_SECONDS = Histogram(
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
+@functools.lru_cache(maxsize=4096)
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once per label set (several times a job)."""
+    return metric.labels(*values)
+
+
 @dataclass
 class Observed(Guard):
     """A guard wrapped so its signals and its time before each call are counted."""
@@ -127,14 +134,14 @@ class MetricsGuard(Guard):
     def _latency(self, call: Call) -> None:
         started = getattr(self._local, "started", None)
         if started is not None:
-            PROVIDER_LATENCY.labels(call.name, call.deployment.provider).observe(
+            child(PROVIDER_LATENCY, call.name, call.deployment.provider).observe(
                 time.perf_counter() - started
             )
 
     def after_success(self, call: Call, completion: Completion) -> None:
         deployment, usage = call.deployment, completion.usage
         self._latency(call)
-        PROVIDER_REQUESTS.labels(call.name, deployment.provider, "ok").inc()
+        child(PROVIDER_REQUESTS, call.name, deployment.provider, "ok").inc()
         tier = call.tier or "unknown"
         for kind, count in (
             ("input", usage.input_tokens),
@@ -142,14 +149,14 @@ class MetricsGuard(Guard):
             ("cached_input", usage.cached_input_tokens),
             ("reasoning", usage.reasoning_tokens),
         ):
-            TOKENS.labels(tier, deployment.provider, kind).inc(count)
-        COST.labels(tier, deployment.provider).inc(cost_micro_usd(deployment, usage))
+            child(TOKENS, tier, deployment.provider, kind).inc(count)
+        child(COST, tier, deployment.provider).inc(cost_micro_usd(deployment, usage))
         if usage.cached_input_tokens:
-            CACHE_HITS.labels(call.name).inc()
+            child(CACHE_HITS, call.name).inc()
 
     def after_failure(self, call: Call, error: ProviderError) -> None:
         self._latency(call)
-        PROVIDER_REQUESTS.labels(call.name, call.deployment.provider, type(error).__name__).inc()
+        child(PROVIDER_REQUESTS, call.name, call.deployment.provider, type(error).__name__).inc()
 
 
 def observe(guards: Sequence[Guard]) -> list[Guard]:

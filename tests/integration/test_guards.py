@@ -17,6 +17,7 @@ import redis
 from orchestrator.catalog import Deployment, RateLimits
 from orchestrator.tiers import Tier
 from workers.guards import BreakerPolicy, CircuitBreaker, RateLimiter, RetryPolicy
+from workers.guards import breaker as breaker_module
 from workers.guards.breaker import Decision
 
 pytestmark = pytest.mark.integration
@@ -178,6 +179,26 @@ def test_breaker_opens_on_failures_lets_one_probe_through_and_closes_on_success(
     assert breaker.allow(dep)[0] is Decision.PROBE
     assert breaker.record(dep, ok=True) == "closed"
     assert breaker.allow(dep)[0] is Decision.ALLOW
+
+
+def test_a_closed_breaker_is_read_once_for_calls_close_together(
+    client: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(breaker_module, "CLOSED_FRESH_S", 60.0)  # every call "close together"
+    policy = BreakerPolicy(min_calls=4, failure_ratio=0.5, open_s=30)
+    mine = CircuitBreaker(client, prefix=prefix, policy=policy)
+    other = CircuitBreaker(client, prefix=prefix, policy=policy)  # another worker process
+    dep = deployment()
+    # Given this process read the breaker closed
+    assert mine.allow(dep)[0] is Decision.ALLOW
+    # When another process opens it; Then this process's next call still goes (read stale)
+    other.trip(dep, for_s=30)
+    assert mine.allow(dep)[0] is Decision.ALLOW
+    # When this process's own answer comes back to an open breaker; Then it forgets the
+    # closed reading at once and is refused from the next call on
+    assert mine.record(dep, ok=False) == "open"
+    decision, retry_in_s = mine.allow(dep)
+    assert decision is Decision.DENY and 29 < retry_in_s <= 30
 
 
 def test_retry_delays_back_off_with_jitter_and_honour_retry_after() -> None:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 UNHEALTHY = (ServerError, Overloaded, ProviderTimeout, ConnectionFailed)
 SUCCESS_BATCH = 16  # successes of a closed breaker sent in one Redis call
 SUCCESS_WAIT_S = 0.25  # or sooner, once this long has passed
+CLOSED_FRESH_S = 0.02  # a "closed" read from Redis answers this process's calls this long
 
 ALLOW = """
 local t = redis.call('TIME')
@@ -114,14 +115,25 @@ class CircuitBreaker:
         # calls from threads asking at the same moment share one pipeline
         self._allow = ScriptBatcher(client, ALLOW)
         self._record = ScriptBatcher(client, RECORD)
+        # when Redis last said closed, per breaker: calls within CLOSED_FRESH_S of it go
+        # through without asking again (a breaker another process opened is seen that much
+        # later; one this process's own answers open is forgotten at once)
+        self._closed_at: dict[str, float] = {}
 
     def key(self, deployment: Deployment) -> str:
         return f"{self.prefix}switchyard:breaker:{deployment.name}"
 
     def allow(self, deployment: Deployment) -> tuple[Decision, float]:
         """May we call it now, and if not, in how many seconds may we ask again."""
+        key, now = self.key(deployment), time.monotonic()
+        if now - self._closed_at.get(key, -1e9) < CLOSED_FRESH_S:
+            return Decision.ALLOW, 0.0
         probe_ms = self.policy.probe_timeout_s * 1000
-        decision, retry_ms = self._allow.call([self.key(deployment)], [probe_ms])
+        decision, retry_ms = self._allow.call([key], [probe_ms])
+        if int(decision) == Decision.ALLOW:
+            self._closed_at[key] = now
+        else:
+            self._closed_at.pop(key, None)
         return Decision(int(decision)), float(retry_ms) / 1000
 
     def record(self, deployment: Deployment, *, ok: bool, earlier_successes: int = 0) -> str:
@@ -137,12 +149,16 @@ class CircuitBreaker:
             earlier_successes,
         ]
         state = self._record.call([self.key(deployment)], args)
-        return state.decode() if isinstance(state, bytes) else str(state)
+        state = state.decode() if isinstance(state, bytes) else str(state)
+        if state != "closed":
+            self._closed_at.pop(self.key(deployment), None)
+        return state
 
     def trip(self, deployment: Deployment, *, for_s: float) -> None:
         """Open the breaker by hand (operators, tests)."""
         until = float(self.client.time()[0]) * 1000 + for_s * 1000
         self.client.hset(self.key(deployment), mapping={"state": "open", "until": until})
+        self._closed_at.pop(self.key(deployment), None)
 
     def state(self, deployment: Deployment) -> str:
         value = self.client.hget(self.key(deployment), "state")
