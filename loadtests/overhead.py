@@ -11,13 +11,15 @@ earlier ones answered), against a simulator that answers at once:
 
 ``p50_added_ms`` and ``p99_added_ms`` are the cluster's percentile minus the
 direct one. With ``--background-jobs B`` a batch of B fast-tier jobs is queued
-first and both phases run while it drains on the same workers: interactive
-requests ride the higher-priority lane of the same queue, so they should not
-wait behind the batch. ``background_left`` is how many batch jobs were still
-waiting when the cluster phase ended (it must be above zero for the run to
-mean anything). ``interactive_stages`` splits the interactive jobs' time, from
-their rows: ``queued`` from the job's row written to its claim by a worker,
-``running`` from the claim to the final write (warm-up requests included).
+first and the two phases run side by side (two open loops at R each), so both
+see the same moment of the drain on the same workers: interactive requests
+ride the higher-priority lane of the same queue, so they should not wait behind
+the batch. ``background_left`` is how many batch jobs were still waiting when
+the phases ended (it must be above zero for the run to mean anything: a batch
+that drained early left part of the run unloaded). ``interactive_stages``
+splits the interactive jobs' time, from their rows: ``queued`` from the job's
+row written to its claim by a worker, ``running`` from the claim to the final
+write (warm-up requests included).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -141,21 +144,30 @@ def main(argv: list[str]) -> int:
     )
     with private_services() as services, running(spec, services) as cluster:
         batch_id = background(cluster, args.background_jobs) if args.background_jobs else None
-        direct = phase(
+        direct_args = (
             f"{cluster.sim_base}/v1/chat/completions",
             {**BODY, "model": "bench-fast"},
             {"Authorization": "Bearer sim-key"},
             args.rps,
             args.seconds,
         )
-        before = cluster_cpu(cluster, services)
-        ours = phase(
+        ours_args = (
             f"{cluster.api_url}/v1/chat/completions",
             {**BODY, "model": "tier:fast"},
             {"Authorization": f"Bearer {cluster.api_key}"},
             args.rps,
             args.seconds,
         )
+        if batch_id is None:  # a quiet cluster: one phase after the other
+            direct = phase(*direct_args)
+            before = cluster_cpu(cluster, services)
+            ours = phase(*ours_args)
+        else:  # side by side, so the baseline sees the same moment of the drain
+            before = cluster_cpu(cluster, services)
+            with ThreadPoolExecutor(2) as pool:
+                direct_future = pool.submit(phase, *direct_args)
+                ours = pool.submit(phase, *ours_args).result()
+                direct = direct_future.result()
         cpu = cpu_delta(before, cluster_cpu(cluster, services))
         left = waiting(cluster, batch_id) if batch_id else None
         timed = stages(cluster)
