@@ -92,21 +92,18 @@ class Observed(Guard):
 
     inner: Guard
 
-    def __post_init__(self) -> None:
-        self._name = type(self.inner).__name__
-        self._seconds = GUARD_SECONDS.labels(self._name)  # looked up once, not per call
-
     def before_call(self, call: Call) -> None:
+        name = type(self.inner).__name__
         started = time.perf_counter()
         try:
             self.inner.before_call(call)
         except GuardSignal as signal:
-            GUARD_SIGNALS.labels(self._name, type(signal).__name__, call.name).inc()
+            child(GUARD_SIGNALS, name, type(signal).__name__, call.name).inc()
             if isinstance(signal, RateLimitWait):
-                RATELIMIT_WAITS.labels(call.name).inc()
+                child(RATELIMIT_WAITS, call.name).inc()
             raise
         finally:
-            self._seconds.observe(time.perf_counter() - started)
+            child(GUARD_SECONDS, name).observe(time.perf_counter() - started)
 
     def after_success(self, call: Call, completion: Completion) -> None:
         self.inner.after_success(call, completion)
@@ -118,7 +115,7 @@ class Observed(Guard):
         try:
             self.inner.after_failure(call, error)
         except GuardSignal as signal:
-            GUARD_SIGNALS.labels(self._name, type(signal).__name__, call.name).inc()
+            child(GUARD_SIGNALS, type(self.inner).__name__, type(signal).__name__, call.name).inc()
             raise
 
 

@@ -32,6 +32,8 @@ from orchestrator.store import leases, repo
 from orchestrator.store.bulk import dumps, with_defaults
 from orchestrator.store.models import Attempt, Job, LedgerEntry, utcnow
 
+SUCCEEDED = JobStatus.SUCCEEDED.value
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -93,11 +95,11 @@ def _not_written(session: Session, answers: Sequence[Answer]) -> tuple[list[Answ
     written = set(session.scalars(select(Attempt.id).where(Attempt.id.in_(ids)))) if ids else set()
     won: set[str] = set()
     for answer in answers:
-        if answer.record.attempt_id in written:
-            row = session.get(Job, answer.job.id)
-            final = row is not None and row.status == JobStatus.SUCCEEDED.value
-            if final and row is not None and row.lease_owner == answer.owner:
-                won.add(answer.job.id)
+        if answer.record.attempt_id not in written:
+            continue
+        row = session.get(Job, answer.job.id)
+        if row is not None and (row.status, row.lease_owner) == (SUCCEEDED, answer.owner):
+            won.add(answer.job.id)
     return [a for a in answers if a.record.attempt_id not in written], won
 
 

@@ -51,17 +51,26 @@ def test_a_failed_batch_raises_in_every_ask_and_the_next_batch_is_served() -> No
     assert combiner.ask("x") == 1
 
 
-def test_the_same_key_twice_goes_in_separate_batches() -> None:
-    seen: list[list[str]] = []
+Served = list[tuple[list[str], int]]
+
+
+def first_batch_held() -> tuple[Combiner[str, object], Served, threading.Event]:
+    """A combiner whose first batch is held until the event is set; each batch served is
+    recorded with the thread that served it, and every ask is answered with its value."""
+    served: Served = []
     gate = threading.Event()
 
     def serve(asked: dict[str, object]) -> dict[str, object]:
-        seen.append(list(asked))
-        if len(seen) == 1:
+        served.append((list(asked), threading.get_ident()))
+        if len(served) == 1:
             gate.wait(5)
         return dict(asked)
 
-    combiner: Combiner[str, object] = Combiner(serve)
+    return Combiner(serve), served, gate
+
+
+def test_the_same_key_twice_goes_in_separate_batches() -> None:
+    combiner, served, gate = first_batch_held()
     with ThreadPoolExecutor(3) as pool:
         lead = pool.submit(combiner.ask, "lead", 0)
         time.sleep(0.05)
@@ -69,21 +78,12 @@ def test_the_same_key_twice_goes_in_separate_batches() -> None:
         time.sleep(0.1)
         gate.set()
         assert (lead.result(5), one.result(5), two.result(5)) == (0, 1, 2)
-    assert seen == [["lead"], ["job"], ["job"]]
+    assert [keys for keys, _ in served] == [["lead"], ["job"], ["job"]]
 
 
 def test_a_thread_stops_serving_once_its_own_ask_is_answered() -> None:
     # Given a thread serving its own ask while two others ask meanwhile
-    servers: list[tuple[list[str], int]] = []
-    gate = threading.Event()
-
-    def serve(asked: dict[str, object]) -> dict[str, object]:
-        servers.append((list(asked), threading.get_ident()))
-        if len(servers) == 1:
-            gate.wait(5)
-        return dict(asked)
-
-    combiner: Combiner[str, object] = Combiner(serve)
+    combiner, servers, gate = first_batch_held()
     threads: dict[str, int] = {}
 
     def ask(key: str) -> object:
@@ -104,16 +104,7 @@ def test_a_thread_stops_serving_once_its_own_ask_is_answered() -> None:
 
 def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
     # Given a batch in flight that holds its serving thread
-    served: list[list[str]] = []
-    gate = threading.Event()
-
-    def serve(asked: dict[str, object]) -> dict[str, object]:
-        served.append(list(asked))
-        if asked.keys() == {"batch"}:
-            gate.wait(5)
-        return dict(asked)
-
-    combiner: Combiner[str, object] = Combiner(serve)
+    combiner, served, gate = first_batch_held()
     with ThreadPoolExecutor(1) as pool:
         batch = pool.submit(combiner.ask, "batch", 1)
         time.sleep(0.05)
@@ -123,7 +114,7 @@ def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
         assert not batch.done()
         gate.set()
         assert batch.result(5) == 1
-    assert served == [["batch"], ["urgent"]]
+    assert [keys for keys, _ in served] == [["batch"], ["urgent"]]
 
 
 def test_later_serves_in_the_background_and_survives_a_failing_round() -> None:
