@@ -29,7 +29,7 @@ from orchestrator.routing import RouteDecision, StrengthPolicy
 from orchestrator.routing.experiments import Enroller
 from orchestrator.schemas import JobRequest, Priority
 from orchestrator.store import repo
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import session_scope, statement_scope
 from orchestrator.store.models import Batch, new_id, utcnow
 from orchestrator.tiers import Tier
 from orchestrator.webhooks import check_callback_url
@@ -121,9 +121,10 @@ class Dispatcher:
         row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
         held = [(row, decision.estimated_input_tokens)]  # its budget reservation
         rows = split_pipelines([row])  # a pipeline: its parent row and its first step
+        scope = statement_scope if len(rows) == 1 else session_scope  # one INSERT: no BEGIN
         with (
             self.costs.reserved(tenant_id, str(row["id"]), held),
-            session_scope(self.engine) as session,
+            scope(self.engine) as session,
         ):
             insert_rows(session, rows)
         self._publish(publishable(rows))

@@ -8,6 +8,10 @@ job from the database between short waits, so a job ended by a cancel or by
 the reconciler (which send no event), or an event lost with Redis, still
 wakes it.
 
+An interactive job that succeeded carries its answer in the event (``answer_event``:
+the row's columns a chat completion is made of, as the worker's write left them),
+so the waiting request answers without reading the row back (``answered_job``).
+
 A job asked with ``stream: true`` also has a Redis stream (``stream_key``) that
 its worker fills with the answer's text as the provider streams it
 (``workers.streaming``) and the chat-completions route relays
@@ -17,13 +21,70 @@ stays the truth.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
+from orchestrator.store.bulk import dumps
+from orchestrator.store.models import Job
+
 EVENT_TTL_S = 120
 POLL_EVERY_S = 2
+# what a chat completion is made of (``orchestrator.api.openai_views``)
+ANSWER_FIELDS = (
+    "id",
+    "tenant_id",
+    "status",
+    "tier",
+    "created_at",
+    "finished_at",
+    "output",
+    "tool_calls",
+    "finish_reason",
+    "deployment",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "latency_ms",
+    "cost_micro_usd",
+    "cache_hit",
+)
+_TIMES = ("created_at", "finished_at")
+
+
+@dataclass(frozen=True)
+class Waited:
+    """How ``wait_done`` ended: whether the job is final, and its event if one came."""
+
+    final: bool
+    event: bytes | None = None
+
+
+def answer_event(columns: Mapping[str, Any]) -> str:
+    """The completion event of a job that succeeded, carrying its ``ANSWER_FIELDS``."""
+    return dumps([{name: columns.get(name) for name in ANSWER_FIELDS}])
+
+
+def answered_job(event: bytes | None, tenant_id: str) -> Job | None:
+    """The answered job an ``answer_event`` carries (not in any session), if it is one
+    and the tenant's; None for a bare status, which sends the reader to the row."""
+    if not event or not event.startswith(b"["):
+        return None
+    columns = json.loads(event)[0]
+    if columns.get("tenant_id") != tenant_id:
+        return None
+    for name in _TIMES:
+        if columns.get(name) is not None:
+            columns[name] = datetime.fromisoformat(columns[name])
+    return Job(**columns)
 
 
 def done_key(prefix: str, job_id: str) -> str:
@@ -41,7 +102,8 @@ def publish_done(client: redis.Redis, *, prefix: str, job_id: str, status: str) 
 
 
 def publish_many_done(client: redis.Redis, *, prefix: str, ended: dict[str, str]) -> None:
-    """``publish_done`` for every ``job id -> status`` of ``ended``, in one round trip."""
+    """``publish_done`` for every ``job id -> status`` of ``ended``, in one round trip
+    (a status, or an ``answer_event``)."""
     with client.pipeline(transaction=False) as pipe:
         for job_id, status in ended.items():
             key = done_key(prefix, job_id)
@@ -59,8 +121,8 @@ async def wait_done(
     is_final: Callable[[], Awaitable[bool]],
     on_tick: Callable[[], Awaitable[None]] | None = None,
     fresh: bool = False,
-) -> bool:
-    """Wait until the job is final (event or database); False if ``timeout_s`` passed first.
+) -> Waited:
+    """Wait until the job is final (event or database), or ``timeout_s`` has passed.
 
     ``fresh``: the job was just submitted, so the first database read is skipped
     (its event, if it already ended, is waiting in the list).
@@ -69,7 +131,7 @@ async def wait_done(
     remaining = timeout_s
     while remaining > 0:
         if not fresh and await is_final():
-            return True
+            return Waited(True)
         fresh = False
         step = min(POLL_EVERY_S, remaining)
         try:
@@ -77,8 +139,9 @@ async def wait_done(
         except redis.RedisError:
             popped = None
         if popped is not None:
-            return True
+            event = popped[1]
+            return Waited(True, event.encode() if isinstance(event, str) else event)
         remaining -= step
         if on_tick is not None:
             await on_tick()
-    return await is_final()
+    return Waited(await is_final())

@@ -38,7 +38,11 @@ class CompletionReporter:
         publish_many_done(self.client, prefix=self.prefix, ended=statuses)
         return dict.fromkeys(ended)
 
-    def report(self, job_id: str, outcome: Outcome, *, tier: str) -> None:
+    def report(
+        self, job_id: str, outcome: Outcome, *, tier: str, answer: str | None = None
+    ) -> None:
+        """Count the delivery; a final one's event is its status, or ``answer``
+        (``orchestrator.events.answer_event``) for a waiter to answer from."""
         metrics.child(metrics.JOBS_ENDED, tier, outcome.value).inc()
         if outcome not in FINAL_OUTCOMES:
             return
@@ -46,7 +50,7 @@ class CompletionReporter:
             self._later.put(job_id, outcome.value)
             return
         try:
-            self._events.ask(job_id, outcome.value)
+            self._events.ask(job_id, answer or outcome.value)
         except redis.RedisError as exc:
             log.warning("completion event for %s not sent (%s); waiters poll", job_id, exc)
 

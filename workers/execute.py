@@ -35,14 +35,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.catalog import Catalog, Deployment
-from orchestrator.combiner import Combiner
+from orchestrator.combiner import Combiner, is_alone
 from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
+from orchestrator.events import ANSWER_FIELDS, answer_event
 from orchestrator.queues import QueuedJob
 from orchestrator.schemas import Completion, JobRequest, JobStatus
 from orchestrator.store import answered, leases, repo
-from orchestrator.store.answered import Answer
-from orchestrator.store.db import session_scope
+from orchestrator.store.answered import Answer, Written
+from orchestrator.store.db import session_scope, statement_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
@@ -102,7 +103,15 @@ class Runtime:
     def _claim_many(self, owners: dict[str, object]) -> dict[str, leases.Claim]:
         wanted = {job_id: str(owner) for job_id, owner in owners.items()}
         lease_s = self.settings.job_lease_s
-        return self._db(lambda s: leases.claim_jobs(s, owners=wanted, lease_s=lease_s))
+        claim = partial(leases.claim_jobs, owners=wanted, lease_s=lease_s)
+        return self._db(claim, one_statement=True)
+
+    def answer_event(self, job_id: str) -> str | None:
+        """The completion event carrying the answer of this thread's last ``execute``, if
+        that was ``job_id``, it succeeded, and it ran alone (``events.answer_event``)."""
+        answer: tuple[str, str] | None = getattr(self._local, "answer", None)
+        self._local.answer = None
+        return answer[1] if answer is not None and answer[0] == job_id else None
 
     def claimed(self, job_id: str) -> Job | None:
         """The row this thread's last ``execute`` claimed, if it was ``job_id`` (for hooks)."""
@@ -240,9 +249,14 @@ class Runtime:
         )
         values = _result(deployment, completion, verdict.latency_ms)
         values["cache_hit"] = verdict.cache_hit
-        won, queued = self._write_answer(Answer(job, owner, record, values))
+        written, queued = self._write_answer(Answer(job, owner, record, values))
         self.pipeline.publish(queued)
-        return Outcome.SUCCEEDED if won else Outcome.LOST_LEASE
+        if written is None:
+            return Outcome.LOST_LEASE
+        if is_alone():  # someone may be waiting: the completion event carries the answer
+            ended = {"cost_micro_usd": written.cost_micro_usd, "finished_at": written.finished_at}
+            self._local.answer = (job.id, answer_event(_columns(job) | values | ended))
+        return Outcome.SUCCEEDED
 
     def _finish(self, job: Job, owner: str, outcome: Outcome, values: dict[str, Any]) -> Outcome:
         def write(session: Session) -> bool:
@@ -279,12 +293,13 @@ class Runtime:
         """
         return cast(T, self._joined(work))
 
-    def _write_answer(self, answer: Answer) -> tuple[bool, list[QueuedJob]]:
-        """Write an answered job's end as ``_write`` does; whether it won, and a step's next.
+    def _write_answer(self, answer: Answer) -> tuple[Written | None, list[QueuedJob]]:
+        """Write an answered job's end as ``_write`` does; what it became if it won (None if
+        the lease was lost), and a step's next.
 
         The answers among a transaction's writes go in one statement (``store.answered``).
         """
-        return cast(tuple[bool, list[QueuedJob]], self._joined(answer))
+        return cast(tuple[Written | None, list[QueuedJob]], self._joined(answer))
 
     def _joined(self, work: object) -> object:
         done = self._writes.ask(id(work), work)
@@ -294,7 +309,7 @@ class Runtime:
 
     def _write_many(self, works: dict[int, object]) -> dict[int, object]:
         try:
-            return self._db(lambda session: self._write_batch(session, works))
+            return self._db(partial(self._write_batch, works=works), _one_statement(works))
         except (OperationalError, InterfaceError):
             raise  # the database stayed away: every write of the batch fails alike
         except Exception:
@@ -304,7 +319,8 @@ class Runtime:
         answers: dict[int, object] = {}
         for key, work in works.items():
             try:
-                answers[key] = self._db(partial(self._write_batch, works={key: work}))[key]
+                alone = {key: work}
+                answers[key] = self._db(partial(self._write_batch, works=alone))[key]
             except Exception as exc:
                 answers[key] = _Raised(exc)
         return answers
@@ -316,20 +332,24 @@ class Runtime:
         done: dict[int, object] = {}
         for key, work in works.items():
             if isinstance(work, Answer):
-                final = work.job.id in won  # a pipeline's step: its parent moves on
-                queued = self.pipeline.on_final(session, work.job, work.values) if final else []
-                done[key] = (final, queued)
+                written = won.get(work.job.id)  # a pipeline's step: its parent moves on
+                queued = self.pipeline.on_final(session, work.job, work.values) if written else []
+                done[key] = (written, queued)
             else:
                 done[key] = cast(Callable[[Session], object], work)(session)
         return done
 
-    def _db(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a transaction, retrying while the database is unreachable."""
+    def _db(self, work: Callable[[Session], T], one_statement: bool = False) -> T:
+        """Run ``work`` in a transaction, retrying while the database is unreachable.
+
+        ``one_statement``: ``work`` makes one write (``store.db.statement_scope``).
+        """
         delay_s, give_up = 0.2, time.monotonic() + DB_PATIENCE_S
         retry = False
+        scope = statement_scope if one_statement else session_scope
         while True:
             try:
-                with session_scope(self.engine) as session:
+                with scope(self.engine) as session:
                     session.info["retry"] = retry
                     return work(session)
             except (OperationalError, InterfaceError) as exc:
@@ -339,6 +359,18 @@ class Runtime:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+
+
+def _columns(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in ANSWER_FIELDS}
+
+
+def _one_statement(works: dict[int, object]) -> bool:
+    """Whether a batch of writes is one statement: answers only, none a pipeline's step.
+
+    (A lost lease adds a second, billing the job: rare, and its own commit is harmless.)
+    """
+    return all(isinstance(w, Answer) and w.job.parent_job_id is None for w in works.values())
 
 
 class _Raised:

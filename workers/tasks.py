@@ -68,7 +68,8 @@ def run_job(job_id: str, tier: str, batch: bool = False) -> str:
 
 def _run_job(job_id: str, tier: str) -> str:
     outcome = runtime().execute(job_id)
-    reporter().report(job_id, outcome, tier=tier)  # first: a waiting client wakes now
+    answer = runtime().answer_event(job_id)
+    reporter().report(job_id, outcome, tier=tier, answer=answer)  # first: a client waits
     claimed = runtime().claimed(job_id)
     tenant_id = claimed.tenant_id if claimed is not None else None
     settler(runtime()).settle(job_id, outcome, tenant_id=tenant_id)  # budget -> real cost

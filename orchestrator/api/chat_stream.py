@@ -40,7 +40,7 @@ from orchestrator.events import POLL_EVERY_S, done_key, stream_key, wait_done
 from orchestrator.metrics import CHAT_COMPLETIONS
 from orchestrator.schemas import JobStatus
 from orchestrator.store import repo
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import statement_scope
 from orchestrator.store.models import Job
 
 KEEPALIVE_S = 10.0
@@ -56,7 +56,7 @@ def sse(data: dict[str, Any]) -> bytes:
 
 def load_job(state: AppState, tenant_id: str, job_id: str) -> Job:
     """The tenant's job row (``NotFound`` for another tenant's)."""
-    with session_scope(state.engine) as session:
+    with statement_scope(state.engine) as session:
         job = repo.get_job(session, tenant_id=tenant_id, job_id=job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -49,16 +50,30 @@ class Answer:
         return self.record.cost_micro_usd or 0
 
 
-def write_answers(session: Session, answers: Sequence[Answer], *, retry: bool = False) -> set[str]:
-    """Write every answer; returns the ids of the jobs made final (the others lost their lease)."""
+@dataclass(frozen=True)
+class Written:
+    """What a job made final by its answer holds now: its whole cost, and when it ended."""
+
+    cost_micro_usd: int
+    finished_at: datetime
+
+
+def write_answers(
+    session: Session, answers: Sequence[Answer], *, retry: bool = False
+) -> dict[str, Written]:
+    """Write every answer; returns the jobs made final (the others lost their lease)."""
     if retry:
         answers, won = _not_written(session, answers)
     else:
-        won = set()
+        won = {}
     if not answers:
         return won
     if session.get_bind().dialect.name != "postgresql":
-        return won | {a.job.id for a in answers if _write_one(session, a)}
+        for answer in answers:
+            written = _write_one(session, answer)
+            if written is not None:
+                won[answer.job.id] = written
+        return won
     attempts, ledger, jobs = [], [], []
     now = utcnow()
     for answer in answers:
@@ -71,14 +86,15 @@ def write_answers(session: Session, answers: Sequence[Answer], *, retry: bool = 
         jobs.append(row)
     statement = _statement(tuple(attempts[0]), tuple(ledger[0]) if ledger else (), tuple(jobs[0]))
     params = {"attempts": dumps(attempts), "ledger": dumps(ledger), "jobs": dumps(jobs)}
-    finished = set(session.connection().execute(statement, params).scalars())
+    for job_id, cost, finished_at in session.connection().execute(statement, params):
+        won[job_id] = Written(cost, finished_at)
     for answer in answers:
-        if answer.job.id not in finished:  # the lease was lost: the call counts all the same
+        if answer.job.id not in won:  # the lease was lost: the call counts all the same
             repo.bill_job(session, job_id=answer.job.id, cost_micro_usd=answer.cost_micro_usd)
-    return won | finished
+    return won
 
 
-def _write_one(session: Session, answer: Answer) -> bool:
+def _write_one(session: Session, answer: Answer) -> Written | None:
     repo.record_attempt(session, job=answer.job, record=answer.record, bill_job=False)
     job_id, cost = answer.job.id, answer.cost_micro_usd
     won = leases.finish_job(
@@ -86,20 +102,31 @@ def _write_one(session: Session, answer: Answer) -> bool:
     )
     if not won:
         repo.bill_job(session, job_id=job_id, cost_micro_usd=cost)
-    return won
+        return None
+    return _written(session.get(Job, job_id, populate_existing=True))
 
 
-def _not_written(session: Session, answers: Sequence[Answer]) -> tuple[list[Answer], set[str]]:
+def _written(row: Job | None) -> Written | None:
+    if row is None or row.finished_at is None:
+        return None
+    return Written(row.cost_micro_usd, row.finished_at)
+
+
+def _not_written(
+    session: Session, answers: Sequence[Answer]
+) -> tuple[list[Answer], dict[str, Written]]:
     """The answers an earlier try did not commit, and the jobs an earlier try made final."""
     ids = [a.record.attempt_id for a in answers if a.record.attempt_id is not None]
     written = set(session.scalars(select(Attempt.id).where(Attempt.id.in_(ids)))) if ids else set()
-    won: set[str] = set()
+    won: dict[str, Written] = {}
     for answer in answers:
         if answer.record.attempt_id not in written:
             continue
         row = session.get(Job, answer.job.id)
         if row is not None and (row.status, row.lease_owner) == (SUCCEEDED, answer.owner):
-            won.add(answer.job.id)
+            ended = _written(row)
+            if ended is not None:
+                won[answer.job.id] = ended
     return [a for a in answers if a.record.attempt_id not in written], won
 
 
@@ -129,5 +156,5 @@ def _statement(
         f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
         f" WHERE jobs.id = answer.id AND (jobs.status = '{leases.RUNNING}'"
         " AND jobs.lease_owner = answer.lease_owner) IS TRUE"  # leases.by_id_only
-        " RETURNING jobs.id"
+        " RETURNING jobs.id, jobs.cost_micro_usd, jobs.finished_at"
     )

@@ -11,8 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from orchestrator.api.openai_views import chat_completion, facts_headers
 from orchestrator.catalog import load_catalog
+from orchestrator.combiner import alone
 from orchestrator.config import Settings
+from orchestrator.events import answered_job
 from orchestrator.routing import route
 from orchestrator.schemas import JobRequest
 from orchestrator.store import repo
@@ -119,6 +122,41 @@ def test_retryable_error_falls_back_and_bills_only_the_answer(database_url: str)
         assert sorted(a.outcome for a in attempts) == ["Overloaded", "ok"]
         assert len(ledger) == 1 and ledger[0].deployment == job.deployment == job.plan[1]
         assert job.attempts == 2 and job.cost_micro_usd == ledger[0].cost_micro_usd
+
+
+def test_an_interactive_answer_travels_in_its_event_as_its_row_holds_it(
+    database_url: str,
+) -> None:
+    # Given an interactive job whose first deployment answers 503, and a batch job
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content)["model"])
+        if len(calls) == 1:
+            return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
+        return completion(request)
+
+    runtime = make_runtime(database_url, handler, max_tries_per_deployment=1)
+    job_id, batch_job_id = queued_job(runtime, "Hello?"), queued_job(runtime, "Hi?")
+    # When the interactive one runs alone, and the batch one among others
+    with alone():
+        assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    event = runtime.answer_event(job_id)
+    assert runtime.execute(batch_job_id) is Outcome.SUCCEEDED
+    # Then the first's event makes the very chat completion its row makes
+    assert event is not None
+    with session_scope(runtime.engine) as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+    answered = answered_job(event.encode(), row.tenant_id)
+    assert answered is not None and answered.attempts is None  # built from the event
+    assert chat_completion(answered) == chat_completion(row)
+    assert facts_headers(answered) == facts_headers(row)
+    assert answered.cost_micro_usd == row.cost_micro_usd > 0
+    # And nobody else's request can answer from it; the batch job's event is its status
+    assert answered_job(event.encode(), "another-tenant") is None
+    assert runtime.answer_event(batch_job_id) is None
+    assert answered_job(b"succeeded", row.tenant_id) is None
 
 
 def test_final_error_fails_the_job_without_billing(database_url: str) -> None:

@@ -1,7 +1,8 @@
 """OpenAI-compatible chat completions and model list, for the official SDKs pointed at us.
 
 ``POST /v1/chat/completions`` admits the request as an interactive job on its
-tier's queue and waits for the worker's completion event (``orchestrator.events``).
+tier's queue and waits for the worker's completion event (``orchestrator.events``),
+which carries the answer: the row is read back only when it does not.
 With ``stream: true`` the job is marked to stream: its worker calls the provider
 with streaming on and publishes the text to a per-job Redis stream as it comes
 (``workers.streaming``), and this route relays it as server-sent
@@ -27,7 +28,7 @@ from orchestrator.api.chat_stream import ChatStream, load_job, unfinished
 from orchestrator.api.deps import AppState, CallerDep, StateDep, TenantDep
 from orchestrator.api.openai_views import chat_completion, facts_headers
 from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.events import wait_done
+from orchestrator.events import answered_job, wait_done
 from orchestrator.metrics import CHAT_COMPLETIONS
 from orchestrator.openai_schemas import (
     AUTO_MODEL,
@@ -87,7 +88,7 @@ async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
         job = await run_in_threadpool(load_job, state, tenant_id, job_id)
         return JobStatus(job.status).final
 
-    await wait_done(
+    waited = await wait_done(
         state.aredis,
         prefix=state.settings.redis_key_prefix,
         job_id=job_id,
@@ -95,6 +96,9 @@ async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
         is_final=is_final,
         fresh=True,  # submitted just now: wait for its event before reading the row
     )
+    answered = answered_job(waited.event, tenant_id)  # an answer's event: no read back
+    if answered is not None:
+        return answered
     return await run_in_threadpool(load_job, state, tenant_id, job_id)
 
 
