@@ -47,6 +47,7 @@ class ClusterSpec:
     deployments: list[dict[str, Any]]
     simulator: dict[str, Any]
     workers: int = 1
+    interactive_workers: int = 0  # ``switchyard worker --lane interactive`` processes
     tiers: Sequence[str] = tuple(t.value for t in ALL_TIERS)
     concurrency: int = 8
     reconciler: bool = True
@@ -136,6 +137,8 @@ class Cluster:
         )
         for _ in range(self.spec.workers):
             self.spawn_worker()
+        for _ in range(self.spec.interactive_workers):
+            self.spawn_worker("--lane", "interactive", name="interactive-worker")
         if self.spec.reconciler:
             self.supervisor.spawn("reconciler", "reconciler")
         if self.spec.api:
@@ -147,10 +150,10 @@ class Cluster:
     def stop(self) -> None:
         self.supervisor.stop()
 
-    def spawn_worker(self) -> subprocess.Popen[bytes]:
+    def spawn_worker(self, *options: str, name: str = "worker") -> subprocess.Popen[bytes]:
         self._spawned += 1
         tiers = [arg for t in self.spec.tiers for arg in ("--tier", t)]
-        proc = self.supervisor.spawn(f"worker-{self._spawned}", "worker", *tiers)
+        proc = self.supervisor.spawn(f"{name}-{self._spawned}", "worker", *tiers, *options)
         self.workers.append(proc)
         return proc
 

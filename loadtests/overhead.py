@@ -10,11 +10,13 @@ earlier ones answered), against a simulator that answers at once:
                 -> worker (lease, call, ledger) -> completion event -> API -> client
 
 ``p50_added_ms`` and ``p99_added_ms`` are the cluster's percentile minus the
-direct one. With ``--background-jobs B`` a batch of B fast-tier jobs is queued
+direct one. The fast tier runs as compose ships it: a worker taking every message
+and ``--interactive-workers`` (default 1) on the interactive lane
+(``switchyard worker --lane interactive``, which takes interactive messages only). With ``--background-jobs B`` a batch of B fast-tier jobs is queued
 first and the two phases run side by side (two open loops at R each), so both
 see the same moment of the drain on the same workers: interactive requests
-ride the higher-priority lane of the same queue, so they should not wait behind
-the batch. ``background_left`` is how many batch jobs were still waiting when
+ride the higher-priority step of the same queue, which the lane's worker alone
+fetches, so they should not wait behind the batch. ``background_left`` is how many batch jobs were still waiting when
 the phases ended (it must be above zero for the run to mean anything: a batch
 that drained early left part of the run unloaded). ``interactive_stages``
 splits the interactive jobs' time, from their rows: ``queued`` from the job's
@@ -62,6 +64,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--background-jobs", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="fast-tier worker processes")
+    parser.add_argument(
+        "--interactive-workers",
+        type=int,
+        default=1,
+        help="fast-tier worker processes on the interactive lane (--lane interactive)",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
     return parser.parse_args(argv)
@@ -137,6 +145,7 @@ def main(argv: list[str]) -> int:
         deployments=deployments(["fast"]),
         simulator=sim_profile(0.0),
         workers=args.workers,
+        interactive_workers=args.interactive_workers,
         tiers=("fast",),
         concurrency=args.concurrency,
         reconciler=True,
@@ -177,6 +186,8 @@ def main(argv: list[str]) -> int:
         "seconds": args.seconds,
         "requests": len(ours),
         "background_jobs": args.background_jobs,
+        "workers": args.workers,
+        "interactive_workers": args.interactive_workers,
         "direct_p50_ms": round(percentile(direct, 0.5), 2),
         "direct_p99_ms": round(percentile(direct, 0.99), 2),
         "cluster_p50_ms": round(percentile(ours, 0.5), 2),

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from orchestrator.admin_cli import keys_app, tenants_app
 from orchestrator.client_cli import batches_app, jobs_app, submit
-from orchestrator.config import get_settings
+from orchestrator.config import Lane, get_settings
 from orchestrator.experiments_cli import experiments_app
 from orchestrator.routing_cli import eval_app, route_app
 from orchestrator.tiers import Tier
@@ -93,9 +93,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics here (0: none).")
     ] = None,
+    lane: Annotated[
+        Lane,
+        typer.Option(help="interactive: only interactive jobs, on threads a batch never holds."),
+    ] = Lane.ALL,
 ) -> None:
     """Run a Celery worker (threads pool) on the given tier queues."""
     queues = ",".join(t.queue for t in tier)
+    node = queues.replace(",", "+") if lane is Lane.ALL else f"{lane.value}.{queues}"
     threads = concurrency or get_settings().worker_concurrency
     args = [
         sys.executable,
@@ -111,7 +116,7 @@ def worker(
         "-c",
         str(threads),
         "-n",
-        f"{queues.replace(',', '+')}.{os.getpid()}@{hostname}",
+        f"{node.replace(',', '+')}.{os.getpid()}@{hostname}",
         "-l",
         loglevel,
         "--without-gossip",
@@ -119,6 +124,7 @@ def worker(
     ]
     # the worker's runtime sizes its HTTP and database pools from this setting
     env = {**os.environ, "SWITCHYARD_WORKER_CONCURRENCY": str(threads)}
+    env["SWITCHYARD_WORKER_LANE"] = lane.value  # the broker channel's steps (queues.py)
     if metrics_port is not None:
         env["SWITCHYARD_WORKER_METRICS_PORT"] = str(metrics_port)
     os.execve(sys.executable, args, env)

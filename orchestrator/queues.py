@@ -25,7 +25,7 @@ from kombu.entity import Exchange, Queue
 from kombu.utils.uuid import uuid
 
 from orchestrator import broker_transport
-from orchestrator.config import Settings
+from orchestrator.config import Lane, Settings
 from orchestrator.schemas import Priority
 from orchestrator.tiers import ALL_TIERS, Tier
 
@@ -44,6 +44,8 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     }
     if settings.redis_key_prefix:
         options["global_keyprefix"] = settings.redis_key_prefix
+    if settings.worker_lane is Lane.INTERACTIVE:  # the steps it fetches (broker_transport)
+        options["consume_priority_steps"] = [PRIORITY_VALUE[Priority.INTERACTIVE]]
     return options
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from typing import Any
 
 import pytest
 import redis
+from kombu import Consumer
+from kombu.message import Message
+from sqlalchemy import select
 
 from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
+from orchestrator.config import Lane, Settings
 from orchestrator.dispatch import Dispatcher
 from orchestrator.queues import make_celery
 from orchestrator.schemas import JobRequest
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
+from orchestrator.store.models import Job
 from orchestrator.tiers import Tier
 
 pytestmark = pytest.mark.integration
@@ -76,3 +81,49 @@ def test_task_message_holds_job_id_and_no_prompt(database_url: str, redis_url: s
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def fetched(settings: Settings, *, most: int = 4) -> list[Any]:
+    """The task arguments a worker's consumer with these settings gets from the fast queue
+    (acknowledged, so they are gone), until a second passes with nothing more."""
+    app = make_celery(settings)
+    got: list[Any] = []
+    with app.connection_for_read() as conn, conn.channel() as channel:
+        queue = app.amqp.queues[Tier.FAST.queue]
+
+        def take(body: Any, message: Message) -> None:
+            got.append(body[0])  # Celery's message body: [args, kwargs, embed]
+            message.ack()
+
+        with Consumer(channel, [queue], callbacks=[take], accept=["json"]):
+            while len(got) < most:
+                try:
+                    conn.drain_events(timeout=1)
+                except TimeoutError:
+                    break
+    return got
+
+
+def test_an_interactive_lane_worker_takes_interactive_messages_only(
+    database_url: str, redis_url: str
+) -> None:
+    # Given an interactive job and a batch of three on the fast tier's queue
+    prefix = f"sytest-lane-{secrets.token_hex(4)}:"
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_key_prefix=prefix)
+    engine = get_engine(database_url)
+    with session_scope(engine) as session:
+        tenant_id = repo.create_tenant(session, name=f"lane-{prefix}").id
+    dispatcher = Dispatcher(settings, load_catalog(settings), engine, make_celery(settings))
+    batch_id = dispatcher.submit_batch(
+        tenant_id=tenant_id, requests=[JobRequest(prompt="batch", tier=Tier.FAST)] * 3
+    )
+    job_id = dispatcher.submit_job(tenant_id=tenant_id, request=JobRequest(prompt="now"))
+    # When a worker on the interactive lane fetches all it can
+    lane = fetched(settings.model_copy(update={"worker_lane": Lane.INTERACTIVE}))
+    # Then it got the interactive job's message, and the batch's stayed on the queue
+    assert lane == [[job_id]]
+    # And a worker on every lane gets the batch's message (its three job ids)
+    rest = fetched(settings)
+    with session_scope(engine) as session:
+        batch_jobs = {j.id for j in session.scalars(select(Job).where(Job.batch_id == batch_id))}
+    assert len(rest) == 1 and set(rest[0][0]) == batch_jobs

@@ -138,8 +138,10 @@ def test_every_command_in_the_deployment_files_is_a_real_command(
 def test_worker_commands_size_their_pools_and_name_their_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given each worker command of the example overlay (one tier runs 128 threads)
-    workers = [a for a in manifest_commands() if a[:2] == ("switchyard", "worker")]
+    # Given each tier's worker command of the example overlay (one tier runs 128 threads)
+    workers = [
+        a for a in manifest_commands() if a[:2] == ("switchyard", "worker") and "--lane" not in a
+    ]
     assert "128" in {option(a, "--concurrency") for a in workers}
     calls: list[tuple[list[str], dict[str, str]]] = []
     monkeypatch.setattr(os, "execve", lambda _p, args, env: calls.append((args, env)))
@@ -229,9 +231,8 @@ def test_every_compose_variable_is_documented_in_env_example() -> None:
 def test_each_tier_has_workers_an_autoscaler_and_a_disruption_budget() -> None:
     tiers = {t.value for t in ALL_TIERS}
     # Given compose, Then there is one worker service per tier, on that tier's queue
-    compose_tiers = [
-        option(s["command"], "--tier") for s in OURS.values() if "worker" in s["command"]
-    ]
+    tier_workers = [s["command"] for s in OURS.values() if "worker" in s["command"]]
+    compose_tiers = [option(c, "--tier") for c in tier_workers if "--lane" not in c]
     assert sorted(compose_tiers) == sorted(tiers)
     for objs in RENDERED.values():
         # Given a rendering, Then each tier has one worker Deployment on its queue
@@ -255,6 +256,23 @@ def test_each_tier_has_workers_an_autoscaler_and_a_disruption_budget() -> None:
             ]
             assert len(budgets) == 1, tier
         assert "depth" in QueueDepth.model_fields
+
+
+def test_compose_runs_an_interactive_lane_on_every_tier(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given compose's interactive-lane worker
+    (argv,) = [s["command"] for s in OURS.values() if "--lane" in s["command"]]
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda _p, args, env: calls.append((args, env)))
+    # When it starts
+    result = CliRunner().invoke(cli_app, [*argv[1:], "--hostname", "host-a"])
+    # Then it consumes every tier's queue, on the interactive lane, under a name saying so
+    assert result.exit_code == 0, result.output
+    args, env = calls[0]
+    assert option(args, "-Q").split(",") == [t.queue for t in ALL_TIERS]
+    assert env["SWITCHYARD_WORKER_LANE"] == "interactive"
+    assert re.fullmatch(
+        r"interactive\.fast\+reasoning\+vision\+code\.\d+@host-a", option(args, "-n")
+    )
 
 
 def test_autoscalers_call_the_api_queue_endpoint(tmp_path: Path) -> None:
