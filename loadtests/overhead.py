@@ -11,17 +11,19 @@ earlier ones answered), against a simulator that answers at once:
 
 ``p50_added_ms`` and ``p99_added_ms`` are the cluster's percentile minus the
 direct one. The fast tier runs as compose ships it: a worker taking every message
-and ``--interactive-workers`` (default 1) on the interactive lane
-(``switchyard worker --lane interactive``, which takes interactive messages only). With ``--background-jobs B`` a batch of B fast-tier jobs is queued
-first and the two phases run side by side (two open loops at R each), so both
-see the same moment of the drain on the same workers: interactive requests
-ride the higher-priority step of the same queue, which the lane's worker alone
-fetches, so they should not wait behind the batch. ``background_left`` is how many batch jobs were still waiting when
-the phases ended (it must be above zero for the run to mean anything: a batch
-that drained early left part of the run unloaded). ``interactive_stages``
-splits the interactive jobs' time, from their rows: ``queued`` from the job's
-row written to its claim by a worker, ``running`` from the claim to the final
-write (warm-up requests included).
+and ``--interactive-workers`` (default 1) on the interactive lane (``switchyard
+worker --lane interactive``, which takes interactive messages only).
+
+With ``--background-jobs B`` a batch of B fast-tier jobs is queued first and the
+two phases run side by side (two open loops at R each), so both see the same
+moment of the drain on the same workers: interactive requests ride the top
+priority step of the same queue, which the lane's worker alone fetches, so they
+should not wait behind the batch. ``background_left`` is how many batch jobs were
+still waiting when the phases ended (it must be above zero for the run to mean
+anything: a batch that drained early left part of the run unloaded).
+``interactive_stages`` splits the interactive jobs' time, from their rows:
+``queued`` from the job's row written to its claim by a worker, ``running`` from
+the claim to the final write (warm-up requests included).
 """
 
 from __future__ import annotations
