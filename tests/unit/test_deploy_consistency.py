@@ -240,7 +240,7 @@ def test_each_tier_has_workers_an_autoscaler_and_a_disruption_budget() -> None:
             option(c["args"], "--tier"): d
             for d in of_kind(objs, "Deployment")
             for c in containers(d)
-            if c["args"][:2] == ["switchyard", "worker"]
+            if c["args"][:2] == ["switchyard", "worker"] and "--lane" not in c["args"]
         }
         assert set(workers) == tiers
         scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in of_kind(objs, "ScaledObject")}
@@ -258,9 +258,16 @@ def test_each_tier_has_workers_an_autoscaler_and_a_disruption_budget() -> None:
         assert "depth" in QueueDepth.model_fields
 
 
-def test_compose_runs_an_interactive_lane_on_every_tier(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given compose's interactive-lane worker
-    (argv,) = [s["command"] for s in OURS.values() if "--lane" in s["command"]]
+@pytest.mark.parametrize("where", ["compose", "kubernetes"])
+def test_an_interactive_lane_runs_on_every_tier(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the interactive-lane worker of compose, or of the example overlay
+    if where == "compose":
+        (argv,) = [s["command"] for s in OURS.values() if "--lane" in s["command"]]
+    else:
+        commands = manifest_commands().items()
+        (argv,) = [a for a, at in commands if "--lane" in a and any("Deployment/" in w for w in at)]
     calls: list[tuple[list[str], dict[str, str]]] = []
     monkeypatch.setattr(os, "execve", lambda _p, args, env: calls.append((args, env)))
     # When it starts
@@ -373,9 +380,10 @@ def test_worker_metrics_are_scraped(monkeypatch: pytest.MonkeyPatch) -> None:
     [monitor] = of_kind(objs, "PodMonitor")
     selector = monitor["spec"]["selector"]["matchLabels"]
     workers = [d for d in of_kind(objs, "Deployment") if selector.items() <= pod_labels(d).items()]
-    # Then the PodMonitor selects a worker Deployment per tier, and nothing else
-    assert sorted(pod_labels(d)["switchyard.dev/tier"] for d in workers) == sorted(
-        t.value for t in ALL_TIERS
+    # Then the PodMonitor selects a worker Deployment per tier and the interactive lane's,
+    # and nothing else
+    assert sorted(pod_labels(d).get("switchyard.dev/tier", "lane") for d in workers) == sorted(
+        [t.value for t in ALL_TIERS] + ["lane"]
     )
     assert {pod_labels(d)["app.kubernetes.io/component"] for d in workers} == {"worker"}
     # And each worker container names the scraped port, on the port the worker serves
