@@ -49,7 +49,7 @@ HOSTS = ("host-a", "host-b")
 def manifest_worker_commands() -> list[list[str]]:
     """``switchyard worker ...`` of every tier Deployment in the Kubernetes base."""
     args = [c["args"] for d in of_kind(kustomize(K8S_BASE), "Deployment") for c in containers(d)]
-    commands = [a for a in args if a[:2] == ["switchyard", "worker"]]
+    commands = [a for a in args if a[:2] == ["switchyard", "worker"] and "--lane" not in a]
     assert len(commands) == 4
     return commands
 

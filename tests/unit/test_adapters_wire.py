@@ -17,6 +17,7 @@ from workers.providers import ADAPTERS, ContextLengthExceeded, RateLimited
 from workers.providers import anthropic as anthropic_wire
 from workers.providers import gemini as gemini_wire
 from workers.providers import openai as openai_wire
+from workers.providers.transport import post
 
 SECRET = "sk-wire-0123456789SECRET"
 IMAGE = "data:image/png;base64,iVBORw0KGgo="
@@ -278,3 +279,28 @@ def test_simulated_failures_map_in_every_format(api: str, simulator_url: str) ->
     too_long = httpx.Client(headers={"x-simulator-fail": "context_length_exceeded"})
     with too_long, pytest.raises(ContextLengthExceeded):
         ADAPTERS[api](too_long, None).complete(dep, REQUEST)
+
+
+def test_a_provider_post_sends_what_the_client_would_and_honours_its_timeout() -> None:
+    # Given a client with a timeout and default headers, and a provider that records
+    seen: list[httpx.Request] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True}, headers={"set-cookie": "s=1"})
+
+    client = httpx.Client(transport=httpx.MockTransport(provider), timeout=7.5)
+    url, body, headers = "https://api.example/v1/x", {"a": [1, "é"]}, {"authorization": "k"}
+    # When one call goes through the workers' post, then one through the client
+    via_post = post(client, url, body=body, headers=headers)
+    kept = dict(client.cookies)
+    via_client = client.post(url, json=body, headers=headers)
+    # Then the provider saw the same request: method, URL, headers, body, timeout
+    mine, its = seen
+    assert (mine.method, mine.url, mine.content) == (its.method, its.url, its.content)
+    assert mine.headers.multi_items() == its.headers.multi_items()
+    timeout = httpx.Timeout(7.5).as_dict()
+    assert mine.extensions["timeout"] == its.extensions["timeout"] == timeout
+    # And the answer reads the same, read whole; a provider's cookie is not kept by post
+    assert via_post.json() == via_client.json() and via_post.request is mine
+    assert via_post.is_success and via_post.is_closed and kept == {}
