@@ -185,15 +185,7 @@ class Runtime:
             error=str(exc),
             attempt_id=new_id("att"),
         )
-
-        def write(session: Session) -> None:
-            if not _written_before(session, record.attempt_id):
-                repo.record_attempt(session, job=job, record=record)
-                leases.save_progress(
-                    session, job_id=job.id, owner=owner, progress=progress.to_json()
-                )
-
-        self._write(write)
+        self._record_attempt(job, owner, record, progress.to_json())
 
     def _record_rejected(
         self,
@@ -220,7 +212,13 @@ class Runtime:
             cost_micro_usd=cost_micro_usd(dep, usage),
             attempt_id=new_id("att"),
         )
-        progress = call.progress.to_json()
+        self._record_attempt(job, owner, record, call.progress.to_json())
+
+    def _record_attempt(
+        self, job: Job, owner: str, record: repo.AttemptRecord, progress: dict[str, Any]
+    ) -> None:
+        """A call that did not end the job: its attempt (and ledger row, if billed) and the
+        job's progress, written once even if the transaction is retried."""
 
         def write(session: Session) -> None:
             if not _written_before(session, record.attempt_id):

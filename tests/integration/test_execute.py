@@ -80,6 +80,19 @@ def queued_job(runtime: Runtime, prompt: str) -> str:
     return job_id
 
 
+def first_call_busy() -> Handler:
+    """A provider that answers 503 to the first call and a completion to every other."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content)["model"])
+        if len(calls) == 1:
+            return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
+        return completion(request)
+
+    return handler
+
+
 def test_redelivered_message_does_nothing(database_url: str) -> None:
     # Given a queued job that a worker has executed
     runtime = make_runtime(database_url, completion)
@@ -101,15 +114,7 @@ def test_redelivered_message_does_nothing(database_url: str) -> None:
 
 def test_retryable_error_falls_back_and_bills_only_the_answer(database_url: str) -> None:
     # Given one call per deployment, and a plan whose first deployment answers 503
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(json.loads(request.content)["model"])
-        if len(calls) == 1:
-            return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
-        return completion(request)
-
-    runtime = make_runtime(database_url, handler, max_tries_per_deployment=1)
+    runtime = make_runtime(database_url, first_call_busy(), max_tries_per_deployment=1)
     job_id = queued_job(runtime, "What is the capital of Peru?")
     # When it runs
     assert runtime.execute(job_id) is Outcome.SUCCEEDED
@@ -128,15 +133,7 @@ def test_an_interactive_answer_travels_in_its_event_as_its_row_holds_it(
     database_url: str,
 ) -> None:
     # Given an interactive job whose first deployment answers 503, and a batch job
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(json.loads(request.content)["model"])
-        if len(calls) == 1:
-            return httpx.Response(503, json={"error": {"message": "busy", "type": "server"}})
-        return completion(request)
-
-    runtime = make_runtime(database_url, handler, max_tries_per_deployment=1)
+    runtime = make_runtime(database_url, first_call_busy(), max_tries_per_deployment=1)
     job_id, batch_job_id = queued_job(runtime, "Hello?"), queued_job(runtime, "Hi?")
     # When the interactive one runs alone, and the batch one among others
     with alone():
