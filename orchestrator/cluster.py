@@ -1,9 +1,10 @@
 """``switchyard up``: the whole cluster on one machine, as child processes.
 
 Order: embedded Redis (unless ``SWITCHYARD_REDIS_URL`` is set), database
-migration and a tenant key, then the simulator, the API and one worker per
-tier (each serving Prometheus metrics on its own port), the reconciler, the
-webhook notifier and Flower. Ctrl-C (or the end of ``--demo``) stops them all.
+migration and a tenant key, then the simulator, the API, one worker per tier
+and one on the interactive lane of every tier (each serving Prometheus metrics
+on its own port), the reconciler, the webhook notifier and Flower. Ctrl-C (or
+the end of ``--demo``) stops them all.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def run_cluster(
         for i, tier in enumerate(ALL_TIERS):
             metrics = ("--metrics-port", str(base + i)) if base else ()
             supervisor.spawn(f"worker-{tier.value}", "worker", "--tier", tier.value, *metrics)
+        tiers = [arg for tier in ALL_TIERS for arg in ("--tier", tier.value)]
+        metrics = ("--metrics-port", str(base + len(ALL_TIERS))) if base else ()
+        supervisor.spawn("worker-interactive", "worker", "--lane", "interactive", *tiers, *metrics)
         supervisor.spawn("reconciler", "reconciler")
         supervisor.spawn("notifier", "notifier")
         if settings.flower_port:
@@ -76,7 +80,8 @@ def run_cluster(
         console.print(f"api        {api_url}")
         console.print(f"api key    {api_key}  (tenant 'demo'; also in {state / 'demo.key'})")
         console.print(
-            f"workers    {', '.join(t.value for t in ALL_TIERS)}  (logs in {state / 'logs'})"
+            f"workers    {', '.join(t.value for t in ALL_TIERS)}, interactive lane"
+            f"  (logs in {state / 'logs'})"
         )
         _print_monitoring(console, settings.flower_port, api_url, base)
         console.print(f"ready in {time.monotonic() - started:.1f}s")
