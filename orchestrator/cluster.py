@@ -104,7 +104,7 @@ def _print_monitoring(console: Console, flower_port: int, api_url: str, base: in
         console.print(
             f"flower     http://127.0.0.1:{flower_port}  (Broker tab: one queue per tier)"
         )
-    ports = f"; workers on :{base}-{base + len(ALL_TIERS) - 1}" if base else ""
+    ports = f"; workers on :{base}-{base + len(ALL_TIERS)}" if base else ""  # the lane last
     console.print(f"metrics    {api_url}/metrics{ports}")
 
 
