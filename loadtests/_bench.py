@@ -195,6 +195,8 @@ def cluster_cpu(cluster: Cluster, services: Services) -> dict[str, float]:
     used = cpu_seconds(roots)
     out: dict[str, float] = {"bench": sum(os.times()[:2])}
     for name, seconds in used.items():
-        key = name.rsplit("-", 1)[0] + "s" if name.split("-")[-1].isdigit() else name
+        key = name
+        if name.startswith(("worker", "interactive-worker")):  # spawned as NAME-N
+            key = name.rsplit("-", 1)[0] + "s"
         out[key] = out.get(key, 0.0) + seconds
     return out

@@ -100,7 +100,9 @@ def worker(
 ) -> None:
     """Run a Celery worker (threads pool) on the given tier queues."""
     queues = ",".join(t.queue for t in tier)
-    node = queues.replace(",", "+") if lane is Lane.ALL else f"{lane.value}.{queues}"
+    node = queues.replace(",", "+")
+    if lane is not Lane.ALL:
+        node = f"{lane.value}.{node}"
     threads = concurrency or get_settings().worker_concurrency
     args = [
         sys.executable,
@@ -116,7 +118,7 @@ def worker(
         "-c",
         str(threads),
         "-n",
-        f"{node.replace(',', '+')}.{os.getpid()}@{hostname}",
+        f"{node}.{os.getpid()}@{hostname}",
         "-l",
         loglevel,
         "--without-gossip",

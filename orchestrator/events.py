@@ -70,15 +70,15 @@ class Waited:
 
 def answer_event(columns: Mapping[str, Any]) -> str:
     """The completion event of a job that succeeded, carrying its ``ANSWER_FIELDS``."""
-    return dumps([{name: columns.get(name) for name in ANSWER_FIELDS}])
+    return dumps({name: columns.get(name) for name in ANSWER_FIELDS})
 
 
 def answered_job(event: bytes | None, tenant_id: str) -> Job | None:
     """The answered job an ``answer_event`` carries (not in any session), if it is one
     and the tenant's; None for a bare status, which sends the reader to the row."""
-    if not event or not event.startswith(b"["):
+    if not event or not event.startswith(b"{"):
         return None
-    columns = json.loads(event)[0]
+    columns = json.loads(event)
     if columns.get("tenant_id") != tenant_id:
         return None
     for name in _TIMES:

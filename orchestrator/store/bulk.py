@@ -70,7 +70,8 @@ def _json_insert(table: Table, names: tuple[str, ...]) -> TextClause:
     )
 
 
-def dumps(rows: list[dict[str, Any]]) -> str:
+def dumps(rows: Any) -> str:
+    """``rows`` (or any JSON value) as compact JSON, dates and times in ISO 8601."""
     return json.dumps(rows, default=_iso, separators=(",", ":"))
 
 

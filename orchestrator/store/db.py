@@ -108,6 +108,7 @@ def dispose_engines(url: str | None = None) -> None:
             engine = _engines.pop(key, None)
             if engine is not None:
                 _factories.pop(engine, None)
+                _factories.pop(_autocommit.pop(engine, engine), None)
                 engine.dispose()
 
 
