@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +39,7 @@ import httpx
 from sqlalchemy import func, select
 
 from loadtests._bench import (
+    Services,
     cluster_cpu,
     cpu_delta,
     deployments,
@@ -49,6 +51,7 @@ from loadtests._bench import (
 )
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
+from loadtests._floor import floor_processes
 from orchestrator.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
@@ -73,6 +76,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="fast-tier worker processes on the interactive lane (--lane interactive)",
     )
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the least the mandated stack adds (loadtests/_floor.py), with and"
+        " without its database statements (quiet cluster only)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
     return parser.parse_args(argv)
 
@@ -141,8 +150,45 @@ def background(cluster: Cluster, n: int) -> str:
     return cluster.submit_batch([JobRequest.model_validate(j) for j in jobs(n, ["fast"], tag="bg")])
 
 
+def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict[str, float]:
+    """The floor's added latency, with its database statements and without, against a
+    direct phase run just before each."""
+    figures: dict[str, float] = {}
+    for name, with_db in (("floor", True), ("floor_no_db", False)):
+        log_dir = services.workdir / "floor"
+        with floor_processes(
+            database_url=services.database_url,
+            redis_url=services.redis_url,
+            simulator_url=f"{cluster.sim_base}/v1",
+            log_dir=log_dir,
+            with_db=with_db,
+        ) as url:
+            direct = phase(*_direct_args(cluster, args))
+            ours = phase(f"{url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
+        figures[f"{name}_p50_added_ms"] = _added(ours, direct, 0.5)
+        figures[f"{name}_p99_added_ms"] = _added(ours, direct, 0.99)
+    return figures
+
+
+def _direct_args(cluster: Cluster, args: argparse.Namespace) -> tuple[Any, ...]:
+    return (
+        f"{cluster.sim_base}/v1/chat/completions",
+        {**BODY, "model": "bench-fast"},
+        {"Authorization": "Bearer sim-key"},
+        args.rps,
+        args.seconds,
+    )
+
+
+def _added(ours: list[float], direct: list[float], q: float) -> float:
+    return round(percentile(ours, q) - percentile(direct, q), 2)
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.floor and args.background_jobs:
+        print("--floor measures a quiet stack: leave out --background-jobs", file=sys.stderr)
+        return 2
     spec = ClusterSpec(
         deployments=deployments(["fast"]),
         simulator=sim_profile(0.0),
@@ -155,13 +201,7 @@ def main(argv: list[str]) -> int:
     )
     with private_services() as services, running(spec, services) as cluster:
         batch_id = background(cluster, args.background_jobs) if args.background_jobs else None
-        direct_args = (
-            f"{cluster.sim_base}/v1/chat/completions",
-            {**BODY, "model": "bench-fast"},
-            {"Authorization": "Bearer sim-key"},
-            args.rps,
-            args.seconds,
-        )
+        direct_args = _direct_args(cluster, args)
         ours_args = (
             f"{cluster.api_url}/v1/chat/completions",
             {**BODY, "model": "tier:fast"},
@@ -182,6 +222,7 @@ def main(argv: list[str]) -> int:
         cpu = cpu_delta(before, cluster_cpu(cluster, services))
         left = waiting(cluster, batch_id) if batch_id else None
         timed = stages(cluster)
+        floors = floor(cluster, services, args) if args.floor else {}
     result: dict[str, Any] = {
         "benchmark": "overhead",
         "rps": args.rps,
@@ -194,8 +235,9 @@ def main(argv: list[str]) -> int:
         "direct_p99_ms": round(percentile(direct, 0.99), 2),
         "cluster_p50_ms": round(percentile(ours, 0.5), 2),
         "cluster_p99_ms": round(percentile(ours, 0.99), 2),
-        "p50_added_ms": round(percentile(ours, 0.5) - percentile(direct, 0.5), 2),
-        "p99_added_ms": round(percentile(ours, 0.99) - percentile(direct, 0.99), 2),
+        "p50_added_ms": _added(ours, direct, 0.5),
+        "p99_added_ms": _added(ours, direct, 0.99),
+        **floors,
         "cpu_s_cluster_phase": cpu,
         "interactive_stages": timed,
     }

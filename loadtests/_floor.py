@@ -1,0 +1,225 @@
+"""The floor under ``switchyard bench overhead --floor``: the least the mandated stack adds.
+
+What any implementation of DESIGN.md's path must do for one chat completion, and
+nothing else, on the same libraries, services and machine as Switchyard in the
+same run:
+
+    API (FastAPI on uvicorn)   INSERT the job (its prompt) into Postgres
+                               publish its id with Celery (late acks, prefetch 1,
+                               priority lists: Switchyard's delivery settings)
+                               BLPOP its completion event
+    worker (Celery, threads)   claim: UPDATE ... WHERE status = 'queued' RETURNING the prompt
+                               POST it to the simulator (httpx, a kept-alive client a thread)
+                               LPUSH the answer as the completion event
+                               UPDATE the job with its answer (after the event: the most
+                               lenient order, as no reply waits for that write)
+
+Raw psycopg statements on a four-column table; no authentication, routing, rate
+limits, breakers, ledger, metrics or ORM. ``SWITCHYARD_FLOOR_DB=0`` drops the
+database altogether: below the design (Postgres is where a job lives), it shows
+what the web server and the queue alone add.
+
+``floor_processes`` starts one worker and one API process (``python -m celery
+-A loadtests._floor worker``, ``python -m uvicorn loadtests._floor:api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+import redis.asyncio as aioredis
+from celery import Celery
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from loadtests._services import free_port
+from orchestrator.queues import PRIORITY_STEPS
+
+QUEUE = "floor-bench"
+TASK = "floor.run"
+DB_URL = os.environ.get("SWITCHYARD_FLOOR_DATABASE_URL", "")
+REDIS_URL = os.environ.get("SWITCHYARD_FLOOR_REDIS_URL", "redis://127.0.0.1:6379/15")
+SIM_URL = os.environ.get("SWITCHYARD_FLOOR_SIMULATOR_URL", "")
+WITH_DB = os.environ.get("SWITCHYARD_FLOOR_DB", "1") == "1"
+API_CONNECTIONS = 8
+TABLE = (
+    "CREATE TABLE IF NOT EXISTS floor_jobs (id text PRIMARY KEY, status text NOT NULL,"
+    " prompt text NOT NULL, answer text)"
+)
+
+app = Celery("floor", broker=REDIS_URL, set_as_current=False)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"queue_order_strategy": "priority", "priority_steps": PRIORITY_STEPS},
+)
+
+
+def _done_key(job_id: str) -> str:
+    return f"floor:done:{job_id}"
+
+
+class _ThreadState(threading.local):
+    db: psycopg.Connection[Any] | None = None
+    http: httpx.Client | None = None
+
+
+_state = _ThreadState()
+_events = redis.Redis.from_url(REDIS_URL)
+
+
+def _db() -> psycopg.Connection[Any]:
+    if _state.db is None:
+        _state.db = psycopg.connect(DB_URL, autocommit=True)
+    return _state.db
+
+
+@app.task(name=TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+def run(job_id: str, prompt: str | None = None) -> None:
+    """Claim, call, tell, write (the prompt travels only when there is no database)."""
+    if WITH_DB:
+        claim = "UPDATE floor_jobs SET status = 'running' WHERE id = %s AND status = 'queued'"
+        row = _db().execute(f"{claim} RETURNING prompt", (job_id,)).fetchone()
+        if row is None:
+            return
+        prompt = row[0]
+    if _state.http is None:
+        _state.http = httpx.Client(timeout=30)
+    body = {"model": "bench-fast", "messages": [{"role": "user", "content": prompt}]}
+    body["max_tokens"] = 8
+    headers = {"Authorization": "Bearer sim-key"}
+    answer = _state.http.post(f"{SIM_URL}/chat/completions", json=body, headers=headers).content
+    with _events.pipeline(transaction=False) as pipe:
+        pipe.lpush(_done_key(job_id), answer)
+        pipe.expire(_done_key(job_id), 60)
+        pipe.execute()
+    if WITH_DB:
+        write = "UPDATE floor_jobs SET status = 'succeeded', answer = %s WHERE id = %s"
+        _db().execute(f"{write} AND status = 'running'", (answer.decode(), job_id))
+
+
+class _Pool:
+    """A handful of async connections, each lent to one request at a time."""
+
+    def __init__(self) -> None:
+        self.idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
+
+    async def open(self) -> None:
+        for _ in range(API_CONNECTIONS):
+            self.idle.put_nowait(await psycopg.AsyncConnection.connect(DB_URL, autocommit=True))
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        conn = await self.idle.get()
+        try:
+            yield conn
+        finally:
+            self.idle.put_nowait(conn)
+
+
+_pool = _Pool()
+_waiter: aioredis.Redis = aioredis.Redis.from_url(REDIS_URL)
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    if WITH_DB:
+        await _pool.open()
+        async with _pool.connection() as conn:
+            await conn.execute(TABLE)
+    yield
+
+
+api = FastAPI(lifespan=_lifespan)
+
+
+@api.get("/health")
+async def health() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@api.post("/v1/chat/completions")
+async def chat(request: Request) -> Response:
+    prompt = str((await request.json())["messages"][-1]["content"])
+    job_id = secrets.token_hex(12)
+    if WITH_DB:
+        async with _pool.connection() as conn:
+            insert = "INSERT INTO floor_jobs (id, status, prompt) VALUES (%s, 'queued', %s)"
+            await conn.execute(insert, (job_id, prompt))
+        run.apply_async((job_id,), queue=QUEUE, priority=9)
+    else:
+        run.apply_async((job_id, prompt), queue=QUEUE, priority=9)
+    popped = await _waiter.blpop([_done_key(job_id)], timeout=30)
+    if popped is None:
+        return Response(status_code=504)
+    return Response(popped[1], media_type="application/json")
+
+
+@contextmanager
+def floor_processes(
+    *, database_url: str, redis_url: str, simulator_url: str, log_dir: Path, with_db: bool
+) -> Iterator[str]:
+    """A floor worker (32 threads) and API, stopped on exit; the API's base URL."""
+    env = {
+        **os.environ,
+        "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
+        "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
+        "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
+        "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",
+    }
+    port = free_port()
+    worker = [sys.executable, "-m", "celery", "-A", "loadtests._floor", "worker", "-P", "threads"]
+    worker += ["-c", "32", "-Q", QUEUE, "-n", f"floor{port}@%h", "-l", "WARNING"]
+    worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    server = [sys.executable, "-m", "uvicorn", "loadtests._floor:api", "--port", str(port)]
+    server += ["--log-level", "warning"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name, args in (("worker", worker), ("api", server)):
+        log = (log_dir / f"floor-{name}.log").open("wb")
+        procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_up(url, procs)
+        yield url
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_up(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            raise RuntimeError("a floor process exited; see its log in the run's directory")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the floor API at {url} did not come up in {timeout_s:.0f} s")
