@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,11 +175,19 @@ async def chat(request: Request) -> Response:
     return Response(popped[1], media_type="application/json")
 
 
+@dataclass(frozen=True)
+class Floor:
+    """A running floor: its API's base URL and its processes' ids."""
+
+    url: str
+    pids: dict[str, int]
+
+
 @contextmanager
 def floor_processes(
     *, database_url: str, redis_url: str, simulator_url: str, log_dir: Path, with_db: bool
-) -> Iterator[str]:
-    """A floor worker (32 threads) and API, stopped on exit; the API's base URL."""
+) -> Iterator[Floor]:
+    """A floor worker (32 threads) and API, stopped on exit."""
     env = {
         **os.environ,
         "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
@@ -200,7 +209,7 @@ def floor_processes(
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_up(url, procs)
-        yield url
+        yield Floor(url, {"floor-worker": procs[0].pid, "floor-api": procs[1].pid})
     finally:
         for proc in procs:
             proc.terminate()

@@ -24,12 +24,21 @@ anything: a batch that drained early left part of the run unloaded).
 ``interactive_stages`` splits the interactive jobs' time, from their rows:
 ``queued`` from the job's row written to its claim by a worker, ``running`` from
 the claim to the final write (warm-up requests included).
+
+With ``--floor`` (quiet cluster only) two more phases measure the least that the
+mandated stack adds on this machine in this run (``loadtests/_floor.py``): a bare
+FastAPI -> Postgres insert -> Celery -> threads worker (claim, call, event, write)
+path, ``floor_p50_added_ms`` / ``floor_p99_added_ms``; and the same without its
+database, ``floor_no_db_*``. Each runs against a direct phase measured just before
+it. ``*cpu_ms_per_request`` is what a request cost every process (API, workers,
+Postgres, Redis, simulator, this client), warm-up included.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +51,7 @@ from loadtests._bench import (
     Services,
     cluster_cpu,
     cpu_delta,
+    cpu_seconds,
     deployments,
     emit,
     jobs,
@@ -152,22 +162,38 @@ def background(cluster: Cluster, n: int) -> str:
 
 def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict[str, float]:
     """The floor's added latency, with its database statements and without, against a
-    direct phase run just before each."""
+    direct phase run just before each; and the CPU a request of it cost all processes."""
     figures: dict[str, float] = {}
     for name, with_db in (("floor", True), ("floor_no_db", False)):
-        log_dir = services.workdir / "floor"
         with floor_processes(
             database_url=services.database_url,
             redis_url=services.redis_url,
             simulator_url=f"{cluster.sim_base}/v1",
-            log_dir=log_dir,
+            log_dir=services.workdir / "floor",
             with_db=with_db,
-        ) as url:
+        ) as run:
             direct = phase(*_direct_args(cluster, args))
-            ours = phase(f"{url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
+            before = _stack_cpu(cluster, services, run.pids)
+            ours = phase(f"{run.url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
+            used = cpu_delta(before, _stack_cpu(cluster, services, run.pids))
         figures[f"{name}_p50_added_ms"] = _added(ours, direct, 0.5)
         figures[f"{name}_p99_added_ms"] = _added(ours, direct, 0.99)
+        figures[f"{name}_cpu_ms_per_request"] = _per_request(used, args)
     return figures
+
+
+def _stack_cpu(cluster: Cluster, services: Services, pids: dict[str, int]) -> dict[str, float]:
+    """CPU so far of what serves the floor: its processes, the simulator, Postgres, Redis."""
+    roots = dict(pids, postgres=services.postgres_pid, redis=services.redis_pid)
+    simulator = [proc.pid for name, proc in cluster.supervisor.children if name == "simulator"]
+    roots.update(simulator=simulator[0])
+    return {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+
+
+def _per_request(cpu: dict[str, float], args: argparse.Namespace) -> float:
+    """CPU ms a request, over a phase's warm-up and its timed part alike."""
+    sent = int(args.rps * min(args.seconds, 3.0)) + int(args.rps * args.seconds)
+    return round(sum(cpu.values()) * 1000 / sent, 2)
 
 
 def _direct_args(cluster: Cluster, args: argparse.Namespace) -> tuple[Any, ...]:
@@ -239,6 +265,7 @@ def main(argv: list[str]) -> int:
         "p99_added_ms": _added(ours, direct, 0.99),
         **floors,
         "cpu_s_cluster_phase": cpu,
+        "cpu_ms_per_request": _per_request(cpu, args),
         "interactive_stages": timed,
     }
     if left is not None:

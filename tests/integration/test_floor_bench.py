@@ -29,8 +29,8 @@ def test_the_floor_answers_through_its_worker(
         simulator_url=cluster.settings.simulator_url,
         log_dir=tmp_path,
         with_db=with_db,
-    ) as url:
-        response = httpx.post(f"{url}/v1/chat/completions", json=BODY, timeout=30)
+    ) as floor:
+        response = httpx.post(f"{floor.url}/v1/chat/completions", json=BODY, timeout=30)
     assert response.status_code == 200, response.text
     completion = ChatCompletion.model_validate(response.json())  # the simulator's, relayed
     assert completion.choices[0].message.content
