@@ -174,10 +174,10 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
         ) as run:
             direct = phase(*_direct_args(cluster, args))
             before = _stack_cpu(cluster, services, run.pids)
-            ours = phase(f"{run.url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
+            floored = phase(f"{run.url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
             used = cpu_delta(before, _stack_cpu(cluster, services, run.pids))
-        figures[f"{name}_p50_added_ms"] = _added(ours, direct, 0.5)
-        figures[f"{name}_p99_added_ms"] = _added(ours, direct, 0.99)
+        figures[f"{name}_p50_added_ms"] = _added(floored, direct, 0.5)
+        figures[f"{name}_p99_added_ms"] = _added(floored, direct, 0.99)
         figures[f"{name}_cpu_ms_per_request"] = _per_request(used, args)
     return figures
 
