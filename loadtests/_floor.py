@@ -5,8 +5,8 @@ nothing else, on the same libraries, services and machine as Switchyard in the
 same run:
 
     API (FastAPI on uvicorn)   INSERT the job (its prompt) into Postgres
-                               publish its id with Celery (late acks, prefetch 1,
-                               priority lists: Switchyard's delivery settings)
+                               publish its id with Celery (``make_celery``: Switchyard's
+                               app, transport and delivery settings)
                                BLPOP its completion event
     worker (Celery, threads)   claim: UPDATE ... WHERE status = 'queued' RETURNING the prompt
                                POST it to the simulator (httpx, a kept-alive client a thread)
@@ -42,15 +42,17 @@ import httpx
 import psycopg
 import redis
 import redis.asyncio as aioredis
-from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from loadtests._services import free_port
-from orchestrator.queues import PRIORITY_STEPS
+from loadtests._services import free_port, stop_all
+from orchestrator.config import Settings
+from orchestrator.queues import PRIORITY_VALUE, make_celery
+from orchestrator.schemas import Priority
 
-QUEUE = "floor-bench"
+QUEUE = os.environ.get("SWITCHYARD_FLOOR_QUEUE", "floor-bench")  # one per floor run
 TASK = "floor.run"
+INTERACTIVE = PRIORITY_VALUE[Priority.INTERACTIVE]  # the top step, as a chat completion rides
 DB_URL = os.environ.get("SWITCHYARD_FLOOR_DATABASE_URL", "")
 REDIS_URL = os.environ.get("SWITCHYARD_FLOOR_REDIS_URL", "redis://127.0.0.1:6379/15")
 SIM_URL = os.environ.get("SWITCHYARD_FLOOR_SIMULATOR_URL", "")
@@ -61,18 +63,8 @@ TABLE = (
     " prompt text NOT NULL, answer text)"
 )
 
-app = Celery("floor", broker=REDIS_URL, set_as_current=False)
-app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    worker_hijack_root_logger=False,
-    broker_connection_retry_on_startup=True,
-    broker_transport_options={"queue_order_strategy": "priority", "priority_steps": PRIORITY_STEPS},
-)
+# Switchyard's own Celery app and delivery settings, on the floor's broker and queue
+app = make_celery(Settings(redis_url=REDIS_URL, redis_key_prefix=""))
 
 
 def _done_key(job_id: str) -> str:
@@ -166,9 +158,9 @@ async def chat(request: Request) -> Response:
         async with _pool.connection() as conn:
             insert = "INSERT INTO floor_jobs (id, status, prompt) VALUES (%s, 'queued', %s)"
             await conn.execute(insert, (job_id, prompt))
-        run.apply_async((job_id,), queue=QUEUE, priority=9)
+        run.apply_async((job_id,), queue=QUEUE, priority=INTERACTIVE)
     else:
-        run.apply_async((job_id, prompt), queue=QUEUE, priority=9)
+        run.apply_async((job_id, prompt), queue=QUEUE, priority=INTERACTIVE)
     popped = await _waiter.blpop([_done_key(job_id)], timeout=30)
     if popped is None:
         return Response(status_code=504)
@@ -196,8 +188,9 @@ def floor_processes(
         "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",
     }
     port = free_port()
+    env["SWITCHYARD_FLOOR_QUEUE"] = queue = f"floor-bench-{port}"
     worker = [sys.executable, "-m", "celery", "-A", "loadtests._floor", "worker", "-P", "threads"]
-    worker += ["-c", "32", "-Q", QUEUE, "-n", f"floor{port}@%h", "-l", "WARNING"]
+    worker += ["-c", "32", "-Q", queue, "-n", f"floor{port}@%h", "-l", "WARNING"]
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     server = [sys.executable, "-m", "uvicorn", "loadtests._floor:api", "--port", str(port)]
     server += ["--log-level", "warning"]
@@ -211,13 +204,7 @@ def floor_processes(
         _wait_up(url, procs)
         yield Floor(url, {"floor-worker": procs[0].pid, "floor-api": procs[1].pid})
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def _wait_up(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from loadtests._services import stop_all
 from orchestrator.queues import PRIORITY_STEPS
 
 QUEUE = "raw-bench"
@@ -88,13 +89,7 @@ def raw_workers(
     try:
         yield procs
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def publish_noops(celery: Celery, n: int, *, batched: bool) -> float:
