@@ -8,7 +8,8 @@ interpreter in ``switchyard bench latency`` (py-spy ``--gil``), for task
 events, acks and publishes. The client is only a handle on the channel's
 connection pool and redis-py clients are safe to share between threads, so this
 channel keeps one and hands it out again; a new pool (after a reconnect) gets a
-new client.
+new client. A channel whose connection Celery has collected (a broker outage)
+answers a connection error, not kombu's ``AttributeError``, when a client is wanted.
 
 The transport option ``consume_priority_steps`` (a worker's lane) narrows the
 priority steps a channel fetches from: ``[0]`` fetches only the top step's list,
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 NAME = "orchestrator.broker_transport:Transport"  # Celery's ``broker_transport``
@@ -38,6 +40,13 @@ class Channel(kombu_redis.Channel):
     )
 
     def _create_client(self, asynchronous: bool = False) -> Any:
+        if self.connection.client is None:
+            # The connection was collected (Celery's consumer does so on losing the
+            # broker, then closes it; closing gives back unacknowledged messages). A
+            # new pool would be built from the forgotten address and raise
+            # AttributeError, which stopped the worker instead of reconnecting; a
+            # connection error is what kombu ignores while closing.
+            raise redis.exceptions.ConnectionError("the broker connection was closed")
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
         client = self._shared_client
