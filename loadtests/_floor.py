@@ -20,7 +20,8 @@ database altogether: below the design (Postgres is where a job lives), it shows
 what the web server and the queue alone add.
 
 ``floor_processes`` starts one worker and one API process (``python -m celery
--A loadtests._floor worker``, ``python -m uvicorn loadtests._floor:api``).
+-A loadtests._floor worker``, ``python -m uvicorn loadtests._floor:api``) under the
+``switchyard up`` supervisor (``orchestrator.launcher``).
 """
 
 from __future__ import annotations
@@ -28,10 +29,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -45,8 +44,9 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from loadtests._services import free_port, stop_all
+from loadtests._services import free_port
 from orchestrator.config import Settings
+from orchestrator.launcher import Supervisor
 from orchestrator.queues import PRIORITY_VALUE, make_celery
 from orchestrator.schemas import Priority
 
@@ -181,7 +181,6 @@ def floor_processes(
 ) -> Iterator[Floor]:
     """A floor worker (32 threads) and API, stopped on exit."""
     env = {
-        **os.environ,
         "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
         "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
         "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
@@ -194,28 +193,12 @@ def floor_processes(
     worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     server = [sys.executable, "-m", "uvicorn", "loadtests._floor:api", "--port", str(port)]
     server += ["--log-level", "warning"]
-    log_dir.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for name, args in (("worker", worker), ("api", server)):
-        log = (log_dir / f"floor-{name}.log").open("wb")
-        procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
+    supervisor = Supervisor(env=env, log_dir=log_dir)
     try:
+        pids = {"floor-worker": supervisor.run("floor-worker", *worker).pid}
+        pids["floor-api"] = supervisor.run("floor-api", *server).pid
         url = f"http://127.0.0.1:{port}"
-        _wait_up(url, procs)
-        yield Floor(url, {"floor-worker": procs[0].pid, "floor-api": procs[1].pid})
+        supervisor.wait_http(f"{url}/health", timeout_s=30.0)
+        yield Floor(url, pids)
     finally:
-        stop_all(procs)
-
-
-def _wait_up(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if any(proc.poll() is not None for proc in procs):
-            raise RuntimeError("a floor process exited; see its log in the run's directory")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"the floor API at {url} did not come up in {timeout_s:.0f} s")
+        supervisor.stop()

@@ -23,7 +23,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from loadtests._services import stop_all
+from orchestrator.launcher import Supervisor
 from orchestrator.queues import PRIORITY_STEPS
 
 QUEUE = "raw-bench"
@@ -76,20 +76,18 @@ def raw_workers(
     ``like``: with Switchyard's delivery settings (late acks, prefetch 1, task
     events, priority lists) instead of Celery's defaults.
     """
-    env = {**os.environ, "SWITCHYARD_BENCH_BROKER": broker_url}
-    env["SWITCHYARD_BENCH_RAW_LIKE"] = "1" if like else "0"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    env = {"SWITCHYARD_BENCH_BROKER": broker_url, "SWITCHYARD_BENCH_RAW_LIKE": "1" if like else "0"}
+    supervisor = Supervisor(env=env, log_dir=log_dir)
     procs = []
     for i in range(processes):
         args = [sys.executable, "-m", "celery", "-A", "loadtests._raw", "worker", "-P"]
         args += ["threads", "-c", str(threads), "-Q", QUEUE, "-n", f"raw{i}@%h", "-l", "WARNING"]
         args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-        log = (log_dir / f"raw-{i}.log").open("wb")
-        procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(supervisor.run(f"raw-{i}", *args))
     try:
         yield procs
     finally:
-        stop_all(procs)
+        supervisor.stop()
 
 
 def publish_noops(celery: Celery, n: int, *, batched: bool) -> float:

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -28,17 +28,6 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.embedded import redis_answers, redis_server_binary
 from orchestrator.store.db import dispose_engines
-
-
-def stop_all(procs: Sequence[subprocess.Popen[bytes]], timeout_s: float = 15.0) -> None:
-    """Ask every process to stop, then wait for each; kill one that does not."""
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def free_port() -> int:

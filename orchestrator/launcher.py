@@ -40,10 +40,14 @@ class Supervisor:
 
     def spawn(self, name: str, *cli_args: str) -> subprocess.Popen[bytes]:
         """Run ``switchyard <cli_args>`` as a child, logging to ``<log_dir>/<name>.log``."""
+        return self.run(name, sys.executable, "-m", "orchestrator.cli", *cli_args)
+
+    def run(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+        """Run any command as a child, as ``spawn`` does (the benchmarks' other processes)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", *cli_args],
+            list(argv),
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
