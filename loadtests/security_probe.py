@@ -91,7 +91,8 @@ def _schema_bodies(ref_url: str) -> dict[str, dict[str, Any]]:
         return {"prompt": "Give me a JSON object.", "response_format": rf}
 
     def steps(schema: dict[str, Any]) -> dict[str, Any]:
-        return {"steps": [{"prompt": "hi"}, {"prompt": "again {input}", "json_schema": schema}]}
+        return {"prompt": "hi", "steps": [{"prompt": "{input}"},
+                                          {"prompt": "again {input}", "json_schema": schema}]}
 
     remote = {"$ref": f"{ref_url}/x.json"}
     return {
@@ -130,21 +131,18 @@ def probe_schemas(api: httpx.Client) -> dict[str, Any]:
 def probe_bodies(api: httpx.Client, admin: httpx.Client | None) -> dict[str, Any]:
     """Deep nesting, huge integers, non-finite budgets: 4xx, never 5xx or a reset."""
     ndjson = {"Content-Type": "application/x-ndjson"}
-    deep_tool: dict[str, Any] = {"type": "object", "properties": {}}
-    node = deep_tool
-    for _ in range(1000):
-        child: dict[str, Any] = {"type": "object", "properties": {}}
-        node["properties"]["a"] = child
-        node = child
-    tool = {"type": "function", "function": {"name": "f", "parameters": deep_tool}}
+    deep = '{"type": "object", "properties": {"a": ' * 1000 + "{}" + "}}" * 1000
+    tool_body = ('{"prompt": "hi", "tools": [{"type": "function", "function": '
+                 '{"name": "f", "parameters": ' + deep + "}}]}")
+    json_type = {"Content-Type": "application/json"}
     codes: dict[str, int | str] = {
         "batch_nested_5000": _status(lambda: api.post(
-            "/v1/batches", content=_nested(5000), headers={"Content-Type": "application/json"})),
+            "/v1/batches", content=_nested(5000), headers=json_type)),
         "batch_line_huge_int": _status(lambda: api.post(
             "/v1/batches", content='{"prompt": "hi", "max_tokens": ' + "9" * 5000 + "}\n",
             headers=ndjson)),
         "job_tool_nested_1000": _status(lambda: api.post(
-            "/v1/jobs", json={"prompt": "hi", "tools": [tool]})),
+            "/v1/jobs", content=tool_body, headers=json_type)),
     }
     if admin is not None:
         codes["budget_infinity"] = _status(lambda: admin.put(
@@ -155,7 +153,9 @@ def probe_bodies(api: httpx.Client, admin: httpx.Client | None) -> dict[str, Any
 
 def probe_stall(api: httpx.Client, base: str, steps: int) -> dict[str, Any]:
     """A body of many pipeline steps: 4xx, while /healthz keeps answering fast."""
-    body = json.dumps({"steps": [{"prompt": f"step {i} {{input}}"} for i in range(steps)]})
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    body = json.dumps({"prompt": "hi", "steps": [
+        {"prompt": f"step {i} {{input}}", "json_schema": schema} for i in range(steps)]})
     result: dict[str, Any] = {}
 
     def send() -> None:
@@ -202,10 +202,12 @@ def probe_budget(base: str, admin: httpx.Client, rounds: int) -> dict[str, Any]:
     accepted: list[str] = []
     with httpx.Client(base_url=base, timeout=30.0,
                       headers={"Authorization": f"Bearer {key}"}) as api:
+        text = "Rivers shape valleys, carry silt and feed deltas. " * 20
         pipelines = [
-            {"steps": [{"prompt": "Write a long essay on rivers.", "max_tokens": 4000},
-                       {"prompt": "{input} " * 200, "max_tokens": 4000}]},
-            {"steps": [{"prompt": "Summarise: " + "word " * 2000, "max_tokens": 8000}]},
+            {"prompt": text, "steps": [{"prompt": "Summarise: {input}", "max_tokens": 2000},
+                                       {"prompt": "{input} " * 200, "max_tokens": 4000}]},
+            {"prompt": text, "steps": [{"prompt": "{input} " * 50, "tier": "reasoning"},
+                                       {"prompt": "{steps.step0.output} " * 100}]},
             {"prompt": "Write a long story.", "max_tokens": 16000},
         ]
         for _ in range(rounds):
