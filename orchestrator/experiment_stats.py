@@ -2,7 +2,11 @@
 
 Pure functions over plain numbers (no database), so every figure is unit-tested:
 
-    success_rate, fallback_rate, cost_per_job_micro_usd, quality
+    success_rate, fallback_rate (0/1 outcomes)
+        rate with a Wilson interval; arm minus control with Newcombe's interval and
+        Fisher's exact test at small counts, a two-proportion z-test above
+        (``experiment_rates``)
+    cost_per_job_micro_usd, quality
         mean with a Student-t interval; arm minus control by Welch's t-test
         (unequal variances, Welch-Satterthwaite degrees of freedom)
     latency_p50_ms, latency_p95_ms
@@ -21,11 +25,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from orchestrator.experiment_rates import compare_rates, wilson
+
 ALPHA = 0.05
 RESAMPLES = 1000
 SEED = 11
-MEAN_METRICS = ("success_rate", "fallback_rate", "cost_per_job_micro_usd", "quality")
-UNIT_RANGE_METRICS = ("success_rate", "fallback_rate", "quality")
+RATE_METRICS = ("success_rate", "fallback_rate")
+MEAN_METRICS = ("cost_per_job_micro_usd", "quality")
 PERCENTILE_METRICS = {"latency_p50_ms": 50.0, "latency_p95_ms": 95.0}
 
 
@@ -226,6 +232,26 @@ def arm_samples(outcomes: Sequence[JobOutcome], scores: Sequence[float]) -> dict
     }
 
 
+def rate_interval(values: Sequence[float]) -> Estimate:
+    """A rate of 0/1 outcomes with its Wilson 95% interval."""
+    if not values:
+        return Estimate(None, None, None, 0)
+    hits = sum(1 for v in values if v)
+    low, high = wilson(hits, len(values))
+    return Estimate(hits / len(values), low, high, len(values))
+
+
+def rate_difference(control: Sequence[float], arm: Sequence[float]) -> Difference:
+    """rate(arm) - rate(control): Newcombe's interval, exact (or z) p-value, verdict."""
+    if not control or not arm:
+        return Difference(None, None, None, None, False)
+    found = compare_rates(
+        (sum(1 for v in control if v), len(control)), (sum(1 for v in arm if v), len(arm))
+    )
+    diff, low, high, p = found
+    return Difference(diff, low, high, p, p < ALPHA)
+
+
 def bounded(found: Estimate, low: float = 0.0, high: float = 1.0) -> Estimate:
     """An interval clipped to the range its figure can take (rates and scores: [0, 1])."""
     if found.low is None or found.high is None:
@@ -235,9 +261,9 @@ def bounded(found: Estimate, low: float = 0.0, high: float = 1.0) -> Estimate:
 
 def figures(samples: dict[str, list[float]], latency: Resampled) -> dict[str, Estimate]:
     """Every figure of one arm with its interval."""
-    out = {m: mean_interval(samples[m]) for m in MEAN_METRICS}
-    for metric in UNIT_RANGE_METRICS:
-        out[metric] = bounded(out[metric])
+    out = {m: rate_interval(samples[m]) for m in RATE_METRICS}
+    out.update({m: mean_interval(samples[m]) for m in MEAN_METRICS})
+    out["quality"] = bounded(out["quality"])
     for metric, q in PERCENTILE_METRICS.items():
         out[metric] = percentile_estimate(latency, q)
     return out
@@ -249,7 +275,8 @@ def compare(
     latency: tuple[Resampled, Resampled],
 ) -> dict[str, Difference]:
     """Every figure of an arm minus control's, tested (``latency``: control's, the arm's)."""
-    out = {m: welch(control[m], arm[m]) for m in MEAN_METRICS}
+    out = {m: rate_difference(control[m], arm[m]) for m in RATE_METRICS}
+    out.update({m: welch(control[m], arm[m]) for m in MEAN_METRICS})
     for metric, q in PERCENTILE_METRICS.items():
         out[metric] = percentile_difference(latency[0], latency[1], q)
     return out
