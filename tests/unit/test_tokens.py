@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from orchestrator.schemas import ImagePart, ImageURL, Message, TextPart
 from orchestrator.tokens import (
     IMAGE_TOKENS_HIGH,
@@ -51,3 +56,21 @@ def test_images_cost_a_fixed_amount_by_detail() -> None:
 def test_no_messages_is_zero() -> None:
     """Given an empty conversation, the estimate is zero."""
     assert estimate_request_tokens([]) == 0
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "tokens" / "cl100k_counts.json"
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(FIXTURES.read_text())["texts"]))
+def test_estimates_hold_for_every_script_against_a_published_tokenizer(name: str) -> None:
+    # Given a text and its token count under OpenAI's cl100k_base (recorded as a fixture)
+    case = json.loads(FIXTURES.read_text())["texts"][name]
+    # When we estimate it offline
+    found = estimate_tokens(case["text"])
+    # Then the estimate is within -20%/+50% of the real count (chars / 4 was -75% for CJK)
+    assert 0.8 * case["tokens"] <= found <= 1.5 * case["tokens"], (name, found, case["tokens"])
+
+
+def test_cjk_counts_about_one_token_a_character() -> None:
+    assert estimate_tokens("你好世界" * 100) == 400
+    assert estimate_tokens("x" * 400) == 100
