@@ -4,7 +4,8 @@ Order: embedded Redis (unless ``SWITCHYARD_REDIS_URL`` is set), database
 migration and a tenant key, then the simulator, the API, one worker per tier
 and one on the interactive lane of every tier (each serving Prometheus metrics
 on its own port), the reconciler, the webhook notifier and Flower. Ctrl-C (or
-the end of ``--demo``) stops them all.
+the end of ``--demo``) stops them in order: the API, then the workers and daemons
+(running jobs finish or go back to the queue), then the simulator, then Redis.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from orchestrator.embedded import start_redis
 from orchestrator.launcher import Supervisor
 from orchestrator.store.db import get_engine
 from orchestrator.tiers import ALL_TIERS
+
+# Stop order (Supervisor.stop): the highest layer first; workers and daemons take the default.
+LAYER_API = 3
+LAYER_SIMULATOR = 0
+LAYER_REDIS = -1
 
 
 def run_cluster(
@@ -51,7 +57,7 @@ def run_cluster(
     try:
         if settings.embedded_redis:
             redis_proc = start_redis(settings.embedded_redis_port, state / "redis")
-            supervisor.adopt("redis", redis_proc)
+            supervisor.adopt("redis", redis_proc, layer=LAYER_REDIS)
             console.print(f"redis      embedded on 127.0.0.1:{settings.embedded_redis_port}")
         prepare_database(settings.effective_database_url)
         api_key = ensure_tenant_key(
@@ -60,8 +66,10 @@ def run_cluster(
             api_key=settings.bootstrap_api_key,
         )
         console.print(f"database   {_redact(settings.effective_database_url)} (migrated)")
-        supervisor.spawn("simulator", "simulator", "--port", str(sim_port))
-        supervisor.spawn("api", "api", "--port", str(api_port), "--host", settings.api_host)
+        supervisor.spawn("simulator", "simulator", "--port", str(sim_port), layer=LAYER_SIMULATOR)
+        supervisor.spawn(
+            "api", "api", "--port", str(api_port), "--host", settings.api_host, layer=LAYER_API
+        )
         base = settings.worker_metrics_base_port
         for i, tier in enumerate(ALL_TIERS):
             metrics = ("--metrics-port", str(base + i)) if base else ()
