@@ -6,7 +6,8 @@ zero-cost ledger row (``cache_hit``), written in a single transaction of three
 inserts, with no queue, worker or provider involved; for chat completions the
 rows are written behind the answer (``orchestrator.hit_writer``). The job keeps the
 deployment that made the answer, so ``GET /v1/jobs/{id}`` says where it came
-from.
+from. A hit's ``callback_url`` is checked as admission checks a miss's: the job
+it makes is notified like any other.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from orchestrator.schemas import JobRequest, JobStatus, Priority
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, Tenant, new_id, utcnow
 from orchestrator.store.tenants import Caller
+from orchestrator.webhooks import check_callback_url
 
 TENANT_MODE_S = 5.0
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
@@ -143,6 +145,8 @@ class CacheFront:
         RESPONSE_CACHE.labels("api", "hit" if entry else "miss").inc()
         if entry is None:
             return request, None
+        if request.callback_url is not None:  # resolves a host name: off the event loop
+            await run_in_threadpool(self.check_callback, request)
         return request, self._hit(tenant_id, request, entry, behind=True)
 
     def answer_job(
@@ -159,7 +163,15 @@ class CacheFront:
         RESPONSE_CACHE.labels("api", "hit" if entry else "miss").inc()
         if entry is None:
             return None
+        self.check_callback(request)
         return self._hit(tenant_id, request, entry, behind=behind)
+
+    def check_callback(self, request: JobRequest) -> None:
+        """Refuse a hit's ``callback_url`` as admission refuses a miss's (a 422)."""
+        if request.callback_url is not None:
+            check_callback_url(
+                request.callback_url, allow_private=self.settings.webhook_allow_private
+            )
 
     def _hit(
         self, tenant_id: str, request: JobRequest, entry: CachedAnswer, *, behind: bool

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     tenant_rate_limit_rpm: int = Field(default=6000, ge=0)
     tenant_rate_limit_burst: int = Field(default=1000, ge=1)
     chat_timeout_s: float = Field(default=600.0, gt=0)
-    # Completion webhooks: private and loopback targets are refused unless allowed.
+    # Completion webhooks: addresses that are not global are refused unless allowed;
+    # webhook_timeout_s bounds each try as a whole (connect, send, answer).
     webhook_allow_private: bool = False
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)

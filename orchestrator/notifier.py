@@ -4,10 +4,12 @@ Each pass: (1) every final job with a ``callback_url`` and every finished batch
 with one gets an outbox row (``webhook_deliveries``), written in the same
 transaction that marks it notified, so whatever ended it (a worker, a cancel,
 the reconciler's expiry) it is notified exactly once; (2) due deliveries are
-POSTed, signed with the tenant's secret (``orchestrator.webhooks``); a failure
-is retried with exponential backoff up to ``webhook_max_attempts`` times. The
-target host is resolved again before every try and the request pinned to the
-address checked, so a name that now points inside the network is refused.
+POSTed, signed with the tenant's secret (``orchestrator.webhooks``), each try
+within a total deadline of ``webhook_timeout_s`` and reading at most 64 KiB of
+the answer (``orchestrator.webhook_post``); a failure is retried with exponential
+backoff up to ``webhook_max_attempts`` times. The target host is resolved again
+before every try and the request pinned to the address checked, so a name that
+now points inside the network is refused.
 Several notifiers may run: rows are claimed by compare-and-set.
 """
 
@@ -30,6 +32,7 @@ from orchestrator.errors import ValidationFailed
 from orchestrator.store import outbox, repo, tenants
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import utcnow
+from orchestrator.webhook_post import bounded_post, webhook_client
 from orchestrator.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -149,24 +152,16 @@ class Notifier:
             url, headers["Host"] = target.url, target.host_header
             if target.sni_hostname:
                 extensions["sni_hostname"] = target.sni_hostname
-        try:
-            request = self.http.build_request(
-                "POST",
-                url,
-                content=body,
-                headers=headers,
-                timeout=self.settings.webhook_timeout_s,
-                extensions=extensions,
-            )
-            response = self.http.send(request)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"[:500]
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}"
+        return bounded_post(
+            self.http,
+            url,
+            body=body,
+            headers=headers,
+            extensions=extensions,
+            timeout_s=self.settings.webhook_timeout_s,
+        )
 
 
 def build_notifier(settings: Settings) -> Notifier:
     engine = get_engine(settings.effective_database_url, pool_size=4)
-    http = httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout_s)
-    return Notifier(settings, engine, http)
+    return Notifier(settings, engine, webhook_client(settings.webhook_timeout_s))

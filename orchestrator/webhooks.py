@@ -10,8 +10,11 @@ and prove who sent it:
 
 The secret is per tenant (``GET /v1/webhooks/secret``). Receivers check the
 signature with ``verify_signature`` and refuse old timestamps (replays).
-Private, loopback, link-local and reserved addresses are refused at submission
-and again before each send, unless ``SWITCHYARD_WEBHOOK_ALLOW_PRIVATE`` is set.
+Every address that is not globally routable (``ipaddress``'s ``is_global``:
+private, loopback, link-local, shared 100.64.0.0/10 where cloud metadata services
+live, reserved, multicast) is refused at submission and again before each send,
+unless ``SWITCHYARD_WEBHOOK_ALLOW_PRIVATE`` is set; so is an IPv6 address that
+carries such an IPv4 address inside it (IPv4-mapped, 6to4, Teredo, NAT64).
 
 At send time the host is resolved again (a name that was public when the job was
 submitted may point inside the network now), and the request is pinned to the
@@ -49,15 +52,42 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+# IPv6 ranges some Python versions still call global, none of which a webhook
+# receiver lives in: NAT64's local-use prefix, documentation, SRv6 segment ids.
+_NOT_GLOBAL_V6 = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "3fff::/20", "5f00::/16", "fec0::/10")
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_v4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, 6to4, Teredo."""
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
 def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
+    """True unless ``address`` is a global unicast address (and so is any IPv4 inside it)."""
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64:
+        # a DNS64 resolver's answer for an IPv4-only host: judged by that host
+        return _private(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if (
+        not address.is_global
+        or address.is_private
         or address.is_reserved
         or address.is_multicast
+        or address.is_link_local
+        or address.is_loopback
         or address.is_unspecified
-    )
+    ):
+        return True
+    if isinstance(address, ipaddress.IPv4Address):
+        return False
+    if address.is_site_local or any(address in net for net in _NOT_GLOBAL_V6):
+        return True
+    return any(_private(inner) for inner in _embedded_v4(address))
 
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -129,17 +159,22 @@ def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
 def verify_signature(
     secret: str, body: bytes, header: str, *, tolerance_s: float = 300.0, now: float | None = None
 ) -> bool:
-    """True if ``header`` signs ``body`` with ``secret`` and is at most ``tolerance_s`` old."""
+    """True if ``header`` signs ``body`` with ``secret`` and is at most ``tolerance_s`` old.
+
+    Anything malformed (a missing field, a non-numeric time, non-ASCII text in the
+    header) is False, never an exception.
+    """
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     try:
         stamp = int(fields["t"])
-    except (KeyError, ValueError):
+        signature = fields.get("v1", "").encode("ascii")
+    except (KeyError, ValueError):  # UnicodeEncodeError is a ValueError
         return False
     current = time.time() if now is None else now
     if abs(current - stamp) > tolerance_s:
         return False
     expected = sign(secret, body, timestamp=stamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, fields.get("v1", ""))
+    return hmac.compare_digest(expected.encode("ascii"), signature)
 
 
 def backoff_s(attempts: int, *, cap_s: float = 3600.0) -> float:
