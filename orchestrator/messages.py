@@ -12,7 +12,9 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.json_schemas import check_schema
 
 
 class CacheControl(BaseModel):
@@ -134,6 +136,13 @@ class JSONSchemaFormat(BaseModel):
     description: str | None = None
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _bounded_local_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Small, self-contained, acyclic and valid, or refused (``orchestrator.json_schemas``)."""
+        check_schema(value)
+        return value
 
 
 class ResponseFormat(BaseModel):

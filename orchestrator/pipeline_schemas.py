@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.json_schemas import check_schema
 from orchestrator.tiers import Tier
 
 Strategy = Literal["single", "cascade"]
@@ -57,22 +58,12 @@ class StepSpec(BaseModel):
     @classmethod
     def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            check_json_schema(value)
+            check_schema(value)  # small, self-contained, acyclic, valid: orchestrator.json_schemas
         return value
 
     def references(self) -> list[str]:
         """The earlier steps this step's prompt reads, by name."""
         return [m.group(2) for m in PLACEHOLDER.finditer(self.prompt) if m.group(2)]
-
-
-def check_json_schema(schema: dict[str, Any]) -> None:
-    """Refuse a JSON Schema that is itself invalid (ValueError names the problem)."""
-    from jsonschema import exceptions, validators
-
-    try:
-        validators.validator_for(schema).check_schema(schema)
-    except exceptions.SchemaError as exc:
-        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
 
 
 def step_names(steps: Sequence[StepSpec]) -> list[str]:

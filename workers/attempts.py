@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.catalog import Catalog, Deployment
 from orchestrator.schemas import Completion, JobRequest
 from orchestrator.store.models import Job, utcnow
@@ -93,8 +95,15 @@ class AttemptLoop:
     review: Reviewer = _accept
 
     def run(self) -> Verdict:
-        """Run the plan; the verdict carries the progress to keep for the next delivery."""
-        request = JobRequest.model_validate(self.job.request)
+        """Run the plan; the verdict carries the progress to keep for the next delivery.
+
+        A stored request that is no longer valid (its schema stored before admission
+        refused such schemas) fails the job before any call: it would fail every time.
+        """
+        try:
+            request = JobRequest.model_validate(self.job.request)
+        except ValidationError as exc:
+            return Verdict(Ending.FAILED, f"the stored request is not valid: {_first(exc)}")
         progress = Progress.from_json(self.job.progress)
         verdict = self._plan(request, progress)
         return replace(verdict, progress=progress.to_json())
@@ -188,6 +197,12 @@ class AttemptLoop:
             except GuardSignal as signal:
                 decided = decided or signal
         return decided or FailJob(str(error))
+
+
+def _first(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "request"
+    return f"{where}: {first['msg']}"[:500]
 
 
 def _aware(value: datetime) -> datetime:

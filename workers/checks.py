@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.json_schemas import NO_FETCH
 from orchestrator.schemas import Completion, JobRequest, Message
 from workers.guards.base import Call, Guard, RetryAfter, SkipDeployment
 
@@ -91,10 +92,15 @@ class SchemaCheck:
 
 
 def first_schema_error(schema: dict[str, Any], value: Any) -> str | None:
-    """The most relevant validation error of ``value`` against ``schema``, or None."""
+    """The most relevant validation error of ``value`` against ``schema``, or None.
+
+    References resolve inside the schema only (``json_schemas.NO_FETCH``): admission
+    refuses any other, and a schema stored before it did is unresolvable here, never
+    fetched (jsonschema's default would GET it, redirects and ``file://`` included).
+    """
     from jsonschema import exceptions, validators
 
-    validator = validators.validator_for(schema)(schema)
+    validator = validators.validator_for(schema)(schema, registry=NO_FETCH)
     error = exceptions.best_match(validator.iter_errors(value))
     if error is None:
         return None

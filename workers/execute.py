@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session
 from orchestrator.catalog import Catalog, Deployment
 from orchestrator.combiner import Combiner, is_alone
 from orchestrator.config import Settings
-from orchestrator.cost import cost_micro_usd
 from orchestrator.events import ANSWER_FIELDS, answer_event
 from orchestrator.queues import QueuedJob
 from orchestrator.schemas import Completion, JobRequest, JobStatus
@@ -49,6 +48,13 @@ from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
 from workers.guards import Call, Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
+from workers.paid import (
+    PaidCalls,
+    answer_columns,
+    answer_record,
+    fail_answered,
+    failure_reason,
+)
 from workers.providers import ProviderError, adapter_for
 from workers.steps import PipelineHook
 from workers.streaming import StreamRelay
@@ -132,22 +138,31 @@ class Runtime:
             self.pipeline.publish(queued)
             return Outcome.DEFERRED
         with self.keeper.hold(job.id) as held:
+            paid = PaidCalls(lambda d, r: self._call(d, r, job_id=job.id))
             loop = AttemptLoop(
                 job=job,
                 catalog=self.catalog,
                 guards=[self.gate, *self.guards],
-                call_provider=lambda d, r: self._call(d, r, job_id=job.id),
+                call_provider=paid,
                 record_failure=lambda d, e, ms, p: self._record_failure(job, owner, d, e, ms, p),
                 held=held,
                 review=lambda c, done, ms: self.gate.review(
-                    c, done, lambda p: self._record_rejected(job, owner, c, done, ms, p)
+                    c, done, lambda p: self._record_rejected(job, owner, c, done, ms, p, paid)
                 ),
             )
-            return self._conclude(job, owner, loop.run())
+            try:
+                return self._conclude(job, owner, loop.run(), paid)
+            except (OperationalError, InterfaceError):
+                raise  # the database stayed away: nothing can be written, the lease runs out
+            except Exception as exc:
+                if not paid.answered:
+                    raise
+                log.exception("job %s: processing a paid answer failed; the job fails", job.id)
+                return self._fail_answered(job, owner, paid, failure_reason(exc))
 
-    def _conclude(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+    def _conclude(self, job: Job, owner: str, verdict: Verdict, paid: PaidCalls) -> Outcome:
         if verdict.ending is Ending.SUCCEEDED:
-            return self._succeed(job, owner, verdict)
+            return self._succeed(job, owner, verdict, paid)
         if verdict.ending is Ending.FAILED:
             values = {"status": JobStatus.FAILED.value, "error": verdict.error}
             return self._finish(job, owner, Outcome.FAILED, values)
@@ -195,24 +210,19 @@ class Runtime:
         completion: Completion,
         latency_ms: int,
         problem: Problem,
+        paid: PaidCalls,
     ) -> None:
         """An answer that failed a check: billed, so an attempt and its ledger row."""
-        dep, usage = call.deployment, completion.usage
-        record = repo.AttemptRecord(
-            deployment=dep.name,
-            provider=dep.provider,
-            model=dep.model,
+        record = answer_record(
+            call.deployment,
+            completion,
             outcome="rejected",
             latency_ms=latency_ms,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
+            attempt_id=paid.attempt_id(completion),
             error=f"{problem.check}: {problem.reason}",
-            cost_micro_usd=cost_micro_usd(dep, usage),
-            attempt_id=new_id("att"),
         )
         self._record_attempt(job, owner, record, call.progress.to_json())
+        paid.written(completion)
 
     def _record_attempt(
         self, job: Job, owner: str, record: repo.AttemptRecord, progress: dict[str, Any]
@@ -227,27 +237,21 @@ class Runtime:
 
         self._write(write)
 
-    def _succeed(self, job: Job, owner: str, verdict: Verdict) -> Outcome:
+    def _succeed(self, job: Job, owner: str, verdict: Verdict, paid: PaidCalls) -> Outcome:
         deployment, completion = verdict.deployment, verdict.completion
         assert deployment is not None and completion is not None
-        usage = completion.usage
-        record = repo.AttemptRecord(
-            deployment=deployment.name,
-            provider=deployment.provider,
-            model=deployment.model,
+        record = answer_record(
+            deployment,
+            completion,
             outcome="ok",
             latency_ms=verdict.latency_ms,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_micro_usd=cost_micro_usd(deployment, usage),
-            attempt_id=new_id("att"),
+            attempt_id=paid.attempt_id(completion),
             cache_hit=verdict.cache_hit,
         )
-        values = _result(deployment, completion, verdict.latency_ms)
+        values = answer_columns(deployment, completion, verdict.latency_ms)
         values["cache_hit"] = verdict.cache_hit
         written, queued = self._write_answer(Answer(job, owner, record, values))
+        paid.written(completion)  # the attempt and its cost are in, whoever holds the lease
         self.pipeline.publish(queued)
         if written is None:
             return Outcome.LOST_LEASE
@@ -255,6 +259,23 @@ class Runtime:
             ended = {"cost_micro_usd": written.cost_micro_usd, "finished_at": written.finished_at}
             self._local.answer = (job.id, answer_event(_columns(job) | values | ended))
         return Outcome.SUCCEEDED
+
+    def _fail_answered(self, job: Job, owner: str, paid: PaidCalls, reason: str) -> Outcome:
+        """Processing a paid answer raised: write what is owed, fail the job (``workers.paid``).
+
+        If the pipeline hook is what raised, the step fails without it; its parent then
+        ends by its deadline (``lifecycle.expire_overdue``).
+        """
+        write = partial(fail_answered, job=job, owner=owner, owed=paid.owed, reason=reason)
+        try:
+            won = self._db(partial(write, on_final=self.pipeline.on_final))
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            log.exception("job %s: its pipeline could not be told of the failure", job.id)
+            won = self._db(partial(write, on_final=None))
+        paid.owed = None
+        return Outcome.FAILED if won else Outcome.LOST_LEASE
 
     def _finish(self, job: Job, owner: str, outcome: Outcome, values: dict[str, Any]) -> Outcome:
         def write(session: Session) -> bool:
@@ -386,24 +407,3 @@ def _written_before(session: Session, attempt_id: str | None) -> bool:
     if not session.info.get("retry") or attempt_id is None:
         return False
     return session.get(Attempt, attempt_id) is not None
-
-
-def _result(deployment: Deployment, completion: Completion, latency_ms: int) -> dict[str, Any]:
-    """The job's columns for a successful answer."""
-    usage = completion.usage
-    tool_calls = [t.model_dump(mode="json") for t in completion.tool_calls]
-    return {
-        "status": JobStatus.SUCCEEDED.value,
-        "output": completion.text,
-        "tool_calls": tool_calls or None,
-        "finish_reason": completion.finish_reason,
-        "deployment": deployment.name,
-        "provider": deployment.provider,
-        "model": deployment.model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "latency_ms": latency_ms,
-        "error": None,
-    }

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -72,10 +73,16 @@ class PipelineHook:
         )
         if parent is None or parent.status != JobStatus.RUNNING.value:
             return []  # cancelled or expired meanwhile: nothing more to run
-        request = JobRequest.model_validate(parent.request)
-        steps = request.steps or []
         index = step.step_index or 0
         status = values.get("status")
+        try:
+            request = JobRequest.model_validate(parent.request)
+        except ValidationError as exc:  # stored before admission refused it: end, don't raise
+            error = f"step {index} {status}; the pipeline's stored request is not valid: {exc}"
+            failed = {"status": JobStatus.FAILED.value, "error": error[:1000]}
+            self._end_parent(session, parent, failed)
+            return []
+        steps = request.steps or []
         if status != JobStatus.SUCCEEDED.value:
             name = step_names(steps)[index]
             error = f"step {index} ({name}) {status}: {values.get('error')}"
