@@ -217,7 +217,7 @@ def flower(
         "-m",
         "celery",
         "-A",
-        "workers.app",
+        "orchestrator.flower_app",
         "flower",
         f"--port={port or get_settings().flower_port}",
         f"--address={address}",

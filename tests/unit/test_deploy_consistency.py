@@ -126,8 +126,8 @@ def test_every_command_in_the_deployment_files_is_a_real_command(
         # Then the CLI accepts it (subcommand, options and values)
         assert isinstance(params, dict), where
     else:
-        # Then it is Flower through Celery, on the worker-side app
-        assert argv[:4] == ("celery", "-A", "workers.app", "flower"), where
+        # Then it is Flower through Celery, on the app whose Broker tab works
+        assert argv[:4] == ("celery", "-A", "orchestrator.flower_app", "flower"), where
         assert "flower" in {ep.name for ep in entry_points(group="celery.commands")}
         from flower.options import options
 
