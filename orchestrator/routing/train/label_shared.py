@@ -4,8 +4,9 @@
 
 Homogeneous sources get a source rule (every row was spot-read before the rule
 was written); the mixed sources (alpaca_eval, vicuna_bench) get the tier a
-person decided by reading each prompt, kept in ``corpus/alpaca_vicuna_labels.jsonl``
-keyed by :func:`prompt_key`. Big sources are sampled by hash, so the output is
+person decided by reading each prompt, kept in
+``reading_labels/alpaca_vicuna_labels.jsonl`` keyed by :func:`prompt_key` (outside
+``corpus/``, which holds training rows only). Big sources are sampled by hash, so the output is
 the same on every run and every machine.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-LABELS = CORPUS / "alpaca_vicuna_labels.jsonl"
+LABELS = Path(__file__).resolve().parent / "reading_labels" / "alpaca_vicuna_labels.jsonl"
 GSM8K_ROWS = 1200
 MGSM_ROWS_PER_LANGUAGE = 100
 # mgsm.jsonl holds 250 questions per language, in this order (checked by reading).
