@@ -32,6 +32,7 @@ KUSTOMIZE_FIELDS = {"apiVersion", "kind", "namespace", "resources", "images", "p
 # what a user puts in .env for the settings .env.example leaves empty on purpose
 SECRETS_FOR_TESTS = {
     "POSTGRES_PASSWORD": "pw-for-tests",
+    "REDIS_PASSWORD": "redispwfortests",
     "FLOWER_BASIC_AUTH": "admin:pw-for-tests",
     "GRAFANA_ADMIN_PASSWORD": "pw-for-tests",
 }

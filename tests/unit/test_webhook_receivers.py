@@ -64,9 +64,7 @@ def _read_request(conn: socket.socket) -> None:
 
 @pytest.fixture
 def notifier(tmp_path: Path) -> Iterator[Notifier]:
-    settings = Settings(
-        state_dir=tmp_path, webhook_allow_private=True, webhook_timeout_s=TIMEOUT_S
-    )
+    settings = Settings(state_dir=tmp_path, webhook_allow_private=True, webhook_timeout_s=TIMEOUT_S)
     hooks = build_notifier(settings)
     yield hooks
     hooks.http.close()
