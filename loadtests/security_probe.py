@@ -3,7 +3,7 @@
 Run it against ``switchyard up`` started with an admin key, on loopback only::
 
     SWITCHYARD_ADMIN_API_KEY=$ADMIN switchyard up --api-port 8300 --simulator-port 8310 &
-    python -m loadtests.security_probe --api http://127.0.0.1:8300 --admin-key $ADMIN
+    switchyard bench security_probe --api http://127.0.0.1:8300 --admin-key $ADMIN
 
 Every request goes to the API under test or to a listener this probe opens on
 127.0.0.1 (the ``$ref`` target that must never be fetched); nothing else is
@@ -226,14 +226,14 @@ def probe_budget(base: str, admin: httpx.Client, rounds: int) -> dict[str, Any]:
             "ok": spent <= BUDGET_MICRO}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     parser.add_argument("--key", help="a tenant key (default: .switchyard/demo.key)")
     parser.add_argument("--admin-key", help="the cluster's SWITCHYARD_ADMIN_API_KEY")
     parser.add_argument("--steps", type=int, nargs="*", default=[3000, 5000])
     parser.add_argument("--budget-rounds", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = _loopback(args.api)
     key = args.key or Path(".switchyard/demo.key").read_text().strip()
     report: dict[str, Any] = {}
@@ -251,7 +251,8 @@ def main() -> None:
         [report["budget"]] if "budget" in report else [])
     report["ok"] = all(check["ok"] for check in checks)
     print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,35 +1,33 @@
-"""``switchyard bench NAME``: find ``loadtests/NAME.py`` and run its ``main(argv)``.
+"""``switchyard bench NAME``: import ``loadtests.NAME`` and run its ``main(argv)``.
 
-Benchmarks live beside the code in ``loadtests/`` (not in the installed
-package); each one measures its baseline in the same run and prints JSON.
+Benchmarks live in ``loadtests/``, a package of the distribution (so they run from
+an installed wheel as from a checkout); each one measures its baseline in the same
+run and prints JSON. Modules whose names start with ``_`` are their shared parts.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import importlib
+import pkgutil
 
 from orchestrator.errors import ConfigError
 
-LOADTESTS = Path(__file__).resolve().parents[1] / "loadtests"
-
 
 def available() -> list[str]:
-    return sorted(p.stem for p in LOADTESTS.glob("*.py") if not p.stem.startswith("_"))
+    """The benchmark names: every public module of the ``loadtests`` package."""
+    try:
+        import loadtests
+    except ImportError:
+        return []
+    return sorted(m.name for m in pkgutil.iter_modules(loadtests.__path__) if m.name[0] != "_")
 
 
 def run_benchmark(name: str, argv: list[str]) -> int:
-    """Import ``loadtests/<name>.py`` and return what its ``main(argv)`` returns."""
-    path = LOADTESTS / f"{name}.py"
-    if name.startswith("_") or not path.is_file():
-        raise ConfigError(f"no benchmark {name!r}; available: {', '.join(available()) or 'none'}")
-    if str(LOADTESTS.parent) not in sys.path:  # so benchmarks can share ``loadtests._helpers``
-        sys.path.insert(0, str(LOADTESTS.parent))
-    spec = importlib.util.spec_from_file_location(f"loadtests.{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    """Import ``loadtests.<name>`` and return what its ``main(argv)`` returns."""
+    names = available()
+    if name not in names:
+        listed = ", ".join(names) or "none (the loadtests package is missing: reinstall switchyard)"
+        raise ConfigError(f"no benchmark {name!r}; available: {listed}")
+    module = importlib.import_module(f"loadtests.{name}")
     code: int = module.main(argv)
     return code

@@ -48,6 +48,9 @@ def up(
     """Start Redis (embedded), the database, the simulator, the API and one worker per tier."""
     from orchestrator.cluster import run_cluster
 
+    if demo_file is not None and not demo_file.is_file():
+        console.print(f"[red]error:[/] --demo-file {demo_file}: no such file")
+        raise typer.Exit(2)
     try:
         code = run_cluster(
             console,
@@ -98,7 +101,12 @@ def worker(
         typer.Option(help="interactive: only interactive jobs, on threads a batch never holds."),
     ] = Lane.ALL,
 ) -> None:
-    """Run a Celery worker (threads pool) on the given tier queues."""
+    """Run a Celery worker (threads pool) on the given tier queues.
+
+    Refuses to start while a deployment of the catalog outside the simulator has no
+    provider key configured (``orchestrator.provider_keys``).
+    """
+    _require_provider_keys()
     queues = ",".join(t.queue for t in tier)
     node = queues.replace(",", "+")
     if lane is not Lane.ALL:
@@ -130,6 +138,21 @@ def worker(
     if metrics_port is not None:
         env["SWITCHYARD_WORKER_METRICS_PORT"] = str(metrics_port)
     os.execve(sys.executable, args, env)
+
+
+def _require_provider_keys() -> None:
+    from rich.markup import escape
+
+    from orchestrator.catalog import load_catalog
+    from orchestrator.errors import ConfigError
+    from orchestrator.provider_keys import require_provider_keys
+
+    settings = get_settings()
+    try:
+        require_provider_keys(load_catalog(settings), settings)
+    except ConfigError as exc:
+        console.print("[red]switchyard worker:[/]", escape(str(exc)), soft_wrap=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()

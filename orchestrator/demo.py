@@ -17,7 +17,7 @@ from orchestrator.batch_schemas import BatchStatus
 from orchestrator.cost import format_usd
 from orchestrator.tiers import ALL_TIERS
 
-DEMO_BATCH = Path(__file__).resolve().parents[1] / "examples" / "demo_batch.jsonl"
+DEMO_BATCH = Path(__file__).with_name("demo_batch.jsonl")  # package data (examples/ links it)
 
 
 def run_demo(
