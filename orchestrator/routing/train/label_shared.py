@@ -6,8 +6,9 @@ Homogeneous sources get a source rule (every row was spot-read before the rule
 was written); the mixed sources (alpaca_eval, vicuna_bench) get the tier a
 person decided by reading each prompt, kept in
 ``reading_labels/alpaca_vicuna_labels.jsonl`` keyed by :func:`prompt_key` (outside
-``corpus/``, which holds training rows only). Big sources are sampled by hash, so the output is
-the same on every run and every machine.
+``corpus/``, which holds training rows only). A label with ``exclude`` (a close
+variant of an MT-Bench development question) keeps its prompt out. Big sources
+are sampled by hash, so the output is the same on every run and every machine.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def reading_rows(data: Path, labels: dict[str, dict[str, Any]]) -> list[dict[str
         if key not in labels:
             raise SystemExit(f"unlabelled {r['source']} {key}: {r['prompt'][:60]!r}")
         label = labels[key]
+        if label.get("exclude"):
+            continue
         how = f"read: {label['reason']}"
         out.append(_row(r["prompt"], label["tier"], r["source"], "Apache-2.0", how))
     return out
