@@ -10,6 +10,10 @@ After a provider call answers, the attempt loop hands the answer to the
 
 The first problem found decides, as a ``GuardSignal`` the loop already understands:
 
+    schema problem that a local repair fixes (code fences, a trailing comma; see
+    ``workers.json_fix``: only for an answer that finished normally, and only when
+    the repaired value validates)
+        -> accepted as repaired, no second call
     repairable problem (schema), no repair made yet on this deployment
         -> ``RetryAfter(0)`` on the same deployment, with the answer and the error
            appended to the conversation and a request for corrected JSON
@@ -35,6 +39,7 @@ from typing import Any, Protocol
 from orchestrator.json_schemas import NO_FETCH
 from orchestrator.schemas import Completion, JobRequest, Message
 from workers.guards.base import Call, Guard, RetryAfter, SkipDeployment
+from workers.json_fix import local_fix
 
 MAX_ERROR_CHARS = 300
 REFUSAL = re.compile(
@@ -81,14 +86,19 @@ class SchemaCheck:
             value = json.loads(completion.text)
         except ValueError as exc:
             return Problem(self.name, f"the answer is not valid JSON: {exc}", repairable=True)
-        fmt = request.response_format
-        schema = fmt.json_schema.schema_ if fmt is not None and fmt.json_schema else None
+        schema = request_schema(request)
         if not schema:
             return None
         error = first_schema_error(schema, value)
         if error is None:
             return None
         return Problem(self.name, f"the answer does not match the schema: {error}", True)
+
+
+def request_schema(request: JobRequest) -> dict[str, Any] | None:
+    """The JSON Schema the request's answer must follow, if it names one."""
+    fmt = request.response_format
+    return fmt.json_schema.schema_ if fmt is not None and fmt.json_schema else None
 
 
 def first_schema_error(schema: dict[str, Any], value: Any) -> str | None:
@@ -179,10 +189,19 @@ class OutputGate(Guard):
         return None
 
     def review(self, call: Call, completion: Completion, reject: Rejecter) -> None:
-        """Accept the answer (return) or record it and raise a repair or an escalation."""
+        """Accept the answer (return) or record it and raise a repair or an escalation.
+
+        A schema problem is first repaired locally (``workers.json_fix``): when that
+        gives valid JSON, the answer's text becomes it and no paid repair is made.
+        """
         problem = self.find_problem(call.request, completion)
         if problem is None:
             return
+        if problem.check == SchemaCheck.name:
+            fixed = local_fix(call.request, completion, request_schema(call.request))
+            if fixed is not None:
+                completion.text = fixed
+                return
         repairs = call.progress.repairs.get(call.name, 0)
         if problem.repairable and repairs < self.max_repairs:
             call.progress.repairs[call.name] = repairs + 1

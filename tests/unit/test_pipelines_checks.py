@@ -210,3 +210,35 @@ def test_a_cascade_plans_cheapest_first_even_for_a_strong_request() -> None:
     step = cascade.record()[-1]
     assert step["step"] == "strategy" and step["choice"] == "cascade"
     assert "sim-gpt-4o-mini -> sim-gpt-4.1" in step["reasons"][0]
+
+
+def test_fenced_or_slightly_broken_json_is_repaired_locally_without_a_paid_call() -> None:
+    # Given JSON asked for with a schema, and answers a model often gives
+    gate, rejected = OutputGate(), []
+    request = JobRequest.model_validate({"prompt": "give JSON", "response_format": JSON_FORMAT})
+    for text in (
+        '```json\n{"total": 3, "paid": true}\n```',
+        '{"total": 3, "paid": true,}',
+        "Here it is:\n```\n{'total': 3, 'paid': true}\n```",
+    ):
+        call = call_for(request)
+        answer = Completion(text=text)
+        # When the gate reviews it: no repair is asked (no RetryAfter), nothing is rejected
+        gate.review(call, answer, rejected.append)
+        # Then the job's answer is the repaired JSON, valid against the schema
+        assert json.loads(answer.text) == {"total": 3, "paid": True}, text
+        assert [m.role for m in call.request.canonical_messages()] == ["user"]
+    assert rejected == []
+
+
+def test_a_local_repair_is_refused_when_it_cannot_be_trusted() -> None:
+    gate = OutputGate()
+    request = JobRequest.model_validate({"prompt": "give JSON", "response_format": JSON_FORMAT})
+    # Given an answer cut off by the token limit, or one whose repair misses a field
+    for answer in (
+        Completion(text='{"total": 3, "paid": tr', finish_reason="length"),
+        Completion(text='```json\n{"total": 3}\n```'),
+    ):
+        # Then the paid repair is asked as before
+        with pytest.raises(RetryAfter):
+            gate.review(call_for(request), answer, lambda p: None)
