@@ -162,9 +162,47 @@ def eval_router(
 def eval_tiers(
     data: DataOpt,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or mt-bench")] = "jsonl",
+    model: Annotated[
+        list[Path] | None, typer.Option("--model", help="A tier model file (repeatable).")
+    ] = None,
+    classifier: Annotated[
+        list[str] | None, typer.Option(help="A classifier by name: model, rules (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Accuracy, macro-F1, per-tier precision/recall and confusion of the tier classifier."""
-    from orchestrator.routing_show import run_eval_tiers
+    """Accuracy, macro-F1, per-tier precision/recall and confusion of the tier classifier.
 
-    run_eval_tiers(console, data, fmt, as_json)
+    With several --model/--classifier, the first leads and the others are compared.
+    """
+    from orchestrator.tier_commands import run_eval_tiers
+
+    run_eval_tiers(console, data, fmt, as_json, model or [], classifier or [])
+
+
+@route_app.command("train")
+def train(
+    out: Annotated[Path, typer.Option(help="The model file to write.")] = Path("tier_model.json"),
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="JSONL with prompt and tier (repeatable).")
+    ] = None,
+    from_jobs: Annotated[
+        bool, typer.Option(help="Also learn from jobs with an explicit tier or good feedback.")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's jobs.")] = None,
+    corpus: Annotated[bool, typer.Option(help="Train with the shipped corpus too.")] = True,
+    seed: Annotated[int, typer.Option()] = 21,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a tier model on your labelled prompts; load it with SWITCHYARD_ROUTER_MODEL_PATH."""
+    from orchestrator.tier_commands import run_train
+
+    run_train(
+        console,
+        data or [],
+        out,
+        from_jobs=from_jobs,
+        tenant=tenant,
+        corpus=corpus,
+        seed=seed,
+        as_json=as_json,
+    )

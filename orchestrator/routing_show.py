@@ -19,10 +19,8 @@ from orchestrator.evaluation.data import (
     ROUTELLM_WEAK,
     read_excludes,
     read_outcomes,
-    read_tier_examples,
 )
 from orchestrator.evaluation.router import evaluate_router
-from orchestrator.evaluation.tiers import evaluate_tiers
 from orchestrator.live_stats import DeploymentStats, LiveStats
 from orchestrator.routing import RouteDecision, StrengthPolicy
 from orchestrator.routing import calibration as calibrations
@@ -199,20 +197,3 @@ def run_eval_router(
     console.print(_router_table(result))
     console.print(f"weak quality {result['weak_quality']}, strong {result['strong_quality']};")
     console.print(f"dropped: {result['excluded']}")
-
-
-def run_eval_tiers(console: Console, data: Sequence[Path], fmt: str, as_json: bool) -> None:
-    """Classify labelled requests and print accuracy, macro-F1 and the confusion matrix."""
-    result = evaluate_tiers(read_tier_examples(data, fmt), load_catalog(get_settings()))
-    if as_json:
-        print(json.dumps(result, indent=1))
-        return
-    console.print(f"n={result['n']} accuracy {result['accuracy']} macro-F1 {result['macro_f1']}")
-    table = Table(title="per tier")
-    for column in ("tier", "precision", "recall", "f1", "support"):
-        table.add_column(column)
-    for tier, row in result["per_tier"].items():
-        table.add_row(tier, *(str(row[k]) for k in ("precision", "recall", "f1", "support")))
-    console.print(table)
-    console.print(f"confusion (want -> got): {result['confusion']}")
-    console.print(f"image jobs not sent to vision: {result['image_check']['not_vision']}")

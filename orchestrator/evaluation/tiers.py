@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.catalog import Catalog
 from orchestrator.evaluation.data import TierExample
-from orchestrator.routing import classify
+from orchestrator.routing import Stage, classify
 from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
 from orchestrator.tiers import Tier
 
@@ -51,14 +51,19 @@ def _table(pairs: Sequence[tuple[Tier, Tier]]) -> dict[str, dict[str, float | in
     return table
 
 
-def evaluate_tiers(examples: Sequence[TierExample], catalog: Catalog) -> dict[str, Any]:
-    """Classify every example (and its image twin) and summarise the agreement."""
+def evaluate_tiers(
+    examples: Sequence[TierExample], catalog: Catalog, stages: Sequence[Stage] | None = None
+) -> dict[str, Any]:
+    """Classify every example (and its image twin) and summarise the agreement.
+
+    ``stages``: the classifier to measure (default: the one the settings name).
+    """
     if not examples:
         raise ValueError("no examples to evaluate")
     pairs: list[tuple[Tier, Tier]] = []
     mistakes = []
     for example in examples:
-        got = classify(example.request, catalog)
+        got = classify(example.request, catalog, stages)
         pairs.append((example.tier, got.tier))
         if got.tier is not example.tier:
             text = " ".join(example.request.prompt_text().split())[:SNIPPET_CHARS]
@@ -77,7 +82,9 @@ def evaluate_tiers(examples: Sequence[TierExample], catalog: Catalog) -> dict[st
         for want in Tier
     }
     not_vision = sum(
-        1 for e in examples if classify(with_image(e.request), catalog).tier is not Tier.VISION
+        1
+        for e in examples
+        if classify(with_image(e.request), catalog, stages).tier is not Tier.VISION
     )
     return {
         "n": len(pairs),

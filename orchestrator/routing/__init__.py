@@ -58,8 +58,6 @@ __all__ = [
 ]
 
 
-TIER_CLASSIFIER = "tier-rules"
-
 
 @dataclass(frozen=True)
 class RouteDecision:
@@ -72,18 +70,22 @@ class RouteDecision:
     estimated_input_tokens: int
     strength: StrengthDecision
     objective: ObjectiveStep | None = None
+    classifier: str = "tier-rules"
+    probabilities: dict[str, float] | None = None
 
     def record(self) -> list[dict[str, Any]]:
         """Every decision taken, as stored with the job (``jobs.routing``) and shown by the API."""
-        tier = {
+        tier: dict[str, Any] = {
             "step": "tier",
             "choice": self.tier.value,
-            "scorer": TIER_CLASSIFIER,
+            "scorer": self.classifier,
             "score": self.confidence,
             "threshold": None,
             "quality": None,
             "reasons": list(self.reasons),
         }
+        if self.probabilities is not None:
+            tier["probabilities"] = dict(self.probabilities)
         s = self.strength
         strength = {
             "step": "strength",
@@ -128,7 +130,15 @@ def route(
     )
     step = ObjectiveStep.of(request, goal, plan, tokens, stats)
     return RouteDecision(
-        decided.tier, decided.confidence, decided.reasons, plan, tokens, strength, step
+        decided.tier,
+        decided.confidence,
+        decided.reasons,
+        plan,
+        tokens,
+        strength,
+        step,
+        decided.classifier,
+        decided.probabilities,
     )
 
 

@@ -1,6 +1,13 @@
-"""Rules-based tier classifier: a pipeline of small stages, each able to say why.
+"""The tier classifier: a pipeline of small stages, each able to say why.
 
-    explicit override -> modality -> code -> reasoning -> (nothing decided) fast
+    model (default):  explicit override -> modality -> the learned model (tier_model.py)
+    rules:            explicit override -> modality -> code -> reasoning -> (nothing) fast
+
+Rules keep only what is certain: a tier or model the client named, and images
+(vision). Everything else is the learned model's call, with every tier's
+probability and its reasons. The ``rules`` pipeline below is the hand-written
+classifier it replaced, kept by name (``CLASSIFIERS``; ``switchyard eval tiers
+--classifier rules``; ``SWITCHYARD_ROUTER_TIER_CLASSIFIER=rules``) for comparison.
 
 A stage gets a `Scan` of the request and returns a `Classification` or None; the
 first stage that decides wins. The code and reasoning stages are `ScoredStage`s:
@@ -21,13 +28,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.catalog import Catalog
+from orchestrator.errors import ConfigError
+from orchestrator.routing import tier_model
 from orchestrator.routing.policy import resolve_model
 from orchestrator.routing.scan import THRESHOLD, Classification, Leaning, Scan, Signal, Stage
 from orchestrator.routing.signals import CODE_SIGNALS, REASONING_SIGNALS
 from orchestrator.schemas import JobRequest
 from orchestrator.tiers import Tier
 
-__all__ = ["STAGES", "Classification", "Scan", "ScoredStage", "Stage", "classify"]
+__all__ = [
+    "CLASSIFIERS",
+    "STAGES",
+    "Classification",
+    "ModelStage",
+    "Scan",
+    "ScoredStage",
+    "Stage",
+    "classify",
+    "stages_of",
+]
 
 
 def _confidence(score: float) -> float:
@@ -97,20 +116,53 @@ def fast_fallback(scan: Scan) -> Classification:
     return Classification(Tier.FAST, round(0.9 - 0.4 * top / THRESHOLD, 2), tuple(reasons))
 
 
-STAGES: list[Stage] = [
+@dataclass(frozen=True)
+class ModelStage:
+    """The learned model decides (``model`` given, else ``tier_model.current()``)."""
+
+    model: tier_model.TierModel | None = None
+
+    def __call__(self, scan: Scan) -> Classification:
+        found = (self.model or tier_model.current()).predict(scan.text)
+        confidence = found.probabilities[found.tier.value]
+        probabilities = found.probabilities
+        return Classification(found.tier, confidence, found.reasons, "tier-model", probabilities)
+
+
+STAGES: list[Stage] = [  # the rules classifier
     explicit_override,
     modality,
     ScoredStage(Tier.CODE, CODE_SIGNALS),
     ScoredStage(Tier.REASONING, REASONING_SIGNALS),
 ]
+CLASSIFIERS: dict[str, list[Stage]] = {
+    "model": [explicit_override, modality, ModelStage()],
+    "rules": STAGES,
+}
+
+
+def stages_of(name: str) -> list[Stage]:
+    """The pipeline of the classifier called ``name`` (``CLASSIFIERS``)."""
+    try:
+        return CLASSIFIERS[name]
+    except KeyError:
+        known = ", ".join(CLASSIFIERS)
+        raise ConfigError(f"unknown tier classifier {name!r}; known: {known}") from None
 
 
 def classify(
     request: JobRequest, catalog: Catalog, stages: Sequence[Stage] | None = None
 ) -> Classification:
-    """The request's tier from the first stage that decides (default `STAGES`), else fast."""
+    """The request's tier from the first stage that decides, else fast.
+
+    ``stages`` default to the classifier the settings name (``router_tier_classifier``).
+    """
+    if stages is None:
+        from orchestrator.config import get_settings
+
+        stages = stages_of(get_settings().router_tier_classifier)
     scan = Scan.of(request, catalog)
-    for stage in STAGES if stages is None else stages:
+    for stage in stages:
         decided = stage(scan)
         if decided is not None:
             return decided

@@ -186,14 +186,22 @@ def ngrams(text: str, buckets: int = GRAM_BUCKETS) -> Grams:
     return Grams(ids, values)
 
 
-def gram_text(text: str, buckets: int = GRAM_BUCKETS) -> dict[int, str]:
-    """Bucket id -> the first n-gram of ``window(text)`` that hashes there (to name features)."""
+def gram_text(
+    text: str, buckets: int = GRAM_BUCKETS, only: frozenset[int] | None = None
+) -> dict[int, str]:
+    """Bucket id -> the first n-gram of ``window(text)`` that hashes there (to name features).
+
+    ``only`` limits the answer to those buckets (and is much faster on long texts).
+    """
     squeezed = _squeezed(text)
     codes = _code_points(squeezed)
     out: dict[int, str] = {}
+    wanted = None if only is None else np.fromiter(only, dtype=np.uint64, count=len(only))
     for n in GRAM_SIZES:
-        for i, bucket in enumerate(_hashes(codes, n, buckets).tolist()):
-            out.setdefault(int(bucket), squeezed[i : i + n])
+        hashed = _hashes(codes, n, buckets)
+        places = range(len(hashed)) if wanted is None else np.flatnonzero(np.isin(hashed, wanted))
+        for i in places:
+            out.setdefault(int(hashed[i]), squeezed[i : i + n])
     return out
 
 

@@ -19,11 +19,17 @@ _TO_SPACE = str.maketrans({c: " " for c in string.punctuation if c not in "+#"})
 
 @dataclass(frozen=True)
 class Classification:
-    """The tier a request belongs to, how sure the rules are (0..1), and why."""
+    """The tier a request belongs to, how sure the classifier is (0..1), and why.
+
+    ``classifier`` names what decided (a rule, or the learned model, which also
+    gives every tier's probability).
+    """
 
     tier: Tier
     confidence: float
     reasons: tuple[str, ...]
+    classifier: str = "tier-rules"
+    probabilities: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -246,10 +246,6 @@ REASONING_SIGNALS: tuple[Signal, ...] = (
     _w("analysis", 0.5, "analyze analyse analysis analyzing analysing evaluate critique assess"),
     _p("sequence", 0.4, r"\bfirst\b[^\n]{1,300}?\bthen\b", words="first"),
     _w("puzzle", 0.5, "puzzle riddle paradox dilemma"),
-    _p("logic puzzle", 1.0, r"\bdoes(?:n't| not) belong\b|\bodd one out\b|"
-       r"\btrue, false,? or uncertain\b|\brelationship between [a-z] and [a-z]\b|"
-       r"\b(?:which|what) direction\b|\bdirection towards\b",
-       words="belong odd uncertain relationship direction"),
     QuantityQuestion(),
     QuestionCount(),
     LongPrompt(),

@@ -1,4 +1,9 @@
-"""The rules-based tier classifier, stage by stage, against the built-in catalog."""
+"""The tier classifier's pipeline, stage by stage, against the built-in catalog.
+
+Explicit overrides and images hold for every classifier (``CLASSIFIERS``); the
+clue-by-clue tests below measure the rules classifier, kept by name for comparison
+(the learned model, the default, is tested in ``test_tier_model.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import Settings
 from orchestrator.errors import ValidationFailed
 from orchestrator.routing import Classification, Scan, classify
+from orchestrator.routing.classify import CLASSIFIERS, stages_of
 from orchestrator.schemas import JobRequest
 from orchestrator.tiers import Tier
 
+RULES = stages_of("rules")
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
 
 
@@ -30,11 +37,12 @@ def with_images(text: str, images: int = 1, **params: object) -> JobRequest:
 # --- explicit override -------------------------------------------------------------
 
 
-def test_requested_tier_wins_over_every_rule(catalog: Catalog) -> None:
+@pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
+def test_requested_tier_wins_over_every_rule(catalog: Catalog, classifier: str) -> None:
     # Given a plain question with an image, sent with tier=code
     request = with_images("What is the capital of France?", tier="code")
-    # When it is classified
-    result = classify(request, catalog)
+    # When it is classified (by the model or by the rules)
+    result = classify(request, catalog, stages_of(classifier))
     # Then the requested tier is used, with full confidence, and says so
     assert result == Classification(Tier.CODE, 1.0, ("tier 'code' requested",))
 
@@ -85,18 +93,21 @@ def test_unknown_model_is_refused_on_the_model_field(catalog: Catalog) -> None:
 # --- modality ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("classifier", sorted(CLASSIFIERS))
 @pytest.mark.parametrize(("images", "reason"), [(1, "image part present"), (2, "2 image parts")])
-def test_any_image_part_means_vision(catalog: Catalog, images: int, reason: str) -> None:
+def test_any_image_part_means_vision(
+    catalog: Catalog, images: int, reason: str, classifier: str
+) -> None:
     # Given a request whose text alone would be code, with image parts
     request = with_images("Write a python function that parses this chart", images)
-    # When it is classified
-    result = classify(request, catalog)
+    # When it is classified (by the model or by the rules)
+    result = classify(request, catalog, stages_of(classifier))
     # Then it goes to vision, because only vision deployments can read images
     assert result.tier is Tier.VISION
     assert reason in result.reasons[0]
 
 
-# --- code detection ----------------------------------------------------------------
+# --- code detection (rules) ----------------------------------------------------------------
 
 CODE_PROMPTS = [
     ("```\nx = compute()\n```\nWhat does this do?", "code fence found"),
@@ -122,7 +133,7 @@ def test_code_is_detected(catalog: Catalog, prompt: str, reason: str) -> None:
     # Given a prompt with code, a traceback or a request for code
     request = JobRequest(prompt=prompt)
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then it goes to the code tier, and the reasons name the clue
     assert result.tier is Tier.CODE, result.reasons
     assert any(r.startswith(reason) for r in result.reasons), result.reasons
@@ -146,12 +157,12 @@ def test_everyday_words_that_look_like_code_stay_fast(catalog: Catalog, prompt: 
     # Given a prompt with a language name or a code-ish word, but no code
     request = JobRequest(prompt=prompt)
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then one weak clue does not make it code
     assert result.tier is Tier.FAST, result.reasons
 
 
-# --- reasoning ---------------------------------------------------------------------
+# --- reasoning (rules) ---------------------------------------------------------------------
 
 REASONING_PROMPTS = [
     ("Solve 3x + 5 = 20", "math expression '3x + 5 = 20'"),
@@ -177,7 +188,7 @@ def test_math_and_multi_step_work_is_reasoning(catalog: Catalog, prompt: str, re
     # Given a math problem or a multi-step question
     request = JobRequest(prompt=prompt)
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then it goes to the reasoning tier, and the reasons name the clue
     assert result.tier is Tier.REASONING, result.reasons
     assert any(r.startswith(reason) for r in result.reasons), result.reasons
@@ -197,7 +208,7 @@ def test_simple_questions_and_stray_numbers_stay_fast(catalog: Catalog, prompt: 
     # Given a short question, or numbers that are dates, ranges or counts
     request = JobRequest(prompt=prompt)
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then it stays in the fast tier
     assert result.tier is Tier.FAST, result.reasons
 
@@ -208,21 +219,21 @@ def test_a_long_prompt_adds_weight_to_a_weak_clue(catalog: Catalog) -> None:
     short = JobRequest(prompt="Go through the plan step by step.")
     long = JobRequest(prompt=filler + "Go through the plan step by step.")
     # When both are classified
-    short_result, long_result = classify(short, catalog), classify(long, catalog)
+    short_result, long_result = classify(short, catalog, RULES), classify(long, catalog, RULES)
     # Then only the long one tips over into reasoning, and says why
     assert short_result.tier is Tier.FAST
     assert long_result.tier is Tier.REASONING
     assert any(r.startswith("long prompt") for r in long_result.reasons)
 
 
-# --- fast fallback -----------------------------------------------------------------
+# --- fast fallback (rules) -----------------------------------------------------------------
 
 
 def test_no_signal_is_fast_with_high_confidence(catalog: Catalog) -> None:
     # Given a plain question
     request = JobRequest(prompt="What is the capital of France?")
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then it is fast, confidently, and says nothing else matched
     assert result == Classification(Tier.FAST, 0.9, ("no code, math or multi-step signal",))
 
@@ -231,7 +242,7 @@ def test_weak_signals_lower_the_fast_confidence_and_are_reported(catalog: Catalo
     # Given a question with one weak reasoning clue
     request = JobRequest(prompt="Explain why the sky is blue")
     # When it is classified
-    result = classify(request, catalog)
+    result = classify(request, catalog, RULES)
     # Then it is fast but less sure, and the near miss is explained
     assert result.tier is Tier.FAST
     assert 0.5 <= result.confidence < 0.9
@@ -261,7 +272,7 @@ def test_stages_can_be_replaced_and_the_first_decisive_one_wins(catalog: Catalog
 
 def test_classification_is_immutable(catalog: Catalog) -> None:
     # Given a classification
-    result = classify(JobRequest(prompt="hi"), catalog)
+    result = classify(JobRequest(prompt="hi"), catalog, RULES)
     # When someone tries to change it, Then it refuses
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.tier = Tier.CODE  # type: ignore[misc]

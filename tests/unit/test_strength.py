@@ -96,8 +96,10 @@ def test_the_record_holds_every_decision_with_scorer_score_threshold_and_reasons
     tier, strength = decision.record()
     # Then the tier step and the strength step each say what decided them and why
     assert tier["step"] == "tier" and tier["choice"] == "reasoning"
-    assert tier["scorer"] == "tier-rules" and tier["score"] == decision.confidence
+    assert tier["scorer"] == "tier-model" and tier["score"] == decision.confidence
     assert tier["reasons"] == list(decision.reasons)
+    assert set(tier["probabilities"]) == {"fast", "reasoning", "code"}
+    assert tier["probabilities"]["reasoning"] == decision.confidence
     assert strength["step"] == "strength" and strength["choice"] in ("strong", "weak")
     assert strength["scorer"] == "rules"
     assert strength["threshold"] == pytest.approx(0.7)

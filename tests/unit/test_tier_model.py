@@ -1,0 +1,104 @@
+"""The learned tier classifier: shipped artefact, offline loading, vision rule, reasons."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.config import Settings
+from orchestrator.evaluation.tiers import with_image
+from orchestrator.routing import classify, encoder, tier_model
+from orchestrator.routing.classify import stages_of
+from orchestrator.routing.tier_model import ARTIFACT, TierModel
+from orchestrator.routing.train import tiers
+from orchestrator.routing.train.tier_data import CORPUS, file_digests
+from orchestrator.schemas import JobRequest
+from orchestrator.tiers import Tier
+
+SHIPPED = Path(tiers.MODELS) / ARTIFACT
+MODEL = stages_of("model")
+CLEAR = [
+    ("Write a Python function that returns the n-th Fibonacci number.", Tier.CODE),
+    ("Solve for x: 3x + 7 = 22. Show your steps.", Tier.REASONING),
+    ("Write a haiku about the first snow of winter.", Tier.FAST),
+]
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(Settings())
+
+
+def _no_network(*args: object, **kwargs: object) -> None:
+    raise OSError("network blocked by the test")
+
+
+def test_shipped_model_loads_and_classifies_with_sockets_blocked(
+    monkeypatch: pytest.MonkeyPatch, catalog: Catalog
+) -> None:
+    # Given a process with no network, and nothing loaded yet
+    monkeypatch.setattr(socket, "socket", _no_network)
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    monkeypatch.setattr(encoder, "_loaded", None)
+    monkeypatch.setattr(tier_model, "_models", {})
+    # When the default classifier routes clear prompts of each tier
+    found = [classify(JobRequest(prompt=text), catalog, MODEL) for text, _ in CLEAR]
+    # Then the model (not a rule) decides each one, correctly
+    assert [c.tier for c in found] == [tier for _, tier in CLEAR]
+    assert {c.classifier for c in found} == {"tier-model"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a Python function that parses this chart",
+        "Prove that the angles of this triangle sum to 180 degrees",
+        "def f(x):\n    return x ** 2\n# what does this plot look like?",
+        "",
+    ],
+)
+def test_an_image_job_only_ever_goes_to_vision(catalog: Catalog, text: str) -> None:
+    # Given a request with an image, whatever its text (code, maths, nothing)
+    request = with_image(JobRequest(prompt=text or " "))
+    # When the learned classifier decides
+    found = classify(request, catalog, MODEL)
+    # Then it is vision, by rule, before the model is asked
+    assert found.tier is Tier.VISION and found.classifier == "tier-rules"
+
+
+def test_the_decision_shows_every_tier_probability_and_its_reasons(catalog: Catalog) -> None:
+    # Given a code prompt
+    found = classify(JobRequest(prompt=CLEAR[0][0]), catalog, MODEL)
+    # Then every tier has a probability, they sum to one, the tier is the likeliest
+    assert found.probabilities is not None
+    assert set(found.probabilities) == {"fast", "reasoning", "code"}
+    assert sum(found.probabilities.values()) == pytest.approx(1.0, abs=0.01)
+    assert found.confidence == max(found.probabilities.values())
+    # And the reasons give the probabilities and what pushed the decision
+    assert found.reasons[0].startswith("P code ")
+    assert found.reasons[1].startswith("code over ") and "embedding" in found.reasons[1]
+
+
+def test_a_model_trained_with_another_encoder_is_refused() -> None:
+    # Given the shipped artefact, edited to claim another encoder window
+    artefact = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    artefact["encoder"]["window"] = [10, 10]
+    # When it is loaded, Then it is refused, naming why
+    with pytest.raises(Exception, match="encoder"):
+        TierModel(artefact, "edited")
+
+
+def test_the_training_script_rebuilds_the_shipped_artefact_exactly() -> None:
+    # Given the corpus files the shipped artefact records (new files may since have been added)
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    recorded = json.loads(shipped)["training"]
+    files = [CORPUS / f["file"] for f in recorded["files"]]
+    assert file_digests(files) == recorded["files"], "corpus changed: retrain"
+    # When the training script runs again with the recorded seed
+    artefact, _ = tiers.build(files, seed=recorded["seed"])
+    # Then it writes the same bytes
+    assert tiers.dumps(artefact) == shipped
