@@ -11,6 +11,7 @@ import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,10 +74,11 @@ class Settings(BaseSettings):
     notifier_interval_s: float = Field(default=1.0, gt=0)
     # Monitoring: Flower's port under `switchyard up` (0: not started), and the port a
     # worker process serves Prometheus metrics on (0: none; `up` gives each worker
-    # its own, counting up from worker_metrics_base_port).
+    # its own, counting up from worker_metrics_base_port) on worker_metrics_host.
     flower_port: int = Field(default=5555, ge=0)
     worker_metrics_port: int = Field(default=0, ge=0)
-    worker_metrics_host: str = "0.0.0.0"
+    # loopback unless told otherwise: containers set 0.0.0.0 for their scrapers
+    worker_metrics_host: str = "127.0.0.1"
     worker_metrics_base_port: int = Field(default=9101, ge=0)
     # Celery task events (what Flower's task views read) from the moment a worker
     # starts. Off by default, as in Celery: they were 18% of a busy worker's CPU
@@ -120,6 +122,10 @@ class Settings(BaseSettings):
     router_scorer: str = "rules"
     router_quality: float = Field(default=0.3, ge=0, le=1)
     router_calibration_path: Path | None = None
+    # The tier decision (ROUTING.md): the learned model (default) or the old rules, and
+    # a model file `switchyard route train` wrote (default: the one shipped in the package).
+    router_tier_classifier: Literal["model", "rules"] = "model"
+    router_model_path: Path | None = None
 
     # Sessions and the response cache (CONTEXT.md): how long a cached answer lives,
     # and how long identical requests wait for the one call in flight.
