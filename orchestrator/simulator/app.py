@@ -6,6 +6,9 @@ Endpoints:
     POST /v1beta/models/{model}:generateContent    Gemini (also under /v1/models/...)
     POST /v1beta/models/{model}:streamGenerateContent?alt=sse   Gemini, streamed
     GET  /v1/models                                OpenAI list shape
+    /v1/files, /v1/batches                         OpenAI Files and Batch APIs (batch_openai)
+    /v1/messages/batches                           Anthropic Message Batches (batch_anthropic)
+    POST /v1beta/models/{model}:batchGenerateContent, /v1beta/batches   Gemini batch mode
     GET  /healthz                                  liveness
     GET  /_sim/stats    POST /_sim/reset           what it saw and served; zero it
     GET  /_sim/config   PUT /_sim/config           the behaviour config, read or replace
@@ -41,7 +44,14 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.simulator import anthropic_wire, gemini_wire, openai_wire
+from orchestrator.simulator import (
+    anthropic_wire,
+    batch_anthropic,
+    batch_gemini,
+    batch_openai,
+    gemini_wire,
+    openai_wire,
+)
 from orchestrator.simulator import streaming as sim_streaming
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.simulator.engine import Engine, api_key_of
@@ -151,7 +161,10 @@ def _add_control_routes(app: FastAPI, engine: Engine) -> None:
 
     @app.post("/_sim/reset")
     async def reset() -> Response:
-        """Zero every counter and forget limiter state, cached prefixes and recent bodies."""
+        """Zero every counter and forget limiter state, cached prefixes and recent bodies.
+
+        Provider batches and uploaded files stay (delete them through their APIs).
+        """
         engine.reset()
         return _json({"status": "reset"})
 
@@ -202,6 +215,9 @@ def create_simulator_app(
         """Liveness."""
         return {"status": "ok"}
 
+    batch_openai.add_routes(app, engine)
+    batch_anthropic.add_routes(app, engine)
+    batch_gemini.add_routes(app, engine)  # before the catch-all Gemini route
     _add_format_routes(app, engine)
     _add_control_routes(app, engine)
     return app

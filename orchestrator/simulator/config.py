@@ -9,6 +9,9 @@ Latency is lognormal, fitted so that its median is ``latency_p50_ms`` and its
 99th percentile ``latency_p99_ms`` (a p99 at or below the p50 means a fixed
 latency). Error rates are independent probabilities per request, tried in a
 fixed order; a "timeout" hangs ``timeout_s`` and then answers 504.
+
+The ``batch_*`` knobs shape the providers' batch APIs (``simulator.batch_store``):
+how long a batch takes, the share of its lines that fail, and which batches expire.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ class Profile(BaseModel):
     invalid_json_rate: float = Field(default=0.0, ge=0, le=1)
     refusal_rate: float = Field(default=0.0, ge=0, le=1)
     fault_draw: Literal["hash", "even"] = "hash"
+    # Provider batches (orchestrator.simulator.batch_store).
+    batch_processing_s: float = Field(default=0.0, ge=0, le=172_800)
+    batch_line_error_rate: float = Field(default=0.0, ge=0, le=1)
+    batch_expire_rate: float = Field(default=0.0, ge=0, le=1)
+    batch_expire_max: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _rates_are_probabilities(self) -> Profile:

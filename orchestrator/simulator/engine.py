@@ -1,10 +1,12 @@
 """The simulator's per-request pipeline, shared by the three wire formats.
 
 ``Engine`` holds the mutable state (config, statistics, rate limiter, prompt
-cache, recent request bodies) and decides, for one parsed call: refuse it for
-the context window or the rate limit, pick its latency, inject a failure, or
-answer. Everything is in-process and single-threaded (one asyncio loop), so no
-locks are needed, and every step is O(1) in the history.
+cache, recent request bodies, provider batches and uploaded files) and decides,
+for one parsed call: refuse it for the context window or the rate limit, pick
+its latency, inject a failure, or answer. A provider batch's line is answered by
+``answer_line``: the same window and answer, without the rate limiter.
+Everything is in-process and single-threaded (one asyncio loop), so no locks
+are needed, and every step is O(1) in the history.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from orchestrator.simulator.batch_files import FileStore
+from orchestrator.simulator.batch_store import BatchStore
 from orchestrator.simulator.config import ErrorKind, Profile, SimulatorConfig
 from orchestrator.simulator.faults import Faults
 from orchestrator.simulator.limiter import RateLimiter
@@ -50,6 +54,15 @@ def api_key_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str:
     return query.get("key", "")
 
 
+def _check_window(fmt: ModuleType, call: SimCall, profile: Profile) -> None:
+    """Raise the format's context error when prompt + max_tokens exceed the window."""
+    window = profile.context_window
+    reserved = call.max_tokens or 0
+    if window is not None and call.prompt_tokens + reserved > window:
+        error: SimError = fmt.context_error(window, call.prompt_tokens, reserved)
+        raise error
+
+
 @dataclass(slots=True)
 class Admitted:
     """A call that passed the window and the limiter: its answer and rate-limit headers."""
@@ -70,10 +83,13 @@ class Engine:
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.rng = random.Random()
+        self.batches = BatchStore()  # batches and files outlive reset(): delete them by API
+        self.files = FileStore()
         self.reset()
 
     def reset(self) -> None:
         """Zero the counters and forget limiter windows, cached prefixes and recent bodies."""
+        self.batches.expired_by_model.clear()
         self.stats = Stats()
         self.limiter = RateLimiter()
         self.cache: OrderedDict[int, None] = OrderedDict()
@@ -105,11 +121,7 @@ class Engine:
         self, fmt: ModuleType, call: SimCall, profile: Profile, key: str, now_s: float
     ) -> Admitted:
         """Check the context window and the rate limits; raises the format's ``SimError``."""
-        window = profile.context_window
-        reserved = call.max_tokens or 0
-        if window is not None and call.prompt_tokens + reserved > window:
-            error: SimError = fmt.context_error(window, call.prompt_tokens, reserved)
-            raise error
+        _check_window(fmt, call, profile)
         answer = generate(call)
         self.faults.apply(call, answer, profile)  # invalid JSON / refusals on purpose
         tokens = call.prompt_tokens + answer.output_tokens
@@ -118,6 +130,19 @@ class Engine:
             limited: SimError = fmt.rate_limit_error(decision)
             raise limited
         return Admitted(answer, fmt.limit_headers(decision))
+
+    def answer_line(self, fmt: ModuleType, call: SimCall) -> Answer:
+        """A batch line's answer, or its ``SimError`` (window, then ``batch_line_error_rate``)."""
+        profile = self.config.profile(call.model)
+        _check_window(fmt, call, profile)
+        answer = generate(call)
+        self.faults.apply(call, answer, profile)
+        rate = profile.batch_line_error_rate
+        topic = call.topic or call.seed
+        draw = profile.fault_draw
+        if rate > 0 and self.faults.picked(call.model, "batch_line", topic, rate, draw):
+            raise self.error_for("500")
+        return answer
 
     def injected(self, headers: Mapping[str, str], profile: Profile) -> ErrorKind | SimError | None:
         """The failure to inject: a config error kind, the header's failure, or none."""

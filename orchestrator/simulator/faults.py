@@ -48,17 +48,18 @@ class Faults:
         kind, rate = ("invalid_json", profile.invalid_json_rate)
         if not call.json_mode:
             kind, rate = ("refusal", profile.refusal_rate)
-        if rate <= 0 or not self._picked(call, kind, rate, profile.fault_draw):
+        topic = call.topic or call.seed  # formats without a topic: decided per request
+        if rate <= 0 or not self.picked(call.model, kind, topic, rate, profile.fault_draw):
             return
         answer.text = _cut(answer.text) if kind == "invalid_json" else REFUSAL_TEXT
         self.spoiled[kind] = self.spoiled.get(kind, 0) + 1
 
-    def _picked(self, call: SimCall, kind: str, rate: float, draw: str) -> bool:
-        topic = call.topic or call.seed  # formats without a topic: decided per request
+    def picked(self, model: str, kind: str, topic: int, rate: float, draw: str) -> bool:
+        """Whether the fault ``kind`` at ``rate`` hits input ``topic`` of ``model`` (see above)."""
         if draw == "hash":
-            fraction = seed_of("fault", kind, call.model, topic) % 1_000_000 / 1_000_000
+            fraction = seed_of("fault", kind, model, topic) % 1_000_000 / 1_000_000
             return fraction < rate
-        key = (call.model, kind, topic)
+        key = (model, kind, topic)
         known = self.decided.get(key)
         if known is not None:
             self.decided.move_to_end(key)

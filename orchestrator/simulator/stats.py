@@ -2,7 +2,8 @@
 
 Benchmarks and chaos tests read these to check the cluster from the provider's
 side: how many requests arrived and in what peak minute, how many were served,
-how many 429s went out, and how many tokens passed.
+how many 429s went out, and how many tokens passed. Provider batches are counted
+apart (``batches``: per wire format and in total), since their lines are not requests.
 """
 
 from __future__ import annotations
@@ -49,12 +50,50 @@ class Counts:
         }
 
 
+class BatchCounts:
+    """Provider batches of one wire format (or all): batches by how they ended, lines by outcome."""
+
+    KEYS = (
+        "created",
+        "completed",
+        "failed",
+        "expired",
+        "cancelled",
+        "lines_received",
+        "lines_served",
+        "lines_failed",
+        "lines_expired",
+        "lines_cancelled",
+        "input_tokens",
+        "output_tokens",
+    )
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(self.KEYS, 0)
+
+    def add(self, key: str, amount: int = 1) -> None:
+        self.counts[key] += amount
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
 class Stats:
     """Counts in total and per model; every method updates both."""
 
     def __init__(self) -> None:
         self.total = Counts()
         self.models: dict[str, Counts] = {}
+        self.batch_total = BatchCounts()
+        self.batch_formats: dict[str, BatchCounts] = {}
+
+    def batch(self, fmt: str, key: str, amount: int = 1) -> None:
+        """Count ``amount`` under ``key`` (``BatchCounts.KEYS``) for format ``fmt`` and in total."""
+        counts = self.batch_formats.get(fmt)
+        if counts is None:
+            counts = self.batch_formats[fmt] = BatchCounts()
+        counts.add(key, amount)
+        self.batch_total.add(key, amount)
 
     def _both(self, model: str) -> tuple[Counts, Counts]:
         counts = self.models.get(model)
@@ -85,4 +124,8 @@ class Stats:
         return {
             "total": self.total.as_dict(),
             "models": {name: c.as_dict() for name, c in sorted(self.models.items())},
+            "batches": {
+                "total": self.batch_total.as_dict(),
+                "formats": {f: c.as_dict() for f, c in sorted(self.batch_formats.items())},
+            },
         }
