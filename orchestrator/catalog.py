@@ -6,6 +6,12 @@ output tokens. The default catalog ships
 with the package (``catalog.yaml``) and points at the provider simulator; set
 ``SWITCHYARD_CATALOG_PATH`` to use your own. ``${SIMULATOR_URL}`` in a base URL
 is replaced with ``Settings.simulator_url``.
+
+A deployment whose provider offers a batch API (OpenAI's Batch API, Anthropic's
+Message Batches, Gemini's batch mode) says so in ``batch``: its batch prices
+(about half the synchronous ones) and the provider's limits on one batch file and
+on the tokens queued per model. Jobs that can wait go that way (issue 26;
+``orchestrator.routing.batch_path``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,24 @@ class RateLimits(BaseModel):
     tpm: int | None = Field(default=None, gt=0)
 
 
+class BatchOffer(BaseModel):
+    """A provider's batch API for one deployment: its prices and its limits.
+
+    Exists so the router can tell which deployments can take work that may wait,
+    and the ledger what such work costs (``Deployment.batch_priced``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input_usd_per_mtok: Decimal = Field(ge=0)
+    output_usd_per_mtok: Decimal = Field(ge=0)
+    cached_input_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
+    max_lines: int = Field(default=50_000, gt=0, description="requests in one batch file")
+    max_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="bytes in one file")
+    max_queued_tokens: int | None = Field(
+        default=None, gt=0, description="input tokens queued in batches per model (None: any)"
+    )
+
+
 class Deployment(BaseModel):
     """One model served at one endpoint, with its prices and limits."""
 
@@ -59,6 +83,7 @@ class Deployment(BaseModel):
     vision: bool = False
     strength: int = Field(default=1, ge=1, description="higher is stronger")
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    batch: BatchOffer | None = Field(default=None, description="its provider's batch API")
 
     @model_validator(mode="after")
     def _azure_needs_version(self) -> Deployment:
@@ -79,6 +104,19 @@ class Deployment(BaseModel):
         if self.cache_write_usd_per_mtok is None:
             return self.input_usd_per_mtok
         return self.cache_write_usd_per_mtok
+
+    def batch_priced(self) -> Deployment:
+        """This deployment at its batch prices (for the cost of a provider batch's line)."""
+        if self.batch is None:
+            raise ValueError(f"deployment {self.name} offers no batch API")
+        return self.model_copy(
+            update={
+                "input_usd_per_mtok": self.batch.input_usd_per_mtok,
+                "output_usd_per_mtok": self.batch.output_usd_per_mtok,
+                "cached_input_usd_per_mtok": self.batch.cached_input_usd_per_mtok,
+                "cache_write_usd_per_mtok": None,
+            }
+        )
 
 
 class Catalog(BaseModel):

@@ -117,6 +117,19 @@ class Settings(BaseSettings):
     max_batch_jobs: int = 50_000
     max_prompt_chars: int = 400_000
 
+    # Provider batch APIs at about half price (issue 26; COSTS.md). A job with a
+    # completion_window, or objective cost and a deadline provider_batch_min_wait_s
+    # away, whose first deployment offers a batch API (catalog ``batch``) is gathered
+    # per deployment for provider_batch_gather_s (or until a file is full) into one
+    # provider batch; one still there provider_batch_sync_margin_s before its
+    # deadline runs synchronously. Polls back off from poll_s to poll_max_s.
+    provider_batch_enabled: bool = False
+    provider_batch_gather_s: float = Field(default=10.0, ge=0)
+    provider_batch_min_wait_s: int = Field(default=86_400, ge=0)
+    provider_batch_sync_margin_s: int = Field(default=1_800, ge=0)
+    provider_batch_poll_s: float = Field(default=5.0, gt=0)
+    provider_batch_poll_max_s: float = Field(default=300.0, gt=0)
+
     # Strong/weak routing inside a tier (see ROUTING.md): the scorer by name, the
     # default share of strong calls, and a calibration saved by `route calibrate`.
     router_scorer: str = "rules"

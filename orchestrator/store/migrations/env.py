@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
+from orchestrator.store import provider_batch_models  # noqa: F401  (its tables, in the metadata)
 from orchestrator.store.models import Base
 from orchestrator.store.rollup import ensure_sqlite_triggers
 

@@ -1,0 +1,142 @@
+"""Provider batches in the store: gather waiting jobs into one, hold it, move its state.
+
+    gather(session, deployment, ...)   the waiting lines of a deployment -> a new
+                                       provider batch (``prepared``), when a file is
+                                       full or its oldest line waited ``gather_s``
+    take(session, id, owner, ...)      hold a batch for one task (compare-and-set);
+                                       a dead task's hold lapses at ``locked_until``
+    advance(session, id, owner, ...)   write its next state (only while held)
+    due(session, now)                  batches not done whose next step is due
+
+The lifecycle's states are listed in ``orchestrator.store.provider_batch_models``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.store.models import new_id
+from orchestrator.store.provider_batch_models import ProviderBatch, ProviderBatchLine
+
+ENDED = ("done",)
+
+
+def waiting_deployments(session: Session) -> list[str]:
+    """Deployments that have lines waiting to be gathered."""
+    found = select(ProviderBatchLine.deployment).where(ProviderBatchLine.state == "waiting")
+    return sorted(set(session.scalars(found.distinct())))
+
+
+def gather(
+    session: Session,
+    *,
+    deployment: str,
+    provider: str,
+    now: datetime,
+    gather_s: float,
+    max_lines: int,
+) -> ProviderBatch | None:
+    """A new provider batch of the deployment's waiting lines, oldest first, if it is time.
+
+    It is time when ``max_lines`` wait, or the oldest has waited ``gather_s``. The
+    lines are locked (``SKIP LOCKED``): two gatherers never take the same line.
+    """
+    rows = session.execute(
+        select(
+            ProviderBatchLine.job_id, ProviderBatchLine.created_at, ProviderBatchLine.input_tokens
+        )
+        .where(ProviderBatchLine.deployment == deployment, ProviderBatchLine.state == "waiting")
+        .order_by(ProviderBatchLine.created_at, ProviderBatchLine.job_id)
+        .limit(max_lines)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
+        return None
+    oldest = _aware(rows[0][1])
+    if len(rows) < max_lines and oldest > now - timedelta(seconds=gather_s):
+        return None
+    batch = ProviderBatch(
+        id=new_id("pbat"),
+        deployment=deployment,
+        provider=provider,
+        state="prepared",
+        lines=len(rows),
+        input_tokens=sum(r[2] for r in rows),
+        succeeded=0,
+        failed=0,
+        attempts=0,
+        created_at=now,
+        next_poll_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    session.execute(
+        update(ProviderBatchLine)
+        .where(ProviderBatchLine.job_id.in_([r[0] for r in rows]))
+        .values(state="batched", provider_batch_id=batch.id)
+        .execution_options(synchronize_session=False)
+    )
+    return batch
+
+
+def take(session: Session, *, batch_id: str, now: datetime, hold_s: float) -> ProviderBatch | None:
+    """Hold the batch until ``now + hold_s`` if no live task holds it and it is not done."""
+    held = session.execute(
+        update(ProviderBatch)
+        .where(
+            ProviderBatch.id == batch_id,
+            ProviderBatch.state.not_in(ENDED),
+            or_(ProviderBatch.locked_until.is_(None), ProviderBatch.locked_until < now),
+        )
+        .values(locked_until=now + timedelta(seconds=hold_s), attempts=ProviderBatch.attempts + 1)
+        .returning(ProviderBatch.id)
+    ).scalar_one_or_none()
+    if held is None:
+        return None
+    return session.get(ProviderBatch, batch_id, populate_existing=True)
+
+
+def advance(session: Session, *, batch_id: str, values: dict[str, Any]) -> None:
+    """Write the batch's next state (its holder calls this before each external step)."""
+    session.execute(
+        update(ProviderBatch)
+        .where(ProviderBatch.id == batch_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_hold(session: Session, *, batch_id: str, next_poll_at: datetime | None) -> None:
+    """Let go of the batch; its next step is due at ``next_poll_at``."""
+    advance(session, batch_id=batch_id, values={"locked_until": None, "next_poll_at": next_poll_at})
+
+
+def due(session: Session, *, now: datetime, limit: int = 500) -> list[tuple[str, str]]:
+    """(id, deployment) of batches not done, not held, whose next step is due."""
+    found = (
+        select(ProviderBatch.id, ProviderBatch.deployment)
+        .where(
+            ProviderBatch.state.not_in(ENDED),
+            ProviderBatch.next_poll_at <= now,
+            or_(ProviderBatch.locked_until.is_(None), ProviderBatch.locked_until < now),
+        )
+        .order_by(ProviderBatch.next_poll_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in session.execute(found)]
+
+
+def queued_tokens(session: Session, *, deployment: str) -> int:
+    """Input tokens in this deployment's provider batches not done yet."""
+    total = select(func.coalesce(func.sum(ProviderBatch.input_tokens), 0)).where(
+        ProviderBatch.deployment == deployment, ProviderBatch.state.not_in(ENDED)
+    )
+    return int(session.scalar(total) or 0)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
