@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import httpx
 from fastapi.testclient import TestClient
 
 from orchestrator.catalog import load_catalog
@@ -14,7 +17,8 @@ from workers.providers.openai import parse_completion
 
 def adapter(client: TestClient) -> OpenAIBatchAdapter:
     catalog = load_catalog(Settings(simulator_url="http://testserver/v1"))
-    return OpenAIBatchAdapter(client, catalog.get("sim-gpt-4o-mini"), None)
+    http = cast(httpx.Client, client)  # a TestClient is an httpx.Client on the ASGI app
+    return OpenAIBatchAdapter(http, catalog.get("sim-gpt-4o-mini"), None)
 
 
 def test_upload_create_poll_read_and_find_again() -> None:
