@@ -2,15 +2,20 @@
 
 Measures, per prompt, in one process and one run:
 
-    baseline   reading the prompt: ``prompt_text()``, lower-casing, splitting into words
-    classify   the tier pipeline (rules)
-    strength   the strong/weak scorer (``--scorer``, default rules)
-    route      classify + strength + the route plan, as the dispatcher calls it
+    baseline        reading the prompt: ``prompt_text()``, lower-casing, splitting into words
+    classify        the tier pipeline the settings name (default: the learned model)
+    classify_rules  the old rules pipeline, for comparison
+    strength        the strong/weak scorer (``--scorer``, default rules)
+    route           classify + strength + the route plan, as the dispatcher calls it
 
 and prints p50/p99/max in milliseconds, plus the p99 ratio to the baseline
 (machines here are shared and noisy: the ratio is the result). The prompts are
 a fixed mix of prose, code, math and operator-heavy text, each padded to
 ``--chars`` characters, so runs are comparable.
+
+``model_rss_mb``: in a fresh process that has imported the API (``create_app``'s
+module), the resident memory loading the tier model and its encoder adds, and
+the time it takes (the baseline: the same process before loading).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,6 +34,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings
 from orchestrator.routing import StrengthPolicy, classify, route
 from orchestrator.routing import calibration as calibrations
+from orchestrator.routing.classify import stages_of
 from orchestrator.routing.scorers import get_scorer
 from orchestrator.schemas import JobRequest
 
@@ -72,6 +80,30 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
+_RSS_PROBE = """
+import json, time
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+import orchestrator.api.app
+from orchestrator.routing import tier_model
+from orchestrator.schemas import JobRequest
+before = rss_mb(); start = time.perf_counter()
+tier_model.current().predict("Write a Python function that parses a CSV file. " * 80)
+print(json.dumps({"api_rss_mb": round(before, 1), "model_rss_mb": round(rss_mb() - before, 1),
+                  "load_s": round(time.perf_counter() - start, 3)}))
+"""
+
+
+def model_memory() -> dict[str, Any]:
+    """RSS the API process gains by loading the tier model (a fresh process, Linux /proc)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE], capture_output=True, text=True, check=True
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="switchyard bench classify")
     parser.add_argument("--prompts", type=int, default=2000)
@@ -82,6 +114,7 @@ def main(argv: list[str]) -> int:
     catalog = load_catalog(Settings())
     policy = StrengthPolicy(get_scorer(args.scorer), calibrations.builtin(args.scorer))
     requests = prompts(args.prompts, args.chars)
+    rules = stages_of("rules")
 
     def baseline(request: JobRequest) -> object:
         return request.prompt_text().lower().split()
@@ -89,6 +122,7 @@ def main(argv: list[str]) -> int:
     measured = {
         "baseline": stats(timings_ms(baseline, requests)),
         "classify": stats(timings_ms(lambda r: classify(r, catalog), requests)),
+        "classify_rules": stats(timings_ms(lambda r: classify(r, catalog, rules), requests)),
         "strength": stats(timings_ms(policy.decide, requests)),
         "route": stats(timings_ms(lambda r: route(r, catalog, policy), requests)),
     }
@@ -98,10 +132,12 @@ def main(argv: list[str]) -> int:
         "prompts": args.prompts,
         "chars": args.chars,
         "scorer": args.scorer,
+        "classifier": Settings().router_tier_classifier,
         **measured,
         "p99_ratio_to_baseline": {
             k: round(v["p99_ms"] / base, 2) for k, v in measured.items() if k != "baseline"
         },
     }
+    result["memory"] = model_memory()
     print(json.dumps(result, indent=1))
     return 0

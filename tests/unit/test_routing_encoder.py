@@ -66,3 +66,14 @@ def test_batch_embedding_equals_one_at_a_time() -> None:
     texts = ["Hola, ¿qué tal?", "Prove that sqrt(2) is irrational.", ""]
     batch = encoder.embed_many(texts)
     assert np.allclose(batch, np.stack([encoder.embed(t) for t in texts]), atol=1e-6)
+
+
+def test_a_prompt_embedded_twice_in_a_row_is_tokenized_once() -> None:
+    # Given a prompt embedded for its tier
+    text = "Explain the difference between a process and a thread."
+    first = encoder.embed(text)
+    # When the strong/weak scorer embeds the same prompt next
+    second = encoder.embed(text)
+    # Then it gets the same (read-only) vector back, and another prompt gets its own
+    assert second is first and not second.flags.writeable
+    assert not np.array_equal(encoder.embed("Bonjour !"), first)
