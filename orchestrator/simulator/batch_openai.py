@@ -6,11 +6,10 @@
     POST /v1/batches/{id}/cancel   ``cancelling`` now, ``cancelled`` on the next read
     GET  /v1/batches?limit&after   newest first
 
-A batch reads its input file at once: a line that is not JSON, lacks ``custom_id``,
-repeats one, names another ``url`` or model than the rest, makes the batch
-``failed`` with ``errors.data`` (as OpenAI's validation does). A line whose body is
-not a valid chat-completions request is answered like the synchronous endpoint
-would (``response.status_code`` 400 in the error file). Statuses: ``validating``
+A batch reads its input file at once (``simulator.batch_input``): a malformed
+file makes the batch ``failed`` with ``errors.data``, as OpenAI's validation does;
+a line whose body is not a valid chat-completions request gets a 400 in the error
+file. Statuses: ``validating``
 (the create answer), ``in_progress``, ``finalizing``, then ``completed``,
 ``expired`` or ``cancelled``. The output file holds ``{"id", "custom_id",
 "response": {"status_code": 200, "request_id", "body": <chat.completion>}, "error":
@@ -22,7 +21,6 @@ lines an expiry or a cancel left unfinished (``response: null``, ``error: {"code
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +28,7 @@ from fastapi import FastAPI, Request, Response
 
 from orchestrator.simulator import openai_wire
 from orchestrator.simulator.batch_files import add_file_routes
+from orchestrator.simulator.batch_input import ENDPOINT, InvalidFile, parse_lines
 from orchestrator.simulator.batch_store import (
     BatchLine,
     SimBatch,
@@ -45,68 +44,11 @@ from orchestrator.simulator.wire import SimError, seed_of
 if TYPE_CHECKING:
     from orchestrator.simulator.engine import Engine
 
-ENDPOINT = "/v1/chat/completions"
 WINDOW_S = 24 * 3600
 _UNFINISHED = {
     "expired": ("batch_expired", "Not executed before the completion window expired."),
     "canceled": ("batch_cancelled", "Not executed: the batch was cancelled."),
 }
-
-
-class InvalidFile(Exception):
-    """The input file fails validation: the batch is created ``failed`` with these errors."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors[0]["message"])
-        self.errors = errors
-
-
-def _line_error(line: int, code: str, message: str, param: str | None = None) -> InvalidFile:
-    return InvalidFile([{"code": code, "line": line, "message": message, "param": param}])
-
-
-def _parse_line(number: int, raw: bytes, seen: set[str]) -> tuple[str, dict[str, Any]]:
-    try:
-        item = json.loads(raw)
-    except ValueError:
-        raise _line_error(number, "invalid_json_line", "This line is not valid JSON.") from None
-    custom_id = item.get("custom_id") if isinstance(item, dict) else None
-    if not isinstance(custom_id, str) or not custom_id:
-        raise _line_error(number, "missing_required_parameter", "Missing custom_id.", "custom_id")
-    if custom_id in seen:
-        raise _line_error(number, "duplicate_custom_id", f"custom_id {custom_id!r} repeats.")
-    if item.get("method") != "POST" or item.get("url") != ENDPOINT:
-        message = f"Every line must be a POST to {ENDPOINT}, the batch's endpoint."
-        raise _line_error(number, "invalid_url", message, "url")
-    body = item.get("body")
-    if not isinstance(body, dict):
-        raise _line_error(number, "missing_required_parameter", "Missing body.", "body")
-    seen.add(custom_id)
-    return custom_id, body
-
-
-def _lines(data: bytes) -> list[BatchLine]:
-    """The input file's lines, parsed; raises ``InvalidFile``."""
-    seen: set[str] = set()
-    lines: list[BatchLine] = []
-    model: str | None = None
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        custom_id, body = _parse_line(number, raw, seen)
-        if model is not None and body.get("model") != model:
-            message = f"Line {number} names model {body.get('model')!r}, not the batch's {model!r}."
-            raise _line_error(number, "mismatched_model", message, "body.model")
-        model = model or body.get("model")
-        try:
-            if body.get("stream"):
-                raise SimError(400, "Streaming is not supported in a batch.", param="stream")
-            lines.append(BatchLine(custom_id, openai_wire.parse(body)))
-        except SimError as exc:
-            lines.append(BatchLine(custom_id, None, error=exc))
-    if not lines:
-        raise _line_error(1, "empty_file", "The input file has no requests.")
-    return lines
 
 
 def _metadata(value: object) -> dict[str, str] | None:
@@ -135,7 +77,7 @@ def create(engine: Engine, body: object, headers: Any) -> SimBatch:
     meta = {"input_file_id": file_id, "metadata": _metadata(body.get("metadata")), "errors": None}
     batch = SimBatch(f"batch_{uuid.uuid4().hex}", openai_wire, [], now_s(), 0.0, meta=meta)
     try:
-        batch.lines = _lines(sim_file.data)
+        batch.lines = parse_lines(sim_file.data)
     except InvalidFile as exc:
         batch.meta["errors"] = exc.errors
         batch.end, batch.ended_s = "failed", batch.created_s
