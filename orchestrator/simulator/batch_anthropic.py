@@ -87,9 +87,7 @@ def create(engine: Engine, body: object, headers: Any) -> SimBatch:
     models = [line.call.model for line in lines if line.call is not None]
     batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
     batch = SimBatch(batch_id, anthropic_wire, lines, now_s(), processing_s(engine, models))
-    batch.expires = engine.batches.picked_to_expire(
-        engine, models, batch_seed(sorted(seen), batch_id), headers
-    )
+    batch.expires = engine.batches.picked_to_expire(engine, models, batch_seed(lines), headers)
     return batch
 
 

@@ -106,7 +106,7 @@ def create(engine: Engine, model: str, body: object, headers: Any) -> SimBatch:
     batch = SimBatch(batch_id, gemini_wire, lines, now_s(), processing_s(engine, [model]))
     batch.keeps_partial = False
     batch.meta = {"model": model, "display_name": name}
-    seed = batch_seed(model, name, len(lines), batch_id)
+    seed = batch_seed(lines)
     batch.expires = engine.batches.picked_to_expire(engine, [model], seed, headers)
     return batch
 

@@ -85,7 +85,7 @@ def create(engine: Engine, body: object, headers: Any) -> SimBatch:
     models = [line.call.model for line in batch.lines if line.call is not None]
     batch.meta["model"] = models[0] if models else None
     batch.processing_s = processing_s(engine, models)
-    seed = batch_seed(file_id, len(batch.lines), batch.id)
+    seed = batch_seed(batch.lines)
     batch.expires = engine.batches.picked_to_expire(engine, models, seed, headers)
     return batch
 

@@ -232,9 +232,9 @@ def processing_s(engine: Engine, models: list[str]) -> float:
     return max((engine.config.profile(m).batch_processing_s for m in set(models)), default=0.0)
 
 
-def batch_seed(*parts: object) -> int:
-    """The stable hash a batch's expiry is drawn from (its content)."""
-    return seed_of("batch", *parts)
+def batch_seed(lines: list[BatchLine]) -> int:
+    """The stable hash a batch's expiry is drawn from: its content (keys and requests)."""
+    return seed_of("batch", [(line.key, line.call.seed if line.call else 0) for line in lines])
 
 
 def now_s() -> float:

@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 from orchestrator.simulator import batch_openai, gemini_wire, openai_wire
-from orchestrator.simulator.batch_store import MAX_BATCH_LINES, BatchLine, SimBatch
+from orchestrator.simulator.batch_store import MAX_BATCH_LINES, BatchLine, SimBatch, batch_seed
 from orchestrator.simulator.config import Profile, SimulatorConfig
 from orchestrator.simulator.engine import Engine
 from orchestrator.simulator.wire import SimError
@@ -120,3 +120,22 @@ def test_the_store_drops_ended_batches_when_full_and_refuses_when_all_run(
     huge = SimBatch("batch_huge", openai_wire, too_many, T0, 0)
     with pytest.raises(SimError, match=str(MAX_BATCH_LINES)):
         store.add(huge, engine)
+
+
+def test_expiry_is_drawn_from_the_batch_content() -> None:
+    # Given half of all batches picked to expire, by hash
+    engine = _engine(batch_expire_rate=0.5)
+    store = engine.batches
+
+    def fates() -> list[bool]:
+        batches = [_batch(n, processing_s=n) for n in range(1, 21)]
+        return [
+            store.picked_to_expire(engine, ["gpt-4o-mini"], batch_seed(b.lines), {})
+            for b in batches
+        ]
+
+    # When twenty different batches are submitted twice
+    first, again = fates(), fates()
+    # Then each content meets the same fate both times, and some (not all) expire
+    assert first == again
+    assert 0 < sum(first) < 20
