@@ -142,12 +142,17 @@ def _limit(value: str | None) -> int:
 
 def add_routes(app: FastAPI, engine: Engine) -> None:
     """Mount the Message Batches API."""
+    _add_batch_routes(app, engine)
+    _add_read_routes(app, engine)
 
-    def found(batch_id: str) -> SimBatch:
-        batch = engine.batches.get(batch_id, anthropic_wire)
-        engine.batches.refresh(batch, now_s(), engine)
-        return batch
 
+def _found(engine: Engine, batch_id: str) -> SimBatch:
+    batch = engine.batches.get(batch_id, anthropic_wire)
+    engine.batches.refresh(batch, now_s(), engine)
+    return batch
+
+
+def _add_batch_routes(app: FastAPI, engine: Engine) -> None:
     @app.post("/v1/messages/batches")
     async def create_batch(request: Request) -> Response:
         """Create a Message Batch."""
@@ -162,26 +167,15 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def retrieve_batch(batch_id: str, request: Request) -> Response:
         """The batch, as of now."""
         try:
-            return respond(render(found(batch_id), str(request.base_url)))
+            return respond(render(_found(engine, batch_id), str(request.base_url)))
         except SimError as exc:
             return _error(exc)
-
-    @app.get("/v1/messages/batches/{batch_id}/results")
-    async def batch_results(batch_id: str) -> Response:
-        """The results, once the batch has ended."""
-        try:
-            batch = found(batch_id)
-            if batch.end is None:
-                raise SimError(400, f"Batch {batch_id} is still processing; no results yet.")
-        except SimError as exc:
-            return _error(exc)
-        return Response(results(batch), media_type="application/binary")
 
     @app.post("/v1/messages/batches/{batch_id}/cancel")
     async def cancel_batch(batch_id: str, request: Request) -> Response:
         """Cancel the batch (an ended batch comes back as it is)."""
         try:
-            batch = found(batch_id)
+            batch = _found(engine, batch_id)
             canceling = engine.batches.cancel(batch, now_s(), engine)
         except SimError as exc:
             return _error(exc)
@@ -191,13 +185,26 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def delete_batch(batch_id: str) -> Response:
         """Delete an ended batch and its results."""
         try:
-            batch = found(batch_id)
+            batch = _found(engine, batch_id)
             if batch.end is None:
                 raise SimError(400, f"Batch {batch_id} is still processing; cancel it first.")
         except SimError as exc:
             return _error(exc)
         engine.batches.remove(batch_id)
         return respond({"id": batch_id, "type": "message_batch_deleted"})
+
+
+def _add_read_routes(app: FastAPI, engine: Engine) -> None:
+    @app.get("/v1/messages/batches/{batch_id}/results")
+    async def batch_results(batch_id: str) -> Response:
+        """The results, once the batch has ended."""
+        try:
+            batch = _found(engine, batch_id)
+            if batch.end is None:
+                raise SimError(400, f"Batch {batch_id} is still processing; no results yet.")
+        except SimError as exc:
+            return _error(exc)
+        return Response(results(batch), media_type="application/binary")
 
     @app.get("/v1/messages/batches")
     async def list_batches(

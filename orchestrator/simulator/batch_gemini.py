@@ -178,12 +178,17 @@ def _page_size(value: str | None) -> int:
 
 def add_routes(app: FastAPI, engine: Engine) -> None:
     """Mount batch mode (before the catch-all ``/{version}/models/{target}`` route)."""
+    _add_batch_routes(app, engine)
+    _add_list_route(app, engine)
 
-    def found(batch_id: str) -> SimBatch:
-        batch = engine.batches.get(f"batches/{batch_id}", gemini_wire)
-        engine.batches.refresh(batch, now_s(), engine)
-        return batch
 
+def _found(engine: Engine, batch_id: str) -> SimBatch:
+    batch = engine.batches.get(f"batches/{batch_id}", gemini_wire)
+    engine.batches.refresh(batch, now_s(), engine)
+    return batch
+
+
+def _add_batch_routes(app: FastAPI, engine: Engine) -> None:
     @app.post("/v1beta/models/{model}:batchGenerateContent")
     async def create_batch(model: str, request: Request) -> Response:
         """Enqueue a batch of ``generateContent`` requests."""
@@ -198,7 +203,7 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def get_batch(batch_id: str) -> Response:
         """The batch's operation, as of now."""
         try:
-            return respond(render(found(batch_id)))
+            return respond(render(_found(engine, batch_id)))
         except SimError as exc:
             return _error(exc)
 
@@ -206,7 +211,7 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def cancel_batch(batch_id: str) -> Response:
         """Cancel the batch (``{}``, as Google answers)."""
         try:
-            engine.batches.cancel(found(batch_id), now_s(), engine)
+            engine.batches.cancel(_found(engine, batch_id), now_s(), engine)
         except SimError as exc:
             return _error(exc)
         return respond({})
@@ -215,12 +220,14 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def delete_batch(batch_id: str) -> Response:
         """Forget the batch (it is not cancelled)."""
         try:
-            found(batch_id)
+            _found(engine, batch_id)
         except SimError as exc:
             return _error(exc)
         engine.batches.remove(f"batches/{batch_id}")
         return respond({})
 
+
+def _add_list_route(app: FastAPI, engine: Engine) -> None:
     @app.get("/v1beta/batches")
     async def list_batches(pageSize: str | None = None, pageToken: str | None = None) -> Response:
         """Operations, newest first; ``nextPageToken`` is the last one's name."""

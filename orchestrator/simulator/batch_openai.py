@@ -205,12 +205,17 @@ def _limit(value: str | None) -> int:
 def add_routes(app: FastAPI, engine: Engine) -> None:
     """Mount the Files and Batches APIs."""
     add_file_routes(app, engine, lambda file_id: output_file(engine, file_id))
+    _add_batch_routes(app, engine)
+    _add_list_route(app, engine)
 
-    def found(batch_id: str) -> SimBatch:
-        batch = engine.batches.get(batch_id, openai_wire)
-        engine.batches.refresh(batch, now_s(), engine)
-        return batch
 
+def _found(engine: Engine, batch_id: str) -> SimBatch:
+    batch = engine.batches.get(batch_id, openai_wire)
+    engine.batches.refresh(batch, now_s(), engine)
+    return batch
+
+
+def _add_batch_routes(app: FastAPI, engine: Engine) -> None:
     @app.post("/v1/batches")
     async def create_batch(request: Request) -> Response:
         """Create a batch from an uploaded input file."""
@@ -225,7 +230,7 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def retrieve_batch(batch_id: str) -> Response:
         """The batch, as of now."""
         try:
-            return respond(render(found(batch_id), now_s()))
+            return respond(render(_found(engine, batch_id), now_s()))
         except SimError as exc:
             return _error(exc)
 
@@ -233,7 +238,7 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
     async def cancel_batch(batch_id: str) -> Response:
         """Cancel a batch that has not ended (409 for one that has)."""
         try:
-            batch = found(batch_id)
+            batch = _found(engine, batch_id)
             if batch.end not in (None, "cancelled"):
                 message = f"Cannot cancel a batch with status '{batch.end}'."
                 raise SimError(409, message, code="batch_not_cancellable")
@@ -242,6 +247,8 @@ def add_routes(app: FastAPI, engine: Engine) -> None:
             return _error(exc)
         return respond(render(batch, now_s(), status="cancelling" if cancelling else None))
 
+
+def _add_list_route(app: FastAPI, engine: Engine) -> None:
     @app.get("/v1/batches")
     async def list_batches(limit: str | None = None, after: str | None = None) -> Response:
         """Batches, newest first, ``limit`` at a time after the id ``after``."""
