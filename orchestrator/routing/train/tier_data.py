@@ -11,8 +11,9 @@ Held-out split, a rule anyone can re-run:
 
 Weights: a source that gives many rows of one tier (translated word problems,
 one benchmark's template) must not teach "this style means this tier". Each
-(source, tier) group of n rows counts like min(n, sqrt(n * GROUP_ROWS)) rows;
-then tiers are balanced so each weighs the same in total.
+(source, tier) group of n rows counts like min(n, sqrt(n * GROUP_ROWS)) rows,
+except rows written for this corpus (``authored:...``), which were written to
+vary and count fully; then tiers are balanced so each weighs the same in total.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from orchestrator.tiers import Tier
 TIERS = (Tier.FAST, Tier.REASONING, Tier.CODE)
 HELD_OUT_MODULUS = 10
 GROUP_ROWS = 200
+AUTHORED = "authored"
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
@@ -133,7 +135,12 @@ def weights(rows: Sequence[Labelled]) -> list[float]:
     if not rows:
         return []
     groups = Counter((group_of(r.source), r.tier) for r in rows)
-    raw = [min(1.0, math.sqrt(GROUP_ROWS / groups[(group_of(r.source), r.tier)])) for r in rows]
+    raw = [
+        1.0
+        if r.source.startswith(AUTHORED)
+        else min(1.0, math.sqrt(GROUP_ROWS / groups[(group_of(r.source), r.tier)]))
+        for r in rows
+    ]
     per_tier: dict[Tier, float] = {}
     for row, w in zip(rows, raw, strict=True):
         per_tier[row.tier] = per_tier.get(row.tier, 0.0) + w
