@@ -11,6 +11,10 @@ A higher value means the strong model is more likely to be worth its price.
     rules    (default) hand-set weights over ``complexity`` features; pure Python
     learned  logistic regressions fitted on the MMLU training split; pure Python
              at run time, trained with the optional ``learned`` extra
+    gain     the tier model's call (reasoning or code: upper half) and, inside it, the
+             expected gain of the strong model fitted on the encoder's embedding and
+             readable counts; numpy and the shared encoder at run time
+    gain-fitted  the fitted expected gain alone (no tier prior)
     length   baseline: longer prompts score higher
     random   baseline: a stable pseudo-random value per prompt
 
@@ -134,9 +138,25 @@ def _learned() -> Scorer:
     return LearnedScorer.load()
 
 
+def _gain() -> Scorer:
+    from orchestrator.config import get_settings
+    from orchestrator.routing.gain import GainScorer
+
+    return GainScorer.configured(get_settings().router_model_path)
+
+
+def _gain_fitted() -> Scorer:
+    from orchestrator.config import get_settings
+    from orchestrator.routing.gain import GainScorer
+
+    return GainScorer.configured(get_settings().router_model_path, prior=False)
+
+
 SCORERS: dict[str, Callable[[], Scorer]] = {
     "rules": RulesScorer,
     "learned": _learned,
+    "gain": _gain,
+    "gain-fitted": _gain_fitted,
     "length": LengthScorer,
     "random": RandomScorer,
 }
