@@ -4,6 +4,7 @@
     embed_many(texts)    -> np.ndarray (n, 256)          batch form, for training
     ngrams(text)         -> Grams(ids, values)            hashed char n-grams, sparse
     gram_text(text)      -> dict[int, str]                 bucket id -> an n-gram, for reasons
+    gram_spans(text, ..) -> (str, buckets, middles, spaces) where buckets occur, for reasons
     features(text)       -> Features(embedding, grams)    both, from one text window
     window(text)         -> str                           the part of a prompt that is read
     encoder_info()       -> dict                          what an artefact records about us
@@ -208,13 +209,38 @@ def gram_text(
     squeezed = _squeezed(text)
     codes = _code_points(squeezed)
     out: dict[int, str] = {}
-    wanted = None if only is None else np.fromiter(only, dtype=np.uint64, count=len(only))
+    wanted = None
+    if only is not None:
+        wanted = np.zeros(buckets, dtype=bool)
+        wanted[np.fromiter(only, dtype=np.int64, count=len(only))] = True
     for n in GRAM_SIZES:
-        hashed = _hashes(codes, n, buckets)
-        places = range(len(hashed)) if wanted is None else np.flatnonzero(np.isin(hashed, wanted))
+        hashed = _hashes(codes, n, buckets).astype(np.int64)
+        places = range(len(hashed)) if wanted is None else np.flatnonzero(wanted[hashed])
         for i in places:
             out.setdefault(int(hashed[i]), squeezed[i : i + n])
     return out
+
+
+def gram_spans(
+    text: str, buckets: int, only: IntArray
+) -> tuple[str, IntArray, IntArray, IntArray]:
+    """Where the ``only`` buckets occur in the squeezed window.
+
+    Returns the window, the buckets found, the offset of each one's middle, and the
+    offsets of the window's spaces (so a caller can tell which word holds each).
+    """
+    squeezed = _squeezed(text)
+    codes = _code_points(squeezed)
+    wanted = np.zeros(buckets, dtype=bool)
+    wanted[only] = True  # a table lookup: np.isin costs 20 times more here
+    found, middles = [], []
+    for n in GRAM_SIZES:
+        hashed = _hashes(codes, n, buckets).astype(np.int64)
+        at = np.flatnonzero(wanted[hashed])
+        found.append(hashed[at])
+        middles.append(at + n // 2)
+    spaces = np.flatnonzero(codes == 32).astype(np.int64)
+    return squeezed, np.concatenate(found), np.concatenate(middles).astype(np.int64), spaces
 
 
 def features(text: str) -> Features:

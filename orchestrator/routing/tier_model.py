@@ -11,11 +11,12 @@
 (``encoder.ngrams``). Run time needs numpy and the encoder only; training
 (scikit-learn) lives in ``orchestrator.routing.train.tiers``. The artefact is one
 JSON file: the weights as base64 of zlib-compressed little-endian float16, the
-encoder settings it was trained with (a mismatch is refused), the names of its
-strongest n-grams (so reasons are readable), and how it was trained.
+encoder settings it was trained with (a mismatch is refused), and how it was
+trained.
 
 Reasons name what pushed the chosen tier over the runner-up: the share that came
-from the embedding (meaning) and from n-grams (surface), and the strongest n-grams.
+from the embedding (meaning) and from n-grams (surface), and the prompt's words
+whose n-grams pushed hardest.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from orchestrator.tiers import Tier
 
 FORMAT = "switchyard-tier-model/1"
 ARTIFACT = "tiers.json"
-TOP_GRAMS = 3
+TOP_WORDS = 3
+CANDIDATE_GRAMS = 40
+SHOWN_CHARS = 30
 
 Matrix = npt.NDArray[np.float32]
 
@@ -86,7 +89,6 @@ class TierModel:
             self.intercept = np.asarray(artefact["intercept"], dtype=np.float32)
             self.embedding = unpack(artefact["embedding_weights"], (k, encoder.DIM)) * self.scale
             self.grams = np.ascontiguousarray(unpack(artefact["gram_weights"], (k, self.buckets)).T)
-            self.names = {int(b): str(g) for b, g in artefact.get("gram_names", {}).items()}
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
             raise ConfigError(f"invalid tier model {origin}: {exc}") from exc
         self.origin = origin
@@ -125,9 +127,9 @@ class TierModel:
             "P " + ", ".join(f"{tier} {p:.2f}" for tier, p in shown.items()),
             self._margin(best, second, from_emb, from_grams),
         ]
-        strongest = self._strongest(best, second, grams)
+        strongest = self._strongest(text, best, second, grams)
         if strongest:
-            reasons.append(f"strongest n-grams for {self.tiers[best].value}: {strongest}")
+            reasons.append(f"words that pushed {self.tiers[best].value} most: {strongest}")
         return TierPrediction(self.tiers[best], shown, tuple(reasons))
 
     def _margin(self, best: int, second: int, from_emb: Matrix, from_grams: Matrix) -> str:
@@ -139,17 +141,28 @@ class TierModel:
             f"meaning (embedding) {emb:+.2f}, n-grams {grams:+.2f}, prior {bias:+.2f}"
         )
 
-    def _strongest(self, best: int, second: int, grams: encoder.Grams) -> str:
+    def _strongest(self, text: str, best: int, second: int, grams: encoder.Grams) -> str:
+        """The prompt's words whose n-grams pushed ``best`` over ``second`` hardest."""
         weights = self.grams[grams.ids]
         push = grams.values * (weights[:, best] - weights[:, second])
-        found = []
-        for i in np.argsort(-push, kind="stable")[: 4 * TOP_GRAMS]:
-            name = self.names.get(int(grams.ids[i]))
-            if push[i] > 0 and name is not None:
-                found.append(f"{name!r} {float(push[i]):+.2f}")
-            if len(found) == TOP_GRAMS:
-                break
-        return ", ".join(found)
+        top = np.argsort(-push, kind="stable")[:CANDIDATE_GRAMS]
+        top = top[push[top] > 0]
+        if not top.size:
+            return ""
+        order = np.argsort(grams.ids[top])
+        ids, pushes = grams.ids[top][order], push[top][order]
+        squeezed, found, middles, spaces = encoder.gram_spans(text, self.buckets, ids)
+        slot = np.searchsorted(ids, found)
+        share = pushes[slot] / np.bincount(slot, minlength=len(ids))[slot]  # split over repeats
+        word = np.searchsorted(spaces, middles)
+        inside = (word > 0) & (word < len(spaces))
+        totals = np.bincount(word[inside], weights=share[inside], minlength=len(spaces))
+        shown: dict[str, float] = {}
+        for at in np.argsort(-totals, kind="stable")[: 3 * TOP_WORDS]:
+            name = squeezed[spaces[at - 1] + 1 : spaces[at]][:SHOWN_CHARS]
+            if totals[at] >= 0.01 and name not in shown and len(shown) < TOP_WORDS:
+                shown[name] = float(totals[at])
+        return ", ".join(f"{w!r} {p:+.2f}" for w, p in shown.items())
 
 
 _lock = threading.Lock()

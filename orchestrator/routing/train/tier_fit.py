@@ -25,8 +25,6 @@ from orchestrator.routing.train.tier_data import TIERS, Labelled, weights
 SEED = 21
 C = 4.0
 EMBEDDING_SCALE = 0.5
-NAMED_PER_TIER = 400
-NAMED_MIN_CHARS = 3
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 
 
@@ -63,23 +61,6 @@ def matrix(texts: Sequence[str], scale: float, progress: Progress = _quiet) -> A
     return sparse.csr_matrix((data, (rows, columns)), shape=shape, dtype=np.float64)
 
 
-def _names(texts: Sequence[str], gram_weights: Any) -> dict[str, str]:
-    """The most frequent n-gram of each bucket among each tier's strongest buckets."""
-    centred = gram_weights - gram_weights.mean(axis=0, keepdims=True)
-    chosen: set[int] = set()
-    for row in centred:
-        chosen.update(int(b) for b in np.argsort(-row, kind="stable")[:NAMED_PER_TIER])
-    wanted = frozenset(chosen)
-    counts: dict[int, Counter[str]] = {}
-    for text in texts:
-        for bucket, gram in encoder.gram_text(text, only=wanted).items():
-            if len(gram.strip()) >= NAMED_MIN_CHARS:  # "th", "e " explain nothing
-                counts.setdefault(bucket, Counter())[gram] += 1
-    return {
-        str(b): min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for b, c in sorted(counts.items())
-    }
-
-
 def fit(
     rows: Sequence[Labelled],
     *,
@@ -109,7 +90,6 @@ def fit(
         "intercept": [round(float(b), 6) for b in model.intercept_],
         "embedding_weights": pack(emb_w),
         "gram_weights": pack(gram_w),
-        "gram_names": _names(texts, gram_w),
         "training": {
             "seed": seed,
             "c": c,
