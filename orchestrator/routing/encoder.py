@@ -187,16 +187,46 @@ def _code_points(squeezed: str) -> npt.NDArray[np.uint64]:
     return np.frombuffer(squeezed.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
 
 
-def ngrams(text: str, buckets: int = GRAM_BUCKETS) -> Grams:
-    """Hashed char n-grams of ``window(text)``: sizes ``GRAM_SIZES``, ids below ``buckets``."""
-    if not text.strip():
-        return Grams(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    codes = _code_points(_squeezed(text))
-    hashed = np.concatenate([_hashes(codes, n, buckets) for n in GRAM_SIZES])
-    ids, counts = np.unique(hashed.astype(np.int64), return_counts=True)
+@dataclass(frozen=True)
+class _Hashed:
+    """Every n-gram of one window, hashed once per thread and reused (see ``ngrams``)."""
+
+    read: str
+    buckets: int
+    squeezed: str
+    codes: npt.NDArray[np.uint64]
+    hashed: IntArray  # the bucket of every n-gram, sizes in GRAM_SIZES order
+    middles: IntArray  # the offset of each one's middle in ``squeezed``
+    grams: Grams
+
+
+def _hashed(text: str, buckets: int) -> _Hashed:
+    read = window(text)
+    last: _Hashed | None = getattr(_last, "hashed", None)
+    if last is not None and last.buckets == buckets and last.read == read:
+        return last
+    squeezed = " " + " ".join(read.lower().split()) + " "
+    codes = _code_points(squeezed) if read.strip() else np.zeros(0, dtype=np.uint64)
+    parts = [_hashes(codes, n, buckets).astype(np.int64) for n in GRAM_SIZES]
+    hashed = np.concatenate(parts)
+    sizes = zip(parts, GRAM_SIZES, strict=True)
+    middles = np.concatenate([np.arange(len(h), dtype=np.int64) + n // 2 for h, n in sizes])
+    ids, counts = np.unique(hashed, return_counts=True)
     values = (1.0 + np.log(counts)).astype(np.float32)
-    values /= np.float32(np.linalg.norm(values))
-    return Grams(ids, values)
+    if values.size:
+        values /= np.float32(np.linalg.norm(values))
+    found = _Hashed(read, buckets, squeezed, codes, hashed, middles, Grams(ids, values))
+    _last.hashed = found
+    return found
+
+
+def ngrams(text: str, buckets: int = GRAM_BUCKETS) -> Grams:
+    """Hashed char n-grams of ``window(text)``: sizes ``GRAM_SIZES``, ids below ``buckets``.
+
+    Like ``embed``, each thread remembers its last answer (the tier model and the
+    ``gain`` scorer's tier prior read the same prompt).
+    """
+    return _hashed(text, buckets).grams
 
 
 def gram_text(
@@ -229,18 +259,12 @@ def gram_spans(
     Returns the window, the buckets found, the offset of each one's middle, and the
     offsets of the window's spaces (so a caller can tell which word holds each).
     """
-    squeezed = _squeezed(text)
-    codes = _code_points(squeezed)
+    found = _hashed(text, buckets)
     wanted = np.zeros(buckets, dtype=bool)
     wanted[only] = True  # a table lookup: np.isin costs 20 times more here
-    found, middles = [], []
-    for n in GRAM_SIZES:
-        hashed = _hashes(codes, n, buckets).astype(np.int64)
-        at = np.flatnonzero(wanted[hashed])
-        found.append(hashed[at])
-        middles.append(at + n // 2)
-    spaces = np.flatnonzero(codes == 32).astype(np.int64)
-    return squeezed, np.concatenate(found), np.concatenate(middles).astype(np.int64), spaces
+    at = np.flatnonzero(wanted[found.hashed])
+    spaces = np.flatnonzero(found.codes == 32).astype(np.int64)
+    return found.squeezed, found.hashed[at], found.middles[at], spaces
 
 
 def features(text: str) -> Features:

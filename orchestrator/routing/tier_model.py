@@ -145,8 +145,9 @@ class TierModel:
         """The prompt's words whose n-grams pushed ``best`` over ``second`` hardest."""
         weights = self.grams[grams.ids]
         push = grams.values * (weights[:, best] - weights[:, second])
-        top = np.argsort(-push, kind="stable")[:CANDIDATE_GRAMS]
-        top = top[push[top] > 0]
+        top = np.flatnonzero(push > 0)
+        if top.size > CANDIDATE_GRAMS:  # the strongest few, without sorting them all
+            top = top[np.argpartition(-push[top], CANDIDATE_GRAMS)[:CANDIDATE_GRAMS]]
         if not top.size:
             return ""
         order = np.argsort(grams.ids[top])

@@ -76,4 +76,5 @@ def test_a_prompt_embedded_twice_in_a_row_is_tokenized_once() -> None:
     second = encoder.embed(text)
     # Then it gets the same (read-only) vector back, and another prompt gets its own
     assert second is first and not second.flags.writeable
+    assert encoder.ngrams(text) is encoder.ngrams(text)
     assert not np.array_equal(encoder.embed("Bonjour !"), first)
