@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from orchestrator.catalog import Catalog
@@ -43,13 +44,15 @@ class Leaning:
 
 @dataclass
 class Scan:
-    """The request as the stages see it: a bounded text window, computed once."""
+    """The request as the stages see it: a bounded text window, computed once.
+
+    ``lower`` and ``words`` are computed on first use: the learned model's
+    pipeline never reads them.
+    """
 
     request: JobRequest
     catalog: Catalog
     text: str
-    lower: str
-    words: frozenset[str]
     total_chars: int
     leanings: list[Leaning] = field(default_factory=list)
 
@@ -59,9 +62,15 @@ class Scan:
         text = full
         if len(full) > SCAN_HEAD_CHARS + SCAN_TAIL_CHARS:
             text = f"{full[:SCAN_HEAD_CHARS]}\n\n{full[-SCAN_TAIL_CHARS:]}"
-        lower = text.lower()
-        words = frozenset(lower.translate(_TO_SPACE).split())
-        return cls(request, catalog, text, lower, words, len(full))
+        return cls(request, catalog, text, len(full))
+
+    @cached_property
+    def lower(self) -> str:
+        return self.text.lower()
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        return frozenset(self.lower.translate(_TO_SPACE).split())
 
     def snippet(self, start: int, end: int) -> str:
         """Text between the offsets, in its original case, squeezed and shortened."""
