@@ -87,6 +87,20 @@ def check_steps(steps: Sequence[StepSpec]) -> None:
                 )
 
 
+def rendered_size(template: str, *, input_chars: int, output_chars: Mapping[str, int]) -> int:
+    """How long ``render`` would make ``template``, counted without rendering it.
+
+    ``output_chars``: each earlier step's output length by name (as in ``render``, a
+    name missing from it leaves its placeholder as written).
+    """
+    size = len(template)
+    for match in PLACEHOLDER.finditer(template):
+        name = match.group(2)
+        fill = input_chars if name is None else output_chars.get(name, len(match.group(0)))
+        size += fill - len(match.group(0))
+    return size
+
+
 def render(template: str, *, input_text: str, outputs: Mapping[str, str]) -> str:
     """The template with ``{input}`` and ``{steps.NAME.output}`` filled in, in one pass."""
 

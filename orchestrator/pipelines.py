@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.catalog import Catalog
 from orchestrator.errors import NoRoute, ValidationFailed
-from orchestrator.pipeline_schemas import render, step_names
+from orchestrator.pipeline_schemas import render, rendered_size, step_names
 from orchestrator.routing import RouteDecision, StrengthPolicy, plan_route, route
 from orchestrator.schemas import (
     ImagePart,
@@ -107,11 +107,41 @@ def input_images(request: JobRequest) -> list[ImagePart]:
     return [p for m in request.turns() for p in m.parts() if isinstance(p, ImagePart)]
 
 
-def step_request(parent: JobRequest, index: int, outputs: Mapping[str, str]) -> JobRequest:
-    """Step ``index`` of ``parent`` as a job request, its template filled from ``outputs``."""
-    steps = parent.steps or []
-    step = steps[index]
-    text = render(step.prompt, input_text=input_text(parent), outputs=outputs)
+def check_prompt_sizes(request: JobRequest, max_chars: int) -> None:
+    """Refuse a step whose prompt would render past ``max_chars`` with the job's input
+    (earlier outputs blank, as admission routes them), counted without rendering it."""
+    steps = request.steps
+    if not steps:
+        return
+    blank = dict.fromkeys(step_names(steps), 0)
+    input_chars = len(input_text(request))
+    for index, step in enumerate(steps):
+        _check_size(step.prompt, index, input_chars, blank, max_chars)
+
+
+def _check_size(
+    template: str, index: int, input_chars: int, output_chars: Mapping[str, int], max_chars: int
+) -> None:
+    size = rendered_size(template, input_chars=input_chars, output_chars=output_chars)
+    if size > max_chars:
+        why = f"would render to {size} characters, over the limit of {max_chars}"
+        raise ValidationFailed(f"steps[{index}].prompt", why)
+
+
+def step_request(
+    parent: JobRequest, index: int, outputs: Mapping[str, str], *, max_chars: int | None = None
+) -> JobRequest:
+    """Step ``index`` of ``parent`` as a job request, its template filled from ``outputs``.
+
+    With ``max_chars``, a prompt that would render longer is refused (``ValidationFailed``)
+    before any of it is built.
+    """
+    step = (parent.steps or [])[index]
+    given = input_text(parent)
+    if max_chars is not None:
+        lengths = {name: len(text) for name, text in outputs.items()}
+        _check_size(step.prompt, index, len(given), lengths, max_chars)
+    text = render(step.prompt, input_text=given, outputs=outputs)
     attach = step.attach_images if step.attach_images is not None else index == 0
     images = input_images(parent) if attach else []
     fmt = None
@@ -204,6 +234,7 @@ def publishable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 __all__ = [
     "CascadeDecision",
+    "check_prompt_sizes",
     "input_text",
     "insert_rows",
     "publishable",

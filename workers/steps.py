@@ -159,8 +159,8 @@ class PipelineHook:
         self, session: Session, parent: Job, request: JobRequest, index: int
     ) -> list[QueuedJob]:
         outputs = _outputs(session, parent.id, step_names(request.steps or []))
-        nxt = step_request(request, index, outputs)
-        try:
+        try:  # a prompt the outputs would make too long is refused before it is built
+            nxt = step_request(request, index, outputs, max_chars=self.settings.max_prompt_chars)
             decision = route_request(nxt, self.catalog, self.policy)
         except (NoRoute, ValidationFailed) as exc:
             error = f"step {index} cannot be routed: {exc}"

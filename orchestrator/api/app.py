@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
+from orchestrator.api.bodies import refusal
 from orchestrator.api.deps import AppState
 from orchestrator.api.limits import BodyLimit, TenantRateLimiter
 from orchestrator.api.routes import (
@@ -82,10 +83,8 @@ def error_response(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        field = ".".join(loc) or "body"
-        return error_response(422, "invalid_request", f"{field}: {first.get('msg')}", field)
+        refused = refusal(exc.errors())
+        return error_response(422, "invalid_request", str(refused), refused.field)
 
     @app.exception_handler(TooLarge)
     async def _too_large(_: Request, exc: TooLarge) -> JSONResponse:
@@ -131,11 +130,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        if isinstance(exc.__cause__, TooLarge):  # cut off while FastAPI parsed the body
-            return error_response(413, "request_too_large", str(exc.__cause__), "body")
+        cause = exc.__cause__  # raised while FastAPI read the body (orchestrator.api.bodies)
+        if isinstance(cause, TooLarge):
+            return error_response(413, "request_too_large", str(cause), cause.field)
+        if isinstance(cause, ValidationFailed):
+            return error_response(422, "invalid_request", str(cause), cause.field)
         kind = "not_found" if exc.status_code == 404 else "http_error"
         headers = dict(exc.headers) if exc.headers else None
         return error_response(exc.status_code, kind, str(exc.detail), headers=headers)
+
+    @app.exception_handler(RecursionError)
+    async def _too_nested(_: Request, exc: RecursionError) -> JSONResponse:
+        # json_body bounds nesting before anything recurses; this is the backstop
+        log.warning("a request recursed too deep; refused")
+        return error_response(422, "invalid_request", "body: nested too deep", "body")
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

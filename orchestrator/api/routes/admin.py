@@ -12,6 +12,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
+from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.response_cache import MODES
@@ -20,7 +21,8 @@ from orchestrator.store import repo, tenants
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ApiKey, Tenant
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+MAX_RPM = 2**31 - 1  # the column is a 32-bit integer
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=JSONBodyRoute)
 account = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 
@@ -28,13 +30,13 @@ class TenantCreate(BaseModel):
     """A new tenant: its unique name and, optionally, its own request rate."""
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
-    rate_limit_rpm: int | None = Field(default=None, ge=0)
+    rate_limit_rpm: int | None = Field(default=None, ge=0, le=MAX_RPM)
 
 
 class TenantUpdate(BaseModel):
     """What an operator may change on a tenant (null: the cluster default)."""
 
-    rate_limit_rpm: int | None = Field(default=None, ge=0)
+    rate_limit_rpm: int | None = Field(default=None, ge=0, le=MAX_RPM)
     response_cache: CacheMode | None = Field(
         default=None, description="default cache mode; null: on for temperature 0 only"
     )

@@ -11,6 +11,7 @@ from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
 from orchestrator import experiment_stats
+from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import SessionDep, StateDep, TenantDep
 from orchestrator.api.views import aware
 from orchestrator.experiment_schemas import (
@@ -29,8 +30,8 @@ from orchestrator.store import experiments as store
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Experiment
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
-feedback = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=JSONBodyRoute)
+feedback = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JSONBodyRoute)
 
 
 def experiment_view(row: Experiment) -> ExperimentView:

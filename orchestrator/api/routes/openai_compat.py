@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from orchestrator.api.bodies import JSONBodyRoute, refusal, small
 from orchestrator.api.chat_stream import ChatStream, load_job, unfinished
 from orchestrator.api.deps import AppState, CallerDep, StateDep, TenantDep
 from orchestrator.api.openai_views import chat_completion, facts_headers
-from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.errors import NotFound
 from orchestrator.events import answered_job, wait_done
 from orchestrator.metrics import CHAT_COMPLETIONS
 from orchestrator.openai_schemas import (
@@ -43,7 +44,7 @@ from orchestrator.schemas import JobRequest, JobStatus
 from orchestrator.store.models import Job
 from orchestrator.tiers import ALL_TIERS
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONBodyRoute)
 
 
 def _models(state: AppState) -> list[ModelObject]:
@@ -78,9 +79,7 @@ def _job_request(body: ChatCompletionRequest) -> JobRequest:
     try:
         return body.to_job_request()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ValidationFailed(field, str(first["msg"])) from exc
+        raise refusal(exc.errors()) from exc
 
 
 async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
@@ -109,6 +108,7 @@ async def _wait(state: AppState, tenant_id: str, job_id: str) -> Job:
 )
 async def chat_completions(
     body: ChatCompletionRequest,
+    http: Request,
     state: StateDep,
     caller: CallerDep,
     cache_control: Annotated[str | None, Header()] = None,
@@ -119,7 +119,11 @@ async def chat_completions(
     round trip as the response cache's read.
     """
     tenant_id = caller.tenant_id
-    request = with_cache_header(_job_request(body), cache_control)
+    if small(http):  # a large body is converted (and its schemas checked) off the event loop
+        converted = _job_request(body)
+    else:
+        converted = await run_in_threadpool(_job_request, body)
+    request = with_cache_header(converted, cache_control)
     if body.stream:  # the worker relays the text as it comes (workers.streaming)
         request = request.model_copy(update={"stream": True})
     request, hit = await state.cache_front.lookup(state.limiter, caller, request)

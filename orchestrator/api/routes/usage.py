@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from orchestrator import usage
+from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.budgets import TenantPolicy, set_budget, usd_to_micro
 from orchestrator.errors import NotFound
@@ -22,7 +23,7 @@ from orchestrator.schemas import Objective
 from orchestrator.store.db import session_scope
 
 router = APIRouter(prefix="/v1", tags=["usage"])
-admin = APIRouter(prefix="/admin", tags=["admin"])
+admin = APIRouter(prefix="/admin", tags=["admin"], route_class=JSONBodyRoute)
 
 
 @router.get("/usage")
@@ -62,12 +63,15 @@ def _report(
     }
 
 
+MAX_BUDGET_USD = 1e9  # a billion dollars in micro-USD still fits the ledger's 64-bit columns
+
+
 class BudgetSettings(BaseModel):
     """A tenant's budgets in USD (null: no limit), warning ratio, default objective, strategy."""
 
-    daily_usd: float | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
-    warn_ratio: float = Field(default=0.8, gt=0, le=1)
+    daily_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    monthly_usd: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    warn_ratio: float = Field(default=0.8, gt=0, le=1, allow_inf_nan=False)
     objective: Objective | None = None
     strategy: Strategy | None = None
 
