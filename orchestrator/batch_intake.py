@@ -14,17 +14,18 @@ whole batch with a 422 naming the line: its callers submit and fix in one step.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator import json_body
 from orchestrator.batch_schemas import CreateBatchRequest
 from orchestrator.config import Settings
 from orchestrator.dispatch import BatchSpec, Dispatcher, Routed
 from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.json_body import InvalidJSON
 from orchestrator.openai_schemas import ChatCompletionRequest
 from orchestrator.schemas import JobRequest
 from orchestrator.store import files
@@ -50,10 +51,13 @@ def parse_line(
     """One input line -> its job request, or the reason it is refused."""
     salvaged = _CUSTOM_ID.search(text)
     guess = salvaged.group(1) if salvaged else None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, refused(number, guess, "invalid_json", f"line {number}: {exc.msg}")
+    try:  # bounded: a deep, huge-number or NaN line is refused here, alone
+        data = json_body.loads(text)
+    except InvalidJSON as exc:
+        return None, refused(number, guess, "invalid_json", f"line {number}: {exc.message}")
+    except ValidationFailed as exc:
+        message = f"line {number}: {exc.field}: {exc.message}"
+        return None, refused(number, guess, "invalid_request", message)
     if not isinstance(data, dict):
         return None, refused(number, guess, "invalid_request", f"line {number}: not an object")
     custom_id = data.get("custom_id")
@@ -75,18 +79,28 @@ def parse_line(
         return None, refused(number, custom_id, "invalid_request", f"line {number}: {where}: {why}")
 
 
-def parse_file(content: bytes, endpoint: str) -> tuple[list[tuple[int, JobRequest]], list[Any]]:
-    """(line index, request) for every good line, and the refusals, in line order."""
+def input_lines(content: bytes) -> list[tuple[int, str]]:
+    """The file's lines that are not blank, with their line numbers."""
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValidationFailed("input_file_id", "the file is not UTF-8") from exc
+    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+
+
+def parse_file(content: bytes, endpoint: str) -> tuple[list[tuple[int, JobRequest]], list[Any]]:
+    """(line index, request) for every good line, and the refusals, in line order."""
+    return parse_lines(input_lines(content), endpoint)
+
+
+def parse_lines(
+    lines: Sequence[tuple[int, str]], endpoint: str
+) -> tuple[list[tuple[int, JobRequest]], list[Any]]:
+    """``parse_file`` for lines already split (``input_lines``)."""
     good: list[tuple[int, JobRequest]] = []
     bad: list[Any] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in lines:
         request, refusal = parse_line(number, line, endpoint, seen)
         if request is not None:
             good.append((number - 1, request))
@@ -125,10 +139,11 @@ def submit_openai_batch(
         content = row.content
     if create.callback_url is not None:
         check_callback_url(create.callback_url, allow_private=settings.webhook_allow_private)
-    lines, refusals = parse_file(content, create.endpoint)
-    if not lines and not refusals:
+    numbered = input_lines(content)
+    if not numbered:
         raise ValidationFailed("input_file_id", "the file has no requests")
-    dispatcher.check_batch_size(len(lines) + len(refusals))
+    dispatcher.check_batch_size(len(numbered))  # counted before any line is parsed
+    lines, refusals = parse_lines(numbered, create.endpoint)
     routed = route_lines(dispatcher, lines, refusals)
     spec = BatchSpec(
         input_file_id=create.input_file_id,
@@ -136,5 +151,6 @@ def submit_openai_batch(
         metadata=dict(create.metadata or {}),
         callback_url=create.callback_url,
         rejected=tuple(refusals),
+        completion_window=create.completion_window,  # it may go by provider batch
     )
     return dispatcher.admit_batch(tenant_id=tenant_id, routed=routed, spec=spec)

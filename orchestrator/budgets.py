@@ -4,15 +4,20 @@
                 spent today + reserved + max cost > daily limit?   -> 402 (BudgetExceeded)
                 same for the month                                 -> 402
                 else reserved[holder] += max cost
-    worker      settle(job)                         when the job is final:
-                reserved[holder] -= its max cost; spent += its real cost
+    re-drive    the same, for the jobs it queues again (``orchestrator.control``)
+    any time    apply(settlements)                  what ``store.budget_holds.settle``
+                                                    found: reserved[holder] -= what a
+                                                    job gave back; spent += what it cost
 
-A job's maximum cost is its worst case on the dearest deployment of its plan:
-estimated prompt tokens x input price + ``max_tokens`` x output price. Since
-every admitted job's worst case is held until the ledger has its real cost, the
-spend never passes a limit by more than what a reservation failed to cover (a
-worker killed between the ledger write and the settle, whose reservation then
-expires at the job's deadline): at most one job's maximum cost per such death.
+A job's maximum cost is its worst case on the dearest deployment it may use; a
+pipeline's is the sum over its steps (``orchestrator.cost_bounds``). Each job row
+records what it holds and how much of its cost is counted, so settling (by the
+worker as calls are billed and when the job ends, by a cancel, by the reconciler
+when it expires a job) counts each cost once and gives back each reservation
+once, and the worker's budget guard tops a job up (or fails it) before a call
+that would cost more than it holds. Spend therefore never passes a limit by more
+than what a reservation failed to cover: a worker killed between the ledger write
+and the settle, whose reservation then expires at the job's deadline.
 
 Spend counters live in Redis (``spend:<tenant>:d:<day>`` and ``:m:<month>``, UTC),
 loaded from the ``usage_daily`` rollup when missing, so a Redis that lost
@@ -23,38 +28,27 @@ objective are read from the tenant row and cached for ``ttl_s`` seconds.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import redis
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Deployment
+from orchestrator.budget_metrics import BUDGET_GAUGES
 from orchestrator.cost import MICRO_PER_USD, format_usd
 from orchestrator.errors import BudgetExceeded
-from orchestrator.routing.objective import estimate
+from orchestrator.store.budget_holds import Settlement
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Tenant, UsageDaily
 
 BUDGET_REFUSALS = Counter(
     "switchyard_budget_refusals_total", "Requests refused with a 402 over a budget", ["period"]
-)
-BUDGET_USED = Gauge(
-    "switchyard_budget_used_ratio",
-    "Spend plus reservations over the limit, per tenant and period",
-    ["tenant", "period"],
-)
-BUDGET_WARNING = Gauge(
-    "switchyard_budget_warning",
-    "1 while a tenant's spend is at or over its warning ratio of a budget",
-    ["tenant", "period"],
 )
 
 RESERVE = """
@@ -148,12 +142,6 @@ class PeriodStatus:
         }
 
 
-def max_cost_micro_usd(plan: Sequence[Deployment], input_tokens: int, max_tokens: int) -> int:
-    """A job's worst case: all of ``max_tokens`` on the dearest deployment of its plan."""
-    worst = max((estimate(d, input_tokens, max_tokens).max_cost_micro_usd for d in plan), default=0)
-    return math.ceil(worst)
-
-
 def month_start(day: date) -> date:
     return day.replace(day=1)
 
@@ -206,11 +194,12 @@ class Budgets:
         self.client.set(day_key, day, nx=True, ex=2 * 86_400)
         self.client.set(month_key, month, nx=True, ex=32 * 86_400)
 
-    def reserve(self, tenant_id: str, holder: str, amount_micro_usd: int, hold_s: float) -> None:
-        """Hold ``amount`` for ``holder`` or raise ``BudgetExceeded`` naming the budget."""
+    def reserve(self, tenant_id: str, holder: str, amount_micro_usd: int, hold_s: float) -> bool:
+        """Hold ``amount`` for ``holder`` or raise ``BudgetExceeded`` naming the budget;
+        False if the tenant has no budget (nothing is held)."""
         policy = self.policy(tenant_id)
         if not policy.limited:
-            return
+            return False
         today = datetime.now(UTC).date()
         keys = self._keys(tenant_id, today)
         self._load_spend(tenant_id, today, keys)
@@ -225,15 +214,24 @@ class Budgets:
             limit = policy.limit(period) or 0
             raise BudgetExceeded(period, _refusal(period, limit, spent, reserved, amount_micro_usd))
         self.status(tenant_id)  # refreshes the gauges
+        return True
 
     def release(self, tenant_id: str, holder: str, amount_micro_usd: int) -> None:
         """Give back a reservation whose jobs were never written (admission failed)."""
         self.settle(tenant_id, holder, amount_micro_usd, 0)
 
     def settle(self, tenant_id: str, holder: str, reserved: int, cost_micro_usd: int) -> None:
-        """A job is final: drop its reservation and count what it really cost."""
+        """Drop ``reserved`` of ``holder``'s reservation and count ``cost`` as spent."""
         keys = self._keys(tenant_id, datetime.now(UTC).date())
         self._settle(keys=keys, args=[holder, reserved, cost_micro_usd])
+
+    def apply(self, settlements: Iterable[Settlement]) -> None:
+        """Apply what ``store.budget_holds.settle`` found, for tenants that have a budget."""
+        for found in settlements:
+            if self.policy(found.tenant_id).limited:
+                self.settle(
+                    found.tenant_id, found.holder, found.release_micro_usd, found.spent_micro_usd
+                )
 
     def status(self, tenant_id: str) -> list[PeriodStatus]:
         """Each budget's limit, spend and reservations (the usage API shows them); sets
@@ -250,8 +248,7 @@ class Budgets:
         ]
         for status in found:
             if status.used_ratio is not None:
-                BUDGET_USED.labels(tenant_id, status.period).set(status.used_ratio)
-                BUDGET_WARNING.labels(tenant_id, status.period).set(int(status.warning))
+                BUDGET_GAUGES.record(tenant_id, status.period, status.used_ratio, status.warning)
         return found
 
 

@@ -23,14 +23,22 @@ from orchestrator.conversations import ConversationHook
 from orchestrator.cost_hook import CostHook
 from orchestrator.errors import NoRoute, ValidationFailed
 from orchestrator.metrics import JOBS_SUBMITTED
-from orchestrator.pipelines import insert_rows, publishable, route_job, split_pipelines
+from orchestrator.pipelines import (
+    check_prompt_sizes,
+    insert_rows,
+    publishable,
+    route_job,
+    split_pipelines,
+)
 from orchestrator.queues import PRIORITY_VALUE, QueuedJob, publish
 from orchestrator.routing import RouteDecision, StrengthPolicy
+from orchestrator.routing.batch_path import choose_path
 from orchestrator.routing.experiments import Enroller
 from orchestrator.schemas import JobRequest, Priority
-from orchestrator.store import repo
+from orchestrator.store import provider_batch_lines, repo
 from orchestrator.store.db import session_scope, statement_scope
 from orchestrator.store.models import Batch, new_id, utcnow
+from orchestrator.store.provider_batch_lines import held_rows, sync_rows
 from orchestrator.tiers import Tier
 from orchestrator.webhooks import check_callback_url
 
@@ -55,6 +63,7 @@ class BatchSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     callback_url: str | None = None
     rejected: tuple[dict[str, Any], ...] = ()
+    completion_window: str | None = None  # its jobs may wait that long (provider batch)
 
     def apply(self, batch: Batch) -> None:
         batch.input_file_id = self.input_file_id
@@ -62,6 +71,14 @@ class BatchSpec:
         batch.batch_metadata = dict(self.metadata)
         batch.callback_url = self.callback_url
         batch.rejected = list(self.rejected)
+        if self.completion_window is not None:
+            batch.completion_window = self.completion_window
+
+    def applied(self, request: JobRequest) -> JobRequest:
+        """A line's request with the batch's completion window, unless it names its own."""
+        if self.completion_window is None or request.completion_window is not None:
+            return request
+        return request.model_copy(update={"completion_window": self.completion_window})
 
 
 @dataclass
@@ -107,6 +124,7 @@ class Dispatcher:
                 field=f"{field}.callback_url" if field != "body" else "callback_url",
             )
         try:
+            check_prompt_sizes(request, self.settings.max_prompt_chars)  # before any rendering
             return route_job(request, self.catalog, self.strength)
         except NoRoute as exc:
             raise ValidationFailed(field, str(exc)) from exc
@@ -119,15 +137,20 @@ class Dispatcher:
         request = self.costs.defaults(tenant_id, request)
         decision = self.decide(request)
         row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
-        held = [(row, decision.estimated_input_tokens)]  # its budget reservation
-        rows = split_pipelines([row])  # a pipeline: its parent row and its first step
-        scope = statement_scope if len(rows) == 1 else session_scope  # one INSERT: no BEGIN
+        # its budget reservation (a pipeline's: every step, held by its parent row)
+        shares = self.costs.shares(tenant_id, [(row, request, decision.estimated_input_tokens)])
+        pipeline = bool(request.steps)
+        held = bool(held_rows([row]))  # it waits for a provider batch (issue 26)
+        scope = session_scope if pipeline or held else statement_scope  # one INSERT: no BEGIN
         with (
-            self.costs.reserved(tenant_id, str(row["id"]), held),
+            self.costs.reserved(tenant_id, str(row["id"]), [row], shares),
             scope(self.engine) as session,
         ):
+            rows = split_pipelines([row])  # a pipeline: its parent row and its first step
             insert_rows(session, rows)
-        self._publish(publishable(rows))
+            tokens = {str(row["id"]): decision.estimated_input_tokens}
+            provider_batch_lines.hold(session, rows, tokens)
+        self._publish(sync_rows(publishable(rows)))
         return str(row["id"])
 
     def submit_batch(
@@ -156,7 +179,7 @@ class Dispatcher:
             rows = [
                 self._row(
                     tenant_id,
-                    r.request,
+                    spec.applied(r.request),
                     r.decision,
                     Priority.BATCH,
                     batch_id=batch.id,
@@ -164,13 +187,21 @@ class Dispatcher:
                 )
                 for r in routed
             ]
-            tokens = [r.decision.estimated_input_tokens for r in routed]
-            held = list(zip(rows, tokens, strict=True))  # their budget reservation
-            rows = split_pipelines(rows)
-            with self.costs.reserved(tenant_id, batch.id, held):  # 402 over a budget
+            made = [
+                (row, r.request, r.decision.estimated_input_tokens)
+                for row, r in zip(rows, routed, strict=True)
+            ]
+            shares = self.costs.shares(tenant_id, made)  # their reservation, held by the batch
+            tokens = {
+                str(row["id"]): r.decision.estimated_input_tokens
+                for row, r in zip(rows, routed, strict=True)
+            }
+            with self.costs.reserved(tenant_id, batch.id, rows, shares):  # 402 over a budget
+                rows = split_pipelines(rows)
                 insert_rows(session, rows)
+                provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
             batch_id = batch.id
-        self._publish(publishable(rows))
+        self._publish(sync_rows(publishable(rows)))
         return batch_id
 
     def _row(
@@ -191,6 +222,10 @@ class Dispatcher:
             request, decision = joined.request, joined.decision
         # cache mode and session affinity (CONTEXT.md)
         request, decision = self.conversations.apply(tenant_id, request, decision)
+        path = choose_path(request, decision.plan, self.settings)  # sync or provider batch
+        now = utcnow()
+        deadline = now + timedelta(seconds=path.deadline_s)
+        margin = timedelta(seconds=self.settings.provider_batch_sync_margin_s)
         return {
             "id": job_id,
             "tenant_id": tenant_id,
@@ -202,13 +237,15 @@ class Dispatcher:
             "tier": decision.tier.value,
             "tier_reasons": list(decision.reasons),
             "plan": [d.name for d in decision.plan],
-            "routing": decision.record() + ([joined.step] if joined else []),
+            "routing": decision.record() + ([joined.step] if joined else []) + path.steps(),
             "experiment_id": joined.experiment_id if joined else None,
             "experiment_arm": joined.arm if joined else None,
             "priority": PRIORITY_VALUE[priority],
             "request": request.model_dump(mode="json", exclude_none=True),
-            "created_at": (now := utcnow()),
-            "deadline_at": now + timedelta(seconds=self.settings.job_deadline_s),
+            "created_at": now,
+            "deadline_at": deadline,
+            # held for a provider batch: runs synchronously then if still unanswered
+            "next_attempt_at": max(now, deadline - margin) if path.provider_batch else None,
         }
 
     def _publish(self, rows: Sequence[dict[str, Any]]) -> None:

@@ -3,7 +3,8 @@
 Run one per cluster (``switchyard reconciler``; ``switchyard up`` starts one).
 Every ``reconcile_interval_s`` it:
 
-1. expires jobs past their deadline that no live worker holds;
+1. expires jobs past their deadline that no live worker holds, and settles their
+   budgets (what they spent counts; what they held is given back);
 2. notices that Redis lost its data (a marker key is gone: a restart without
    persistence, a failover, a flush), declares the tier queues again and
    re-publishes every job still waiting or whose lease is dead;
@@ -30,20 +31,21 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 
 import redis
 from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from orchestrator.budgets import Budgets
 from orchestrator.config import Settings
 from orchestrator.control import messages
 from orchestrator.queue_depth import read_depths
 from orchestrator.queues import declare_queues, publish
-from orchestrator.store import lifecycle
+from orchestrator.store import budget_holds, lifecycle
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import utcnow
+from orchestrator.store.models import Job, utcnow
 from orchestrator.tiers import ALL_TIERS
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,21 @@ class Reconciler:
     def _prefix(self) -> str:
         return f"{self.settings.redis_key_prefix}switchyard:reconciler:"
 
+    @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self.client, self.engine, prefix=self.settings.redis_key_prefix)
+
     def run_once(self) -> Report:
         report = Report()
         with session_scope(self.engine) as session:
-            report.expired = lifecycle.expire_overdue(session, now=utcnow())
+            expired = lifecycle.expire_overdue_jobs(session, now=utcnow())
+            # what the expired jobs spent counts, and what they held is given back
+            settled = budget_holds.settle(session, Job.id.in_(expired)) if expired else []
+        report.expired = len(expired)
+        try:
+            self.budgets.apply(settled)
+        except redis.RedisError as exc:  # the reservations expire, the spend reloads
+            log.warning("budgets of %d expired jobs not settled: %s", len(expired), exc)
         try:
             if not self._lead():
                 report.skipped = "another reconciler holds the lock"

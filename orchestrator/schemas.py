@@ -33,7 +33,7 @@ from orchestrator.messages import (
     ToolChoice,
     ToolChoiceFunction,
 )
-from orchestrator.pipeline_schemas import StepSpec, Strategy, check_steps
+from orchestrator.pipeline_schemas import MAX_STEPS, StepSpec, Strategy, check_steps
 from orchestrator.tiers import Tier
 
 
@@ -96,7 +96,10 @@ class JobRequest(BaseModel):
     )
 
     steps: list[StepSpec] | None = Field(
-        default=None, min_length=1, description="a pipeline: steps run in order (PIPELINES.md)"
+        default=None,
+        min_length=1,
+        max_length=MAX_STEPS,  # validation stops at the first step past it
+        description="a pipeline: steps run in order (PIPELINES.md)",
     )
     strategy: Strategy | None = Field(
         default=None, description="cascade: cheapest first, escalate when a check fails"
@@ -105,10 +108,18 @@ class JobRequest(BaseModel):
         default=None, description="order the route plan by cost, latency, quality or balanced"
     )
     max_cost_usd: float | None = Field(
-        default=None, gt=0, description="refuse deployments whose worst-case cost exceeds this"
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="refuse deployments whose worst-case cost exceeds this",
     )
     max_latency_ms: int | None = Field(
         default=None, gt=0, description="refuse deployments predicted slower than this"
+    )
+    completion_window: Literal["24h"] | None = Field(
+        default=None,
+        description="the job may take this long: it may go by the provider's batch API at"
+        " about half price (COSTS.md)",
     )
 
     @model_validator(mode="after")
@@ -222,6 +233,8 @@ class RoutingStep(BaseModel):
     threshold: float | None = None
     quality: float | None = None
     reasons: list[str] = Field(default_factory=list)
+    # the tier step of the learned classifier: every tier's probability
+    probabilities: dict[str, float] | None = None
 
 
 class StepView(BaseModel):

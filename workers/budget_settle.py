@@ -1,11 +1,14 @@
-"""Settles a final job's budget reservation: drop what admission held, count what it cost.
+"""Settles a job's budget after each delivery: count what it was billed, give back what
+it no longer needs.
 
-Called by the task body after every delivery (``workers.tasks``); only final
-outcomes settle. The reservation admission made (``orchestrator.cost_hook``) is
-recomputed from the stored job (its plan, prompt estimate and ``max_tokens``),
-and the job's real cost is its ``cost_micro_usd``, the sum of its ledger rows,
-already committed. A failure here never fails the job: the reservation then
-expires at the job's deadline (COSTS.md).
+Called by the task body after every delivery that ran (``workers.tasks``): a
+finished job, one handed back after billed calls (a rejected answer), and one
+whose lease was lost (cancelled or expired while a call was in flight: the call
+was billed all the same). ``store.budget_holds.settle`` does the bookkeeping
+under the job's row lock (a step's: its pipeline parent's too): the cost billed
+since the last settlement is added to the spend counters and drawn from the
+hold, and a job (or pipeline) that is final gives back the rest. A failure here
+never fails the job: the reservation then expires at the job's deadline (COSTS.md).
 """
 
 from __future__ import annotations
@@ -17,50 +20,33 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.budgets import Budgets
-from orchestrator.catalog import Catalog
-from orchestrator.cost_hook import row_max_cost, shared_redis
-from orchestrator.schemas import JobRequest
+from orchestrator.cost_hook import shared_redis
+from orchestrator.store import budget_holds
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
-from orchestrator.tokens import estimate_request_tokens
 from workers.execute import Outcome, Runtime
 
 log = logging.getLogger(__name__)
-FINAL = frozenset({Outcome.SUCCEEDED, Outcome.FAILED, Outcome.EXPIRED})
 
 
 class BudgetSettler:
-    """One per worker process, sharing the runtime's engine and catalog."""
+    """One per worker process, sharing the runtime's engine."""
 
-    def __init__(self, budgets: Budgets, catalog: Catalog) -> None:
+    def __init__(self, budgets: Budgets) -> None:
         self.budgets = budgets
-        self.catalog = catalog
 
     def settle(self, job_id: str, outcome: Outcome, *, tenant_id: str | None = None) -> None:
-        """Settle a final job; ``tenant_id``, when known, skips tenants without budgets at once."""
-        if outcome not in FINAL:
+        """Settle after a delivery; ``tenant_id``, when known, skips tenants without budgets."""
+        if outcome is Outcome.SKIPPED:  # nothing ran
             return
         if tenant_id is not None and not self.budgets.policy(tenant_id).limited:
             return
         try:
-            self._settle(job_id)
+            with session_scope(self.budgets.engine) as session:
+                settled = budget_holds.settle(session, Job.id == job_id)
+            self.budgets.apply(settled)
         except (redis.RedisError, SQLAlchemyError) as exc:
             log.warning("budget for job %s not settled (%s); it expires", job_id, exc)
-
-    def _settle(self, job_id: str) -> None:
-        with session_scope(self.budgets.engine) as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                return
-            tenant_id, holder = job.tenant_id, job.batch_id or job.id
-            row = {"plan": list(job.plan), "request": dict(job.request)}
-            cost = job.cost_micro_usd
-        if not self.budgets.policy(tenant_id).limited:
-            return
-        request = JobRequest.model_validate(row["request"])
-        tokens = estimate_request_tokens(request.canonical_messages())
-        reserved = row_max_cost(self.catalog, row, tokens)
-        self.budgets.settle(tenant_id, holder, reserved, cost)
 
 
 _settler: BudgetSettler | None = None
@@ -76,5 +62,5 @@ def settler(runtime: Runtime) -> BudgetSettler:
             budgets = Budgets(
                 shared_redis(settings), runtime.engine, prefix=settings.redis_key_prefix
             )
-            _settler = BudgetSettler(budgets, runtime.catalog)
+            _settler = BudgetSettler(budgets)
         return _settler

@@ -7,12 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
+from orchestrator.budgets import Budgets
 from orchestrator.catalog import load_catalog
 from orchestrator.config import Settings, get_settings
+from orchestrator.cost_hook import hold_seconds
 from orchestrator.store.db import get_engine
 from workers.context_hook import conversation_guards
 from workers.execute import Runtime
 from workers.guards import default_guards
+from workers.guards.budget import BudgetGuard
 from workers.http_pools import worker_client
 from workers.metrics import observe, watch_breakers
 
@@ -38,7 +41,9 @@ def build_runtime(settings: Settings) -> Runtime:
 
     catalog = load_catalog(settings)
     first = conversation_guards(settings, engine, shared)  # sessions, response cache
-    guards = observe([*first, *default_guards(settings, shared)])
+    budgets = Budgets(shared, engine, prefix=settings.redis_key_prefix)
+    budget = BudgetGuard(budgets, engine, hold_s=hold_seconds(settings))  # tops a job up
+    guards = observe([*first, budget, *default_guards(settings, shared)])
     watch_breakers(guards, catalog)
     return Runtime(settings, catalog, engine, http, guards=guards)
 

@@ -72,7 +72,7 @@ def _run_job(job_id: str, tier: str) -> str:
     reporter().report(job_id, outcome, tier=tier, answer=answer)  # first: a client waits
     claimed = runtime().claimed(job_id)
     tenant_id = claimed.tenant_id if claimed is not None else None
-    settler(runtime()).settle(job_id, outcome, tenant_id=tenant_id)  # budget -> real cost
+    settler(runtime()).settle(job_id, outcome, tenant_id=tenant_id)  # billed -> spent
     experiment_hook().after(job_id, outcome, claimed=claimed)  # guardrail, judge
     return outcome.value
 

@@ -48,6 +48,23 @@ def _scope(
     return and_(table.tenant_id == tenant_id, table.id.in_(list(job_ids or ())))
 
 
+def scope_with_steps(
+    tenant_id: str, job_ids: Sequence[str] | None, batch_id: str | None
+) -> ColumnElement[bool]:
+    """The jobs in scope and the steps of the pipelines among them."""
+    parent = aliased(Job)
+    in_scope = select(parent.id).where(_scope(tenant_id, job_ids, batch_id, table=parent))
+    return or_(_scope(tenant_id, job_ids, batch_id), Job.parent_job_id.in_(in_scope))
+
+
+def in_flight(session: Session, condition: ColumnElement[bool]) -> set[str]:
+    """Jobs in ``condition`` whose worker holds a live lease (a call may be in flight),
+    as the rows that hold their budget: the job, or a step's pipeline parent."""
+    live = (Job.status == JobStatus.RUNNING.value) & (Job.lease_expires_at > utcnow())
+    rows = session.execute(select(Job.id, Job.parent_job_id).where(condition, live))
+    return {parent or job_id for job_id, parent in rows}
+
+
 def cancel_jobs(
     session: Session,
     *,
@@ -117,6 +134,11 @@ def redrive_jobs(
 
 def expire_overdue(session: Session, *, now: datetime, limit: int = 5000) -> int:
     """Expire jobs past their deadline that no live worker holds; returns the count."""
+    return len(expire_overdue_jobs(session, now=now, limit=limit))
+
+
+def expire_overdue_jobs(session: Session, *, now: datetime, limit: int = 5000) -> list[str]:
+    """Expire jobs past their deadline that no live worker holds; returns their ids."""
     overdue = (Job.deadline_at.is_not(None)) & (Job.deadline_at < now)
     unheld = or_(
         Job.status.in_(WAITING),
@@ -126,7 +148,7 @@ def expire_overdue(session: Session, *, now: datetime, limit: int = 5000) -> int
     )
     ids = list(session.scalars(select(Job.id).where(overdue, unheld).limit(limit)))
     if not ids:
-        return 0
+        return []
     result = session.execute(
         update(Job)
         .where(Job.id.in_(ids), overdue, unheld)
@@ -137,9 +159,10 @@ def expire_overdue(session: Session, *, now: datetime, limit: int = 5000) -> int
             next_attempt_at=None,
             lease_expires_at=None,
         )
+        .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return list(result.scalars())
 
 
 def _not_recent(now: datetime, requeue_s: float, since: Any = None) -> ColumnElement[bool]:

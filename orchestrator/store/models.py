@@ -142,6 +142,13 @@ class Job(Base):
     cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Budgets (COSTS.md): what of the tenant's reservation this row still holds (a
+    # pipeline's parent holds for all its steps), and how much of ``cost_micro_usd``
+    # the spend counters already count; settling compares them (``store.budget_holds``).
+    budget_held_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    budget_counted_micro_usd: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )
     latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -14,7 +14,9 @@ only knows these signals, never the guards' reasons:
     │                                        worker slot back and come back later
     └── FailJob(reason)                      stop now: the job fails with this error
 
-Guards, in the order the loop runs them (``default_guards``):
+Guards, in the order the loop runs them (``default_guards``; ``workers.runtime`` puts the
+session and response-cache guards, then ``BudgetGuard`` (``workers.guards.budget``: no
+call starts unless its worst case is held for its job), before them):
 
     ContextWindowGuard   a context-length error moves to a deployment with a larger window
     RetryGuard           backoff with jitter, Retry-After honoured, tries per deployment

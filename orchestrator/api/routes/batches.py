@@ -10,8 +10,8 @@ a 422 naming it). Every answer is OpenAI's Batch object plus ``counts`` and
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
@@ -19,8 +19,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from orchestrator import control
-from orchestrator.api.deps import SessionDep, StateDep, TenantDep
+from orchestrator import control, json_body
+from orchestrator.api.bodies import refusal
+from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
 from orchestrator.api.views import batch_view, rejected_line, result_line
 from orchestrator.batch_intake import submit_openai_batch
 from orchestrator.batch_schemas import BatchList, BatchView, CreateBatchRequest
@@ -56,39 +57,33 @@ def _openai_create(raw: bytes, content_type: str) -> CreateBatchRequest | None:
     if "ndjson" in content_type or not raw.lstrip().startswith(b"{"):
         return None
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
+        data = json_body.loads(raw)
+    except ValidationFailed:
+        return None  # perhaps JSON Lines sent as JSON: parsed and refused line by line
     if not isinstance(data, dict) or "input_file_id" not in data:
         return None
     try:
         return CreateBatchRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ValidationFailed(field, str(first["msg"])) from exc
+        raise refusal(exc.errors()) from exc
 
 
 def _items(raw: bytes, content_type: str) -> list[tuple[str, Any]]:
     """(where, parsed JSON) per job, from a JSON array or JSON Lines."""
-    text = raw.decode("utf-8", errors="strict").strip()
+    try:
+        text = raw.decode("utf-8", errors="strict").strip()
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("body", "not UTF-8") from exc
     if not text:
         raise ValidationFailed("body", "empty batch")
     if "json" in content_type and "ndjson" not in content_type and text.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed("body", f"invalid JSON: {exc.msg} at char {exc.pos}") from exc
+        data = json_body.loads(text)
         return [(f"[{i}]", item) for i, item in enumerate(data)]
-    items: list[tuple[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append((f"line {number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"line {number}", f"invalid JSON: {exc.msg}") from exc
-    return items
+    return [
+        (f"line {number}", json_body.loads(line, field=f"line {number}"))
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
 
 
 def _parse(items: list[tuple[str, Any]]) -> list[JobRequest]:
@@ -97,10 +92,7 @@ def _parse(items: list[tuple[str, Any]]) -> list[JobRequest]:
         try:
             requests.append(JobRequest.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            field = f"{where}.{loc}" if loc else where
-            raise ValidationFailed(field, first["msg"]) from exc
+            raise refusal(exc.errors(), where) from exc
     return requests
 
 
@@ -115,31 +107,33 @@ async def submit_batch(
     """Create a batch: OpenAI's object naming an input file, or a JSON array / JSON Lines."""
     raw = await request.body()
     content_type = request.headers.get("content-type", "")
+    submit = partial(_submit, state, tenant_id, raw, content_type)
+    return await run_in_threadpool(submit, callback_url, objective)  # parsing, DNS: off the loop
+
+
+def _submit(
+    state: AppState,
+    tenant_id: str,
+    raw: bytes,
+    content_type: str,
+    callback_url: str | None,
+    objective: Objective | None,
+) -> BatchView:
     create = _openai_create(raw, content_type)
     if create is not None:
-        batch_id = await run_in_threadpool(
-            submit_openai_batch,
-            state.dispatcher,
-            state.settings,
-            tenant_id=tenant_id,
-            create=create,
+        batch_id = submit_openai_batch(
+            state.dispatcher, state.settings, tenant_id=tenant_id, create=create
         )
     else:
-        try:
-            items = _items(raw, content_type)
-        except UnicodeDecodeError as exc:
-            raise ValidationFailed("body", "not UTF-8") from exc
+        items = _items(raw, content_type)
+        state.dispatcher.check_batch_size(len(items))  # before any line is validated
         requests = [_with_objective(r, objective) for r in _parse(items)]
         if callback_url is not None:
-            allow = state.settings.webhook_allow_private
-            check_callback_url(callback_url, allow_private=allow)
-        batch_id = await run_in_threadpool(
-            state.dispatcher.submit_batch,
-            tenant_id=tenant_id,
-            requests=requests,
-            spec=BatchSpec(callback_url=callback_url),
+            check_callback_url(callback_url, allow_private=state.settings.webhook_allow_private)
+        batch_id = state.dispatcher.submit_batch(
+            tenant_id=tenant_id, requests=requests, spec=BatchSpec(callback_url=callback_url)
         )
-    return await run_in_threadpool(_current, state, tenant_id, batch_id)
+    return _current(state, tenant_id, batch_id)
 
 
 def _with_objective(request: JobRequest, objective: Objective | None) -> JobRequest:
@@ -149,7 +143,7 @@ def _with_objective(request: JobRequest, objective: Objective | None) -> JobRequ
     return request.model_copy(update={"objective": objective})
 
 
-def _current(state: Any, tenant_id: str, batch_id: str) -> BatchView:
+def _current(state: AppState, tenant_id: str, batch_id: str) -> BatchView:
     with session_scope(state.engine) as session:
         return _view(session, tenant_id, batch_id)
 
@@ -214,7 +208,8 @@ def cancel_batch(batch_id: str, state: StateDep, tenant_id: TenantDep) -> BatchV
     with session_scope(state.engine) as session:
         if _view(session, tenant_id, batch_id).status.final:
             raise Conflict(f"batch {batch_id} is already finished")
-    control.cancel_batch(state.engine, tenant_id=tenant_id, batch_id=batch_id)
+    costs = state.dispatcher.costs  # what the cancelled jobs spent is settled at once
+    control.cancel_batch(state.engine, costs, tenant_id=tenant_id, batch_id=batch_id)
     with session_scope(state.engine) as session:
         batches.mark_batch_cancelled(session, tenant_id=tenant_id, batch_id=batch_id)
     with session_scope(state.engine) as session:
@@ -225,11 +220,13 @@ def cancel_batch(batch_id: str, state: StateDep, tenant_id: TenantDep) -> BatchV
 def redrive_batch(
     batch_id: str, state: StateDep, tenant_id: TenantDep, include_cancelled: bool = False
 ) -> BatchView:
-    """Queue the batch's failed and expired jobs again (and cancelled ones, if asked)."""
+    """Queue the batch's failed and expired jobs again (and cancelled ones, if asked); 402
+    when the budget cannot hold them, as for a new batch."""
     queued = control.redrive_batch(
         state.engine,
         state.dispatcher.celery,
         state.settings,
+        state.dispatcher.costs,
         tenant_id=tenant_id,
         batch_id=batch_id,
         include_cancelled=include_cancelled,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, status
 
 from orchestrator import control
+from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
 from orchestrator.api.views import job_view
 from orchestrator.errors import NotFound
@@ -15,7 +16,7 @@ from orchestrator.schemas import JobRequest, JobView
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JSONBodyRoute)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -48,15 +49,22 @@ def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobView:
 @router.post("/{job_id}/cancel")
 def cancel_job(job_id: str, state: StateDep, tenant_id: TenantDep) -> JobView:
     """Cancel a job that is not final yet (409 if it is); a running job stops its calls."""
-    control.cancel_job(state.engine, tenant_id=tenant_id, job_id=job_id)
+    control.cancel_job(state.engine, state.dispatcher.costs, tenant_id=tenant_id, job_id=job_id)
     return _current(state, tenant_id, job_id)
 
 
 @router.post("/{job_id}/redrive")
 def redrive_job(job_id: str, state: StateDep, tenant_id: TenantDep) -> JobView:
-    """Queue a failed, expired or cancelled job again, with a fresh deadline (409 otherwise)."""
+    """Queue a failed, expired or cancelled job again, with a fresh deadline (409 otherwise;
+    402 when its budget cannot hold it, as for a new job)."""
+    dispatcher = state.dispatcher
     control.redrive_job(
-        state.engine, state.dispatcher.celery, state.settings, tenant_id=tenant_id, job_id=job_id
+        state.engine,
+        dispatcher.celery,
+        state.settings,
+        dispatcher.costs,
+        tenant_id=tenant_id,
+        job_id=job_id,
     )
     return _current(state, tenant_id, job_id)
 
