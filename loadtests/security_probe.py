@@ -209,6 +209,11 @@ def probe_budget(base: str, admin: httpx.Client, rounds: int) -> dict[str, Any]:
             {"prompt": text, "steps": [{"prompt": "{input} " * 50, "tier": "reasoning"},
                                        {"prompt": "{steps.step0.output} " * 100}]},
             {"prompt": "Write a long story.", "max_tokens": 16000},
+            {"prompt": text, "steps": [{"prompt": "Summarise: {input}", "max_tokens": 300},
+                                       {"prompt": "{steps.step0.output} {input}",
+                                        "max_tokens": 300}]},
+            {"prompt": "Prove that there are infinitely many primes.", "tier": "reasoning",
+             "max_tokens": 1500},
         ]
         for _ in range(rounds):
             for body in pipelines:
