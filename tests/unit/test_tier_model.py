@@ -10,7 +10,8 @@ import pytest
 
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import Settings
-from orchestrator.evaluation.tiers import with_image
+from orchestrator.evaluation.data import read_tier_examples
+from orchestrator.evaluation.tiers import evaluate_tiers, with_image
 from orchestrator.routing import classify, encoder, tier_model
 from orchestrator.routing.classify import stages_of
 from orchestrator.routing.tier_model import ARTIFACT, TierModel
@@ -102,3 +103,14 @@ def test_the_training_script_rebuilds_the_shipped_artefact_exactly() -> None:
     artefact, _ = tiers.build(files, seed=recorded["seed"])
     # Then it writes the same bytes
     assert tiers.dumps(artefact) == shipped
+
+
+@pytest.mark.parametrize(
+    ("name", "floor"), [("hard_prompts_dev.jsonl", 0.85), ("skills_dev.jsonl", 0.85)]
+)
+def test_the_model_keeps_its_development_figures(catalog: Catalog, name: str, floor: float) -> None:
+    # Given a development set written blind to the corpus (never trained on)
+    examples = read_tier_examples([CORPUS.parent / "dev" / name], "jsonl")
+    # When the shipped model classifies it, Then it stays above the floor ROUTING.md reports
+    found = evaluate_tiers(examples, catalog, MODEL)
+    assert found["accuracy"] >= floor, found["confusion"]
