@@ -30,6 +30,8 @@ def test_a_job_shows_its_tier_and_strength_decisions(
     tier, strength = job["routing"]
     assert tier["step"] == "tier" and tier["choice"] == job["tier"] == "reasoning"
     assert tier["reasons"] == job["tier_reasons"]
+    assert tier["scorer"] == "tier-model" and tier["reasons"][0].startswith("P reasoning")
+    assert tier["probabilities"]["reasoning"] == tier["score"]
     assert strength["step"] == "strength" and strength["choice"] == choice
     assert strength["scorer"] == "rules" and strength["quality"] == quality
     assert isinstance(strength["score"], float) and isinstance(strength["threshold"], float)
