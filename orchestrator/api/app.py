@@ -60,6 +60,7 @@ from orchestrator.errors import (
 from orchestrator.experiment_sync import sync_catalog_experiments
 from orchestrator.metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
 from orchestrator.queues import make_celery
+from orchestrator.routing import tier_model
 from orchestrator.store.db import get_engine
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     state = _state(settings)
     sync_catalog_experiments(state.engine, state.catalog, settings)  # EXPERIMENTS.md
+    if settings.router_tier_classifier == "model":  # ROUTING.md: load it now, not on a job
+        tier_model.current(settings.router_model_path)  # a bad model file stops start-up
     cluster = CollectorRegistry(auto_describe=True)
     cluster.register(ClusterCollector(state.redis, settings.redis_key_prefix, state.engine))
 

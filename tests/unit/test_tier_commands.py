@@ -130,3 +130,23 @@ def test_train_from_jobs_uses_explicit_tiers_and_well_scored_answers(
     # Then the explicit and the well-scored jobs are its rows; the badly scored one is not
     assert sum(summary["rows"].values()) + (summary["held_out"] or {}).get("n", 0) == 3
     assert summary["skipped"] == {"low feedback score (right tier unknown)": 1}
+
+
+def test_the_api_loads_the_model_file_at_start_up_and_refuses_a_bad_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.api.app import create_app
+    from orchestrator.config import Settings
+    from orchestrator.errors import ConfigError
+
+    # Given settings naming a model file that is not a tier model
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "not a tier model"}', encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    # When the API is built, Then it refuses to start, naming the file
+    with pytest.raises(ConfigError, match=r"bad\.json"):
+        create_app(Settings(database_url=url, state_dir=tmp_path, router_model_path=bad))
+    # And with the shipped model it starts with the model already loaded, before any job
+    monkeypatch.setattr(tier_model, "_models", {})
+    create_app(Settings(database_url=url, state_dir=tmp_path))
+    assert list(tier_model._models) == [""]
