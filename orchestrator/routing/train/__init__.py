@@ -9,4 +9,11 @@ writes, under ``orchestrator/routing/models/``:
     calibration.json  each scorer's score quantiles on the training prompts
 
 Needs the ``learned`` extra (numpy, scikit-learn). The split is in ``split.py``.
+
+The tier classifier has its own entry point (``tiers.py``):
+
+    python -m orchestrator.routing.train.tiers      corpus/*.jsonl -> models/tiers.json
+
+with ``tier_data.py`` (reading, held-out split, weights), ``tier_fit.py`` (the
+fit) and ``from_jobs.py`` (labelled prompts from a cluster's own jobs).
 """
