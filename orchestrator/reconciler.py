@@ -17,7 +17,10 @@ Every ``reconcile_interval_s`` it:
    the queue, their message is lost (prefetched or counted down by a worker that
    was killed, or a publish that failed after the commit).
    While a queue has a backlog this waits: a late job's message is most likely
-   in it, and duplicates would only make the backlog longer.
+   in it, and duplicates would only make the backlog longer;
+5. gathers the jobs waiting for a provider batch into provider batches, and sends
+   the advance task of each new one and of each whose countdown message was lost
+   (``orchestrator.provider_batch_driver``).
 
 Re-publishing is always safe: a worker that receives a message for a job that
 is running elsewhere, or final, does nothing. Several reconcilers may run; a
@@ -38,7 +41,9 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from orchestrator import provider_batch_driver
 from orchestrator.budgets import Budgets
+from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import Settings
 from orchestrator.control import messages
 from orchestrator.queue_depth import read_depths
@@ -60,12 +65,18 @@ class Report:
     stale: int = 0
     woken: int = 0  # deferred jobs published as they come due
     orphaned: int = 0
+    provider_batches: int = 0  # advance tasks sent (orchestrator.provider_batch_driver)
     redis_lost: bool = False
     skipped: str | None = None  # why the publishing part did not run
 
     @property
     def republished(self) -> int:
         return self.restored + self.stale + self.orphaned  # woken jobs were not lost
+
+    @property
+    def eventful(self) -> bool:
+        """Worth a log line."""
+        return bool(self.expired or self.republished or self.redis_lost or self.provider_batches)
 
 
 @dataclass
@@ -81,6 +92,10 @@ class Reconciler:
     @property
     def _prefix(self) -> str:
         return f"{self.settings.redis_key_prefix}switchyard:reconciler:"
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings)
 
     @cached_property
     def budgets(self) -> Budgets:
@@ -114,7 +129,7 @@ class Reconciler:
             except Exception:  # keep reconciling through database outages
                 log.exception("reconcile pass failed")
             else:
-                if report.expired or report.republished or report.redis_lost:
+                if report.eventful:
                     log.info("reconciled: %s", report)
             stop.wait(self.settings.reconcile_interval_s)
 
@@ -150,6 +165,10 @@ class Reconciler:
             if depths[tier.queue].depth == 0:
                 lost = partial(lifecycle.lost_waiting, tier=tier.value, now=now, grace_s=grace)
                 report.orphaned += len(self._send(lost))
+        with session_scope(self.engine) as session:  # the provider batch path's steps
+            report.provider_batches = provider_batch_driver.drive(
+                session, self.celery, lambda: self.catalog, settings, now
+            )
 
     def _restore_all(self) -> int:
         total, after = 0, ""

@@ -6,6 +6,10 @@ to be delivered again (the database lease makes that harmless). A deferred job
 comes back by a countdown message that ``Runtime`` sends itself, or by the
 reconciler; Celery's own retry machinery is not used.
 
+``advance_provider_batch`` carries a provider batch's id (issue 26): the
+reconciler sends it when a batch is gathered or its step is overdue, and the
+task sends itself a countdown message to poll again.
+
 A batch message (``execute_jobs``) carries several job ids: its jobs run side by
 side on the process's job threads (``workers.runtime.job_threads``), each exactly
 as ``execute_job`` runs one, and the message is acknowledged when all have ended.
@@ -20,8 +24,10 @@ from contextlib import nullcontext
 from celery import Task
 
 from orchestrator.combiner import alone
+from orchestrator.provider_batch_driver import ADVANCE_PROVIDER_BATCH
 from orchestrator.queues import EXECUTE_JOB, EXECUTE_JOBS
 from workers.app import app
+from workers.batch_runtime import advancer
 from workers.budget_settle import settler
 from workers.events import reporter
 from workers.experiments import experiment_hook
@@ -53,6 +59,14 @@ def execute_jobs(self: Task, job_ids: list[str]) -> str:
             log.exception("job %s raised; its lease runs out and the reconciler retries it", job_id)
             ended["raised"] += 1
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(ended.items()))
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=ADVANCE_PROVIDER_BATCH, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
+def advance_provider_batch(batch_id: str) -> str:
+    """Take one provider batch a step or more along its lifecycle (``workers.batch_advance``)."""
+    return advancer().advance(batch_id)
 
 
 def run_job(job_id: str, tier: str, batch: bool = False) -> str:

@@ -3,9 +3,9 @@
     gather(session, deployment, ...)   the waiting lines of a deployment -> a new
                                        provider batch (``prepared``), when a file is
                                        full or its oldest line waited ``gather_s``
-    take(session, id, owner, ...)      hold a batch for one task (compare-and-set);
+    take(session, id, now, hold_s)     hold a batch for one task (compare-and-set);
                                        a dead task's hold lapses at ``locked_until``
-    advance(session, id, owner, ...)   write its next state (only while held)
+    advance(session, id, values, held_until)  its next state (only while still held)
     due(session, now)                  batches not done whose next step is due
 
 The lifecycle's states are listed in ``orchestrator.store.provider_batch_models``.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.store.models import new_id
@@ -100,19 +100,39 @@ def take(session: Session, *, batch_id: str, now: datetime, hold_s: float) -> Pr
     return session.get(ProviderBatch, batch_id, populate_existing=True)
 
 
-def advance(session: Session, *, batch_id: str, values: dict[str, Any]) -> None:
-    """Write the batch's next state (its holder calls this before each external step)."""
-    session.execute(
-        update(ProviderBatch)
-        .where(ProviderBatch.id == batch_id)
-        .values(**values)
+def advance(
+    session: Session,
+    *,
+    batch_id: str,
+    values: dict[str, Any],
+    held_until: datetime | None = None,
+) -> bool:
+    """Write the batch's next state (its holder calls this before each external step).
+
+    ``held_until``: only if the hold is still the one ``take`` gave (its
+    ``locked_until``), so a task whose hold lapsed and was taken over writes nothing.
+    """
+    statement = update(ProviderBatch).where(ProviderBatch.id == batch_id)
+    if held_until is not None:
+        statement = statement.where(ProviderBatch.locked_until == held_until)
+    done = session.execute(
+        statement.values(**values)
+        .returning(ProviderBatch.id)
         .execution_options(synchronize_session=False)
-    )
+    ).first()
+    return done is not None
 
 
-def release_hold(session: Session, *, batch_id: str, next_poll_at: datetime | None) -> None:
+def release_hold(
+    session: Session,
+    *,
+    batch_id: str,
+    next_poll_at: datetime | None,
+    held_until: datetime | None = None,
+) -> bool:
     """Let go of the batch; its next step is due at ``next_poll_at``."""
-    advance(session, batch_id=batch_id, values={"locked_until": None, "next_poll_at": next_poll_at})
+    values = {"locked_until": None, "next_poll_at": next_poll_at}
+    return advance(session, batch_id=batch_id, values=values, held_until=held_until)
 
 
 def due(session: Session, *, now: datetime, limit: int = 500) -> list[tuple[str, str]]:
@@ -128,6 +148,13 @@ def due(session: Session, *, now: datetime, limit: int = 500) -> list[tuple[str,
         .limit(limit)
     )
     return [(r[0], r[1]) for r in session.execute(found)]
+
+
+def anything_to_do(session: Session) -> bool:
+    """Whether any line waits to be gathered or any batch is not done (one cheap query)."""
+    waiting = select(ProviderBatchLine.job_id).where(ProviderBatchLine.state == "waiting")
+    open_ = select(ProviderBatch.id).where(ProviderBatch.state.not_in(ENDED))
+    return bool(session.scalar(select(exists(waiting) | exists(open_))))
 
 
 def queued_tokens(session: Session, *, deployment: str) -> int:

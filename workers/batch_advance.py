@@ -1,0 +1,204 @@
+"""Advancing one provider batch by one or more steps; what the advance task runs.
+
+    take the batch (compare-and-set hold: one task at a time; a dead task's lapses)
+    prepared    fix its lines (up to the catalog's byte limit; the rest wait for the
+                next batch), write ``uploading``, upload ``<id>.jsonl``
+    uploading   (a retry: the task before died) our file if the provider has it
+                (``find_file``), else upload; write ``uploaded`` + file id
+    uploaded    write ``submitting``, create the provider batch tagged with our id
+    submitting  (a retry) our provider batch if it exists (``find_batch``), else
+                create; write ``submitted`` + provider batch id
+    submitted   poll; still running: ``next_poll_at`` with capped exponential backoff
+                (the time since submission, between ``provider_batch_poll_s`` and
+                ``provider_batch_poll_max_s``) and a countdown message for then;
+                ended: write ``collecting`` + its files
+    collecting  ``workers.batch_collect``: answers written, the rest sent back; ``done``
+
+Each state is written (under the hold) before the external step it names, so no
+provider batch is ever created twice and no result is lost: a retried step
+finds what its predecessor did. A provider error before submission that will
+not go away (a 4xx) sends every line back to the synchronous path; any other
+is retried later with backoff. The advance task's message carries the batch id
+only; a lost countdown is re-sent by the reconciler (``orchestrator.provider_batch_driver``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from orchestrator.catalog import Deployment
+from orchestrator.store.models import utcnow
+from orchestrator.store.provider_batch_lines import lines_of
+from orchestrator.store.provider_batch_models import ProviderBatch
+from workers.batch_collect import CHUNK, Collected, completions, read, write_chunk
+from workers.batch_context import BatchContext, Lost
+from workers.batch_files import build_file
+from workers.providers import ProviderError
+from workers.providers.batch_openai import OpenAIBatchAdapter
+
+log = logging.getLogger(__name__)
+MAX_ERROR_BACKOFF_S = 300.0
+
+
+class Advancer:
+    """Advances provider batches for one worker process (settings, catalog, engine, http)."""
+
+    def __init__(self, ctx: BatchContext) -> None:
+        self.ctx = ctx
+
+    def advance(self, batch_id: str) -> str:
+        """One delivery of the advance task; returns what it did, for the task's log."""
+        held = self.ctx.take(batch_id)
+        if held is None:
+            return "held elsewhere or done"
+        try:
+            try:
+                return self._steps(held)
+            except ProviderError as exc:
+                return self._after_error(held, exc)
+        except Lost:
+            return "hold lost"
+
+    def _steps(self, held: ProviderBatch) -> str:
+        deployment = self.ctx.catalog.find(held.deployment)
+        adapter = self.ctx.adapter(deployment)
+        if deployment is None or adapter is None:
+            return self._give_up(held, f"{held.deployment} has no batch API here any more")
+        steps: dict[str, Callable[[ProviderBatch, Deployment, OpenAIBatchAdapter], str | None]] = {
+            "prepared": self._upload,
+            "uploading": self._upload,
+            "uploaded": self._submit,
+            "submitting": self._submit,
+            "submitted": self._poll,
+            "collecting": self._collect,
+        }
+        while held.state in steps:
+            ended = steps[held.state](held, deployment, adapter)
+            if ended is not None:
+                return ended
+        return held.state
+
+    def _upload(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> None:
+        name = f"{held.id}.jsonl"
+        file_id = adapter.find_file(name) if held.state == "uploading" else None
+        if file_id is None:  # not uploaded yet (or the upload before a crash never landed)
+            lines = self.ctx.tx(lambda s: build_file(s, batch_id=held.id, deployment=dep))
+            if not lines:
+                self.ctx.write(held, {"state": "done", "lines": 0, "finished_at": utcnow()})
+                return
+            self.ctx.write(held, {"state": "uploading", "lines": len(lines)})
+            file_id = adapter.upload(name, lines)
+        self.ctx.write(held, {"state": "uploaded", "provider_file_id": file_id})
+
+    def _submit(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> str:
+        assert held.provider_file_id is not None
+        found = adapter.find_batch(held.id) if held.state == "submitting" else None
+        if found is None:
+            self.ctx.write(held, {"state": "submitting"})
+            found = adapter.create(held.provider_file_id, held.id)
+        now = utcnow()
+        values = {"state": "submitted", "provider_batch_id": found.id, "submitted_at": now}
+        self.ctx.write(held, values | {"provider_status": found.status})
+        return self._later(held, self.ctx.settings.provider_batch_poll_s, "submitted")
+
+    def _poll(
+        self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter
+    ) -> str | None:
+        assert held.provider_batch_id is not None
+        state = adapter.poll(held.provider_batch_id)
+        now = utcnow()
+        if not state.ended:
+            self.ctx.write(held, {"provider_status": state.status, "polled_at": now})
+            return self._later(held, self._backoff_s(held, now), f"polled: {state.status}")
+        values: dict[str, Any] = {
+            "state": "collecting",
+            "provider_status": state.status,
+            "output_file_id": state.output_file_id,
+            "error_file_id": state.error_file_id,
+            "polled_at": now,
+        }
+        self.ctx.write(held, values)
+        return None
+
+    def _collect(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> str:
+        done = collect_all(self.ctx, held, dep, adapter)
+        values = {
+            "state": "done",
+            "succeeded": len(done.answered) + len(done.billed),
+            "failed": len(done.released),
+            "finished_at": utcnow(),
+            "locked_until": None,
+        }
+        self.ctx.write(held, values)
+        return f"done: {len(done.answered)} answered, {len(done.released)} sent back"
+
+    def _backoff_s(self, held: ProviderBatch, now: datetime) -> float:
+        """Capped exponential: wait as long again as the batch has run so far."""
+        settings = self.ctx.settings
+        since = _aware(held.submitted_at or now)
+        waited = (now - since).total_seconds()
+        return min(settings.provider_batch_poll_max_s, max(settings.provider_batch_poll_s, waited))
+
+    def _later(self, held: ProviderBatch, delay_s: float, said: str) -> str:
+        """Let go of the batch until ``delay_s`` from now, and send its countdown message."""
+        due = utcnow() + timedelta(seconds=delay_s)
+        self.ctx.let_go(held, due)
+        self.ctx.schedule(held, delay_s)
+        return said
+
+    def _after_error(self, held: ProviderBatch, exc: ProviderError) -> str:
+        if not exc.retryable and held.state in ("prepared", "uploading", "uploaded", "submitting"):
+            return self._give_up(held, f"the provider refused the batch: {exc}")
+        first_s = self.ctx.settings.provider_batch_poll_s
+        delay_s = min(MAX_ERROR_BACKOFF_S, first_s * 2 ** min(held.attempts, 16))
+        log.warning("provider batch %s (%s): %s; again in %.0fs", held.id, held.state, exc, delay_s)
+        self.ctx.write(held, {"error": str(exc)[:1000]})
+        return self._later(held, delay_s, f"error: {exc}")
+
+    def _give_up(self, held: ProviderBatch, error: str) -> str:
+        """Send every line back to the synchronous path and end the batch."""
+        released = self.ctx.send_back(held)
+        values = {"state": "done", "error": error[:1000], "finished_at": utcnow()}
+        self.ctx.write(held, values | {"failed": len(released), "locked_until": None})
+        return f"gave up: {error}"
+
+
+def collect_all(
+    ctx: BatchContext, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter
+) -> Collected:
+    """Write every answered line (a chunk per transaction), then send the rest back."""
+    bodies, _failed = read(adapter, held.output_file_id, held.error_file_id)
+    ready = completions(ctx.tx(lambda s: lines_of(s, batch_id=held.id)), bodies)
+    latency_ms = _elapsed_ms(held.submitted_at, held.polled_at)
+    total = Collected()
+    for start in range(0, len(ready), CHUNK):
+        chunk = ready[start : start + CHUNK]
+        ctx.write(held, {})  # renews the hold, or stops if another task took the batch
+        write = partial(
+            write_chunk,
+            answers=chunk,
+            deployment=dep,
+            owner=ctx.owner,
+            lease_s=ctx.lease_s,
+            latency_ms=latency_ms,
+        )
+        done = ctx.tx(write)
+        ctx.after_answers(done.answered + done.billed, done.answered)
+        total.answered += done.answered
+        total.billed += done.billed
+    total.released = ctx.send_back(held)  # failed lines, and any an end left unfinished
+    return total
+
+
+def _elapsed_ms(start: datetime | None, end: datetime | None) -> int:
+    if start is None or end is None:
+        return 0
+    return max(0, int((_aware(end) - _aware(start)).total_seconds() * 1000))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

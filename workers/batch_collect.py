@@ -1,0 +1,129 @@
+"""Collecting an ended provider batch: each line answered once, or sent back to sync.
+
+    read(adapter, output, error)   the output file's answers and the error file's
+                                   failed lines, by ``custom_id``
+    write_answers(...)             per chunk of answered lines, in one transaction:
+                                   lock the line, and if it is still ``batched``,
+                                   claim the job's lease (``claim_line``) and write
+                                   its answer, attempt and ledger row through
+                                   ``store.answered`` at the deployment's batch
+                                   prices; a job that had ended meanwhile (or runs
+                                   synchronously) only gets the billed attempt
+    send_back(...)                 every line still ``batched`` (failed at the
+                                   provider, expired, cancelled, never answered)
+                                   -> ``release``: its job is due now on the
+                                   synchronous path, with the usual retries and
+                                   fallbacks while its deadline allows
+
+The line's state, written in the same transaction as the answer, is what makes a
+collect that runs twice (a worker killed half-way) bill each line exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator.catalog import Deployment
+from orchestrator.schemas import Completion, JobRequest
+from orchestrator.store import answered, provider_batch_lines, repo
+from orchestrator.store.answered import Answer
+from orchestrator.store.models import Job, new_id, utcnow
+from orchestrator.store.provider_batch_lines import Line
+from workers.paid import answer_columns, answer_record
+from workers.providers.batch_openai import OpenAIBatchAdapter
+from workers.providers.openai import parse_completion
+from workers.providers.transport import Malformed
+
+log = logging.getLogger(__name__)
+CHUNK = 200
+
+
+@dataclass
+class Collected:
+    """What collecting wrote: jobs answered, lines only billed, jobs sent back."""
+
+    answered: list[str] = field(default_factory=list)
+    billed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+
+def read(
+    adapter: OpenAIBatchAdapter, output_file_id: str | None, error_file_id: str | None
+) -> tuple[dict[str, Any], set[str]]:
+    """Answer bodies by custom id (status 200 only), and the custom ids that failed."""
+    bodies: dict[str, Any] = {}
+    failed: set[str] = set()
+    for row in adapter.read(output_file_id) if output_file_id else []:
+        response = row.get("response") or {}
+        if response.get("status_code") == 200 and row.get("custom_id"):
+            bodies[str(row["custom_id"])] = response.get("body")
+        elif row.get("custom_id"):
+            failed.add(str(row["custom_id"]))
+    for row in adapter.read(error_file_id) if error_file_id else []:
+        if row.get("custom_id"):
+            failed.add(str(row["custom_id"]))
+    return bodies, failed - set(bodies)
+
+
+def completions(lines: Sequence[Line], bodies: dict[str, Any]) -> list[tuple[Line, Completion]]:
+    """The lines with a usable answer (a malformed one counts as failed: sent back)."""
+    found: list[tuple[Line, Completion]] = []
+    for line in lines:
+        body = bodies.get(line.custom_id)
+        if body is None:
+            continue
+        try:
+            found.append((line, parse_completion(body, JobRequest.model_validate(line.request))))
+        except (Malformed, ValueError) as exc:
+            log.warning("provider batch line %s: unusable answer (%s); sent back", line.job_id, exc)
+    return found
+
+
+def write_chunk(
+    session: Session,
+    answers: Sequence[tuple[Line, Completion]],
+    *,
+    deployment: Deployment,
+    owner: str,
+    lease_s: float,
+    latency_ms: int,
+) -> Collected:
+    """Write one chunk of answered lines (see the module's docstring)."""
+    priced = deployment.batch_priced()
+    done, writes = Collected(), []
+    for line, completion in answers:
+        if provider_batch_lines.line_state(session, job_id=line.job_id) != "batched":
+            continue  # written by an earlier collect
+        record = answer_record(
+            priced, completion, outcome="ok", latency_ms=latency_ms, attempt_id=new_id("att")
+        )
+        job = provider_batch_lines.claim_line(
+            session, job_id=line.job_id, owner=owner, lease_s=lease_s
+        )
+        if job is None:  # it ended, or runs synchronously: the line is billed all the same
+            ended = session.get(Job, line.job_id)
+            if ended is not None:
+                repo.record_attempt(session, job=ended, record=record)
+            done.billed.append(line.job_id)
+            continue
+        values = answer_columns(priced, completion, latency_ms)
+        writes.append(Answer(job, owner, record, values))
+    won = answered.write_answers(session, writes)
+    done.answered = [a.job.id for a in writes if a.job.id in won]
+    done.billed += [a.job.id for a in writes if a.job.id not in won]
+    provider_batch_lines.mark(session, job_ids=done.answered, state="answered")
+    provider_batch_lines.mark(session, job_ids=done.billed, state="billed")
+    return done
+
+
+def send_back(session: Session, *, batch_id: str) -> list[str]:
+    """Release every line of the batch still ``batched``; the jobs sent back."""
+    left = [line.job_id for line in provider_batch_lines.lines_of(session, batch_id=batch_id)]
+    if not left:
+        return []
+    return [r[0] for r in provider_batch_lines.release(session, job_ids=left, now=utcnow())]

@@ -1,0 +1,118 @@
+"""What advancing a provider batch needs from its worker process, in one place.
+
+``BatchContext`` holds the settings, catalog, engine and HTTP client, and the
+few operations every step uses: a transaction, the hold (``take``, ``write``
+fenced on it, ``let_go``), the countdown message, the batch adapter, and what
+follows written answers (budgets settled, completion events published).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from orchestrator.budgets import Budgets
+from orchestrator.catalog import Catalog, Deployment
+from orchestrator.config import Settings
+from orchestrator.provider_batch_driver import Due, queue_of
+from orchestrator.store import budget_holds, provider_batches
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Job, utcnow
+from orchestrator.store.provider_batch_models import ProviderBatch
+from workers.batch_collect import send_back
+from workers.providers.batch_openai import OpenAIBatchAdapter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Scheduler = Callable[[Due, float], None]
+Announcer = Callable[[dict[str, str]], None]
+
+
+class Lost(Exception):
+    """The batch's hold lapsed and another task took it: this task stops writing."""
+
+
+@dataclass
+class BatchContext:
+    """One worker process's means to advance provider batches."""
+
+    settings: Settings
+    catalog: Catalog
+    engine: Engine
+    http: httpx.Client
+    owner: str
+    scheduler: Scheduler  # sends the advance task's countdown message
+    budgets: Budgets | None = None
+    announce: Announcer | None = None  # completion events: job id -> status
+
+    @property
+    def lease_s(self) -> float:
+        return float(self.settings.job_lease_s)
+
+    @property
+    def hold_s(self) -> float:
+        """How long a task holds a batch: longer than any one provider call may take."""
+        return max(float(self.settings.job_lease_s), 2 * self.settings.provider_timeout_s)
+
+    def tx(self, work: Callable[[Session], T]) -> T:
+        with session_scope(self.engine) as session:
+            return work(session)
+
+    def take(self, batch_id: str) -> ProviderBatch | None:
+        now, hold_s = utcnow(), self.hold_s
+        return self.tx(
+            lambda s: provider_batches.take(s, batch_id=batch_id, now=now, hold_s=hold_s)
+        )
+
+    def write(self, held: ProviderBatch, values: dict[str, Any]) -> None:
+        """Write ``values`` if our hold is still the batch's, renewing it; else ``Lost``."""
+        values = {"locked_until": utcnow() + timedelta(seconds=self.hold_s)} | values
+        token = held.locked_until
+        ok = self.tx(
+            lambda s: provider_batches.advance(s, batch_id=held.id, values=values, held_until=token)
+        )
+        if not ok:
+            raise Lost(held.id)
+        for name, value in values.items():
+            setattr(held, name, value)
+
+    def let_go(self, held: ProviderBatch, due: datetime) -> None:
+        self.write(held, {"locked_until": None, "next_poll_at": due})
+
+    def schedule(self, held: ProviderBatch, delay_s: float) -> None:
+        self.scheduler(Due(held.id, queue_of(self.catalog, held.deployment)), delay_s)
+
+    def adapter(self, deployment: Deployment | None) -> OpenAIBatchAdapter | None:
+        """The deployment's batch adapter (OpenAI's wire only, so far), or None."""
+        if deployment is None or deployment.batch is None or deployment.api != "openai":
+            return None
+        ref = deployment.api_key_ref
+        key = self.settings.provider_key(ref) if ref else None
+        return OpenAIBatchAdapter(self.http, deployment, key)
+
+    def send_back(self, held: ProviderBatch) -> list[str]:
+        return self.tx(lambda s: send_back(s, batch_id=held.id))
+
+    def after_answers(self, job_ids: Sequence[str], answered: Sequence[str]) -> None:
+        """Settle the budgets of billed jobs, then wake whoever waits for the answered."""
+        if self.budgets is not None and job_ids:
+            try:
+                ids = list(job_ids)
+                settled = self.tx(lambda s: budget_holds.settle(s, Job.id.in_(ids)))
+                self.budgets.apply(settled)
+            except (redis.RedisError, SQLAlchemyError) as exc:
+                log.warning("budgets of %d jobs not settled (%s); they expire", len(job_ids), exc)
+        if self.announce is not None and answered:
+            try:
+                self.announce(dict.fromkeys(answered, "succeeded"))
+            except redis.RedisError as exc:
+                log.warning("completion events not sent (%s); waiters poll", exc)
