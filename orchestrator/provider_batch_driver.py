@@ -6,6 +6,8 @@ The reconciler calls ``drive`` on every pass (under its lock, so one runs):
                 up to its catalog ``batch.max_lines``, once a file is full or its
                 oldest line waited ``provider_batch_gather_s``; an advance task
                 is sent for each at once
+    (off)       with ``provider_batch_enabled`` false, waiting lines are not gathered
+                but sent back to the synchronous path (``release``: due now)
     re-send     provider batches whose next step has been due for ``reconcile_grace_s``
                 and that no task holds: their countdown message died with a worker
                 (or a publish failed); an advance task is sent again
@@ -31,11 +33,12 @@ from orchestrator.catalog import Catalog
 from orchestrator.config import Settings
 from orchestrator.queues import PRIORITY_VALUE
 from orchestrator.schemas import Priority
-from orchestrator.store import provider_batches
+from orchestrator.store import provider_batch_lines, provider_batches
 from orchestrator.tiers import Tier
 
 ADVANCE_PROVIDER_BATCH = "switchyard.advance_provider_batch"
 MAX_GATHERED_PER_PASS = 50
+MAX_RELEASED_PER_PASS = 5000
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,13 @@ def drive(
     """
     if not provider_batches.anything_to_do(session):
         return 0
-    sending = gather_ready(session, catalog(), settings, now)
+    if not settings.provider_batch_enabled:  # turned off: waiting jobs run now
+        waiting = provider_batches.waiting_lines(session, limit=MAX_RELEASED_PER_PASS)
+        if waiting:
+            provider_batch_lines.release(session, job_ids=waiting, now=now)
+        sending: list[Due] = []
+    else:
+        sending = gather_ready(session, catalog(), settings, now)
     sending += overdue(session, catalog(), settings, now)
     for due in sending:
         send_advance(app, due)

@@ -31,6 +31,18 @@ def waiting_deployments(session: Session) -> list[str]:
     return sorted(set(session.scalars(found.distinct())))
 
 
+def waiting_lines(session: Session, *, limit: int) -> list[str]:
+    """Job ids of lines waiting to be gathered, oldest first (locked, ``SKIP LOCKED``)."""
+    found = (
+        select(ProviderBatchLine.job_id)
+        .where(ProviderBatchLine.state == "waiting")
+        .order_by(ProviderBatchLine.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(found))
+
+
 def gather(
     session: Session,
     *,

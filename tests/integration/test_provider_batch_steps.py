@@ -24,7 +24,7 @@ from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.config import Settings
 from orchestrator.cost import cost_micro_usd
 from orchestrator.dispatch import Dispatcher
-from orchestrator.provider_batch_driver import Due, gather_ready
+from orchestrator.provider_batch_driver import Due, drive, gather_ready
 from orchestrator.queues import make_celery
 from orchestrator.schemas import JobRequest, Usage
 from orchestrator.simulator.app import create_simulator_app
@@ -246,3 +246,20 @@ def test_an_expired_batch_sends_its_unfinished_jobs_back_at_once(failing_world: 
     assert all(j.next_attempt_at is not None and j.next_attempt_at <= utcnow() for j in back)
     assert sum(1 for j in jobs.values() if j.status == "succeeded") == 2
     assert world.batch(batch_id).provider_status == "expired"
+
+
+def test_turning_the_path_off_sends_waiting_jobs_to_sync_at_once(world: World) -> None:
+    # Given two jobs waiting to be gathered
+    job_ids = world.submit(2)
+    # When the reconciler's pass runs with the path turned off
+    off = world.settings.model_copy(update={"provider_batch_enabled": False})
+    with session_scope(world.engine) as session:
+        sent = drive(session, world.dispatcher.celery, lambda: world.catalog, off, utcnow())
+    # Then no provider batch is made, and both jobs are due now on the synchronous path
+    assert sent == 0
+    with session_scope(world.engine) as session:
+        assert session.scalars(select(ProviderBatch)).all() == []
+        jobs = session.scalars(select(Job).where(Job.id.in_(job_ids))).all()
+        lines = session.scalars(select(ProviderBatchLine.state)).all()
+    assert set(lines) == {"released"}
+    assert all(j.next_attempt_at is not None and j.next_attempt_at <= utcnow() for j in jobs)
