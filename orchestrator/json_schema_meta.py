@@ -14,6 +14,7 @@ is fetched.
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -21,6 +22,7 @@ from jsonschema import exceptions, validators
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS  # type: ignore[import-untyped]
 
 from orchestrator.json_schema_refs import Path
+from orchestrator.json_schema_regex import PatternRefused, compiled
 
 DYNAMIC = ("$dynamicRef", "$recursiveRef")
 DROPPED = ("$id", "$schema", "$vocabulary", "$dynamicAnchor", "$recursiveAnchor", "$comment")
@@ -47,8 +49,25 @@ def _validator(validator_class: Any) -> Any:
             meta = validator_class.META_SCHEMA
             if "$vocabulary" in meta:  # 2019-09, 2020-12: one document, plain refs
                 meta, validator_class = flatten(uri), validators.Draft202012Validator
-            _validators[uri] = validator_class(meta, format_checker=validator_class.FORMAT_CHECKER)
+            _validators[uri] = validator_class(
+                meta, format_checker=_format_checker(validator_class)
+            )
         return _validators[uri]
+
+
+def _format_checker(validator_class: Any) -> Any:
+    """The draft's format checker, with ``regex`` meaning "RE2 runs it" (not Python's ``re``):
+    a pattern is judged by the engine workers match it with (``json_schema_regex``)."""
+    checker = copy.copy(validator_class.FORMAT_CHECKER)
+    checker.checkers = dict(checker.checkers)
+    checker.checks("regex", raises=PatternRefused)(_runs_in_re2)
+    return checker
+
+
+def _runs_in_re2(instance: object) -> bool:
+    if isinstance(instance, str):
+        compiled(instance)
+    return True
 
 
 def flatten(root_uri: str) -> dict[str, Any]:

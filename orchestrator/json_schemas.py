@@ -19,6 +19,9 @@ in is covered and a refusal names its field (``response_format.json_schema.schem
                   ``dependentSchemas``) comes back to where it started: ``{"$ref": "#"}``
                   would recurse forever; a reference under ``properties`` or ``items``
                   is fine (it validates a smaller part of the answer each time)
+    patterns      every ``pattern`` and ``patternProperties`` regex compiles with RE2,
+                  the linear-time engine workers match with, in at most 1,000
+                  characters (no lookaround, no backreferences: ``json_schema_regex``)
     metaschema    the schema is valid against its draft's metaschema (``{"type": 12}``
                   is not)
 
@@ -39,6 +42,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
 from orchestrator.json_schema_refs import SchemaGraph, SchemaRefused, check_cycles
+from orchestrator.json_schema_regex import check_patterns
 
 MAX_NODES = 10_000
 """Values in one schema (objects, arrays and scalars; keys not counted)."""
@@ -67,6 +71,7 @@ def check_schema(schema: Any) -> None:
     if len(graph.schemas) > MAX_SUBSCHEMAS:
         raise SchemaRefused((), f"the schema holds more than {MAX_SUBSCHEMAS} schemas")
     check_cycles(graph)
+    check_patterns(graph.schemas)
     _check_metaschema(validator_class, schema)
     _ACCEPTED.add(digest)
 

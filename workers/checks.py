@@ -40,6 +40,7 @@ from orchestrator.json_schemas import NO_FETCH
 from orchestrator.schemas import Completion, JobRequest, Message
 from workers.guards.base import Call, Guard, RetryAfter, SkipDeployment
 from workers.json_fix import local_fix
+from workers.schema_validator import safe_validator_class
 
 MAX_ERROR_CHARS = 300
 REFUSAL = re.compile(
@@ -107,10 +108,13 @@ def first_schema_error(schema: dict[str, Any], value: Any) -> str | None:
     References resolve inside the schema only (``json_schemas.NO_FETCH``): admission
     refuses any other, and a schema stored before it did is unresolvable here, never
     fetched (jsonschema's default would GET it, redirects and ``file://`` included).
+    Patterns run in RE2, in linear time (``workers.schema_validator``): never in the
+    backtracking ``re`` a catastrophic pattern such as ``^(a+)+$`` would hang.
     """
     from jsonschema import exceptions, validators
 
-    validator = validators.validator_for(schema)(schema, registry=NO_FETCH)
+    validator_class = safe_validator_class(validators.validator_for(schema))
+    validator = validator_class(schema, registry=NO_FETCH)
     error = exceptions.best_match(validator.iter_errors(value))
     if error is None:
         return None

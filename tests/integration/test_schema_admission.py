@@ -213,3 +213,23 @@ def wait_final(client: httpx.Client, job_id: str, timeout_s: float = 60.0) -> di
             return view
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} not final after {timeout_s}s")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [("^(?=.*[0-9])[a-z0-9]+$", "lookaround"), ("^(a)\\1$", "backreferences")],
+)
+def test_a_pattern_re2_cannot_run_is_422_naming_where(
+    client: httpx.Client, pattern: str, why: str
+) -> None:
+    # Given a schema whose property "a" has a lookahead or a backreference, which only a
+    # backtracking engine runs (and RE2, the linear-time one workers match with, cannot)
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+    # When it is sent every way in; Then each is a 422 naming the field
+    assert refused_fields(client, schema) == expected_fields()
+    # And the message says where inside the schema, and why
+    message = client.post("/v1/jobs", json=job(schema)).json()["error"]["message"]
+    assert "#/properties/a/pattern" in message and why in message, message
+    # While an ordinary pattern is admitted
+    ordinary = {"type": "object", "properties": {"a": {"pattern": "^[A-Z]{3}-\\d+$"}}}
+    assert client.post("/v1/jobs", json=job(ordinary)).status_code == 202

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.server
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +32,8 @@ TREE = {"type": "object", "properties": {"kids": {"type": "array", "items": {"$r
         {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {"id": {}}},
         {"const": {"$ref": "http://127.0.0.1:9/data-not-a-ref.json"}},
         {"properties": {"$ref": {"type": "string"}}},
+        {"properties": {"code": {"pattern": "^[A-Z]{3}-\\d+$"}}, "patternProperties": {"^x-": {}}},
+        {"pattern": "^\\p{L}+$", "propertyNames": {"pattern": "^\\u0061"}},
     ],
 )
 def test_ordinary_and_recursive_schemas_are_accepted(schema: dict[str, Any]) -> None:
@@ -56,7 +61,12 @@ def test_ordinary_and_recursive_schemas_are_accepted(schema: dict[str, Any]) -> 
         ({"properties": {"a": {"$id": "http://127.0.0.1:9/y.json"}}}, "only at the root"),
         ({"$schema": "http://127.0.0.1:9/meta.json"}, "unknown $schema"),
         ({"type": 12}, "not a valid JSON Schema"),
-        ({"pattern": "("}, "not a valid JSON Schema"),
+        ({"pattern": "("}, "missing \\)"),
+        ({"properties": {"a": {"pattern": "^(?=.*x)"}}}, "lookaround"),
+        ({"patternProperties": {"(a)\\1": {}}}, "backreferences"),
+        ({"propertyNames": {"pattern": "(?<!x)y"}}, "RE2 cannot run it"),
+        ({"pattern": "a" * 1001}, "longer than 1000"),
+        ({"patternProperties": {f"^p{i:04}" + "x" * 990: {} for i in range(21)}}, "more than"),
         ({"properties": {f"p{i}": {} for i in range(MAX_SUBSCHEMAS + 1)}}, "more than"),
     ],
 )
@@ -138,3 +148,60 @@ def test_the_workers_validator_resolves_nothing_remote(listener: list[str]) -> N
         first_schema_error(schema, {"a": 5})
     # Then the reference is unresolvable, and the listener was never asked
     assert listener == []
+
+
+CATASTROPHIC = [
+    ({"type": "string", "pattern": "^(a+)+$"}, "a" * 40 + "!"),
+    (
+        {"type": "object", "patternProperties": {"^(x|x)*y$": {}}, "additionalProperties": False},
+        {"x" * 40: 1},
+    ),
+    (
+        {"type": "object", "patternProperties": {"^(x|x)*y$": {}}, "unevaluatedProperties": False},
+        {"x" * 40: 1},
+    ),
+    ({"type": "object", "propertyNames": {"pattern": "^(a|aa)+$"}}, {"a" * 40 + "!": 1}),
+]
+CHILD = """
+import json, sys, time
+from workers.checks import first_schema_error
+took = []
+for schema, value in json.loads(sys.stdin.read()):
+    start = time.perf_counter()
+    error = first_schema_error(schema, value)
+    took.append((time.perf_counter() - start, error))
+print(json.dumps(took))
+"""
+
+
+def test_catastrophic_patterns_are_refused_in_linear_time() -> None:
+    # Given patterns Python's backtracking re takes minutes on, each against an answer
+    # of 40 characters that does not match (run in a child: a hung re holds the GIL)
+    cases = json.dumps(CATASTROPHIC)
+    # When the workers' validator checks each answer
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD], input=cases, capture_output=True, text=True, timeout=30
+    )
+    assert child.returncode == 0, child.stderr
+    # Then each answer is rejected, within a second
+    for seconds, error in json.loads(child.stdout):
+        assert seconds < 1.0 and error is not None, (seconds, error)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("ABC-12", True), ("ABC-", False), ("abc-12", False), ("ABC-12\n", False)],
+)
+def test_ordinary_patterns_validate_and_reject(value: str, valid: bool) -> None:
+    # Given an ordinary pattern, on a property and as a pattern property
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}-\\d+$"}},
+        "patternProperties": {"^n_": {"type": "integer"}},
+        "additionalProperties": False,
+    }
+    # When an answer is validated; Then it passes or fails on the pattern (``$`` is the
+    # end of the text, as in ECMA-262: Python's re also let "ABC-12\n" through)
+    assert (first_schema_error(schema, {"code": value, "n_1": 2}) is None) is valid
+    assert first_schema_error(schema, {"code": "ABC-1", "n_1": "x"}) is not None
+    assert "does not match any of the regexes" in str(first_schema_error(schema, {"z": 1}))
