@@ -92,7 +92,10 @@ def test_objective_cost_uses_the_cheapest_healthy_deployment(
     cluster: Cluster, breaker: CircuitBreaker
 ) -> None:
     # Given fast-tier jobs submitted as a batch whose objective is cost
-    jobs = [{"prompt": f"What is the capital of Peru? ({i})", "max_tokens": 64} for i in range(8)]
+    jobs = [
+        {"prompt": f"What is the capital of Peru? ({i})", "max_tokens": 64, "tier": "fast"}
+        for i in range(8)
+    ]
     catalog = load_catalog(cluster.settings)
     with api(cluster) as client:
         first = client.post("/v1/batches?objective=cost", json=jobs)
@@ -231,7 +234,11 @@ def test_usage_groups_validates_and_shows_unbilled_failures(cluster: Cluster) ->
             fast = client.post("/v1/batches", json=[{"prompt": "Hello there?"}] * 3).json()
             wait_batch(client, fast["id"])
             # (and a deterministic question asked twice: the second is a cache hit)
-            asked = {"prompt": f"Capital of Peru? {secrets.token_hex(4)}", "temperature": 0}
+            asked = {
+                "prompt": f"Capital of Peru? {secrets.token_hex(4)}",
+                "temperature": 0,
+                "tier": "fast",
+            }
             wait_jobs(client, [client.post("/v1/jobs", json=asked).json()["id"]])
             wait_jobs(client, [client.post("/v1/jobs", json=asked).json()["id"]])
             # When the tenant asks for its usage by tier and day, and by kind

@@ -108,12 +108,12 @@ def test_the_default_routing_path_imports_no_heavy_library() -> None:
         "from orchestrator.schemas import JobRequest\n"
         "route(JobRequest(prompt='Prove that 17 is prime'), load_catalog(Settings()))\n"
         "get_scorer('learned').score('hello')\n"
-        "heavy = {'numpy', 'sklearn', 'scipy', 'matplotlib', 'torch'} & set(sys.modules)\n"
+        "heavy = {'sklearn', 'scipy', 'matplotlib', 'torch', 'wordllama'} & set(sys.modules)\n"
         "print(sorted(heavy))\n"
     )
     # When it routes a request with the rules scorer and scores one with the learned one
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
-    # Then none of the heavy libraries was imported
+    # Then none of the heavy libraries was imported (numpy is the tier model's, by design)
     assert done.stdout.strip() == "[]", done.stderr

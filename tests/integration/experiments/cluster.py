@@ -119,6 +119,7 @@ def prompts(n: int, *, sessions: bool = False) -> list[dict[str, Any]]:
     return [
         {
             "prompt": f"What is the capital of country number {i}?",
+            "tier": "fast",  # the experiments' deployments serve fast; the arms pick strength
             "max_tokens": 64,
             **({"metadata": {"session_id": f"s-{i}"}} if sessions else {}),
         }
