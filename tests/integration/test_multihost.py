@@ -2,8 +2,9 @@
 
 Each "host" is a group of worker processes, one per tier, started with the worker
 commands of the Kubernetes base (``switchyard worker --tier T --concurrency N``)
-plus ``--hostname``, as pods on two nodes would be. Both share one broker and one
-database (their own Postgres schema or SQLite file, and Redis key prefix). The
+plus ``--hostname``, as pods on two nodes would be. Both share one broker, one
+database (their own Postgres schema or SQLite file, and Redis key prefix) and the
+reconciler, which publishes again the jobs a guard handed back until later. The
 first group gets SIGTERM while the batch is running: Celery's warm shutdown must
 finish what it runs and hand back what it prefetched, and the second group must
 finish the rest, each job exactly once.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import Engine, func, select
 
 from orchestrator.bootstrap import ensure_tenant_key
@@ -103,6 +105,9 @@ def rehearsal(
             *("--latency-ms", str(SIMULATOR_LATENCY_MS), "--jitter-ms", str(SIMULATOR_JITTER_MS)),
         )
         supervisor.spawn("api", "api", "--port", str(settings.api_port))
+        # as the Kubernetes base runs it: it publishes jobs a guard deferred (a rate
+        # limit, an open breaker: more of them on a loaded machine) when they are due
+        supervisor.spawn("reconciler", "reconciler")
         groups: dict[str, list[subprocess.Popen[bytes]]] = {}
         for host in HOSTS:
             groups[host] = [
@@ -138,11 +143,52 @@ def count_succeeded(engine: Engine, batch_id: str) -> int:
         return int(session.scalar(query) or 0)
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    state: Callable[[], object] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {state()}"
         time.sleep(0.05)
+
+
+def batch_state(settings: Settings, engine: Engine, batch_id: str) -> dict[str, object]:
+    """Jobs of the batch by status and tier, and the broker's lists and hashes."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Job.status, Job.tier, func.count())
+            .where(Job.batch_id == batch_id)
+            .group_by(Job.status, Job.tier)
+        ).all()
+    state: dict[str, object] = {f"{status}/{tier}": int(n) for status, tier, n in rows}
+    with session_scope(engine) as session:
+        waiting = session.execute(
+            select(Job.id, Job.lease_owner, Job.deliveries, Job.attempts, Job.next_attempt_at)
+            .where(Job.batch_id == batch_id, Job.status == "queued")
+            .limit(5)
+        ).all()
+        state["waiting"] = [tuple(map(str, w)) for w in waiting]
+        ids = [w.id for w in waiting]
+        state["attempts"] = [
+            tuple(map(str, a))
+            for a in session.execute(
+                select(Attempt.job_id, Attempt.outcome, Attempt.http_status, Attempt.error)
+                .where(Attempt.job_id.in_(ids))
+            ).all()
+        ]
+    broker = redis.Redis.from_url(settings.redis_url)
+    for key in broker.scan_iter(f"{settings.redis_key_prefix}*"):
+        kind = broker.type(key)
+        if kind == b"list":
+            state[key.decode()] = int(broker.llen(key))
+        elif kind == b"hash":
+            state[key.decode()] = int(broker.hlen(key))
+        elif kind == b"zset":
+            state[key.decode()] = int(broker.zcard(key))
+    return state
 
 
 def test_sigterm_to_one_host_mid_batch_loses_no_job(rehearsal: Rehearsal) -> None:
@@ -169,7 +215,12 @@ def test_sigterm_to_one_host_mid_batch_loses_no_job(rehearsal: Rehearsal) -> Non
     for proc in r.groups["host-a"]:
         assert proc.wait(timeout=120) == 0
     # And the other host finishes the batch
-    wait_until(lambda: count_succeeded(r.engine, batch_id) == JOBS, 180, "every job succeeded")
+    wait_until(
+        lambda: count_succeeded(r.engine, batch_id) == JOBS,
+        180,
+        "every job succeeded",
+        lambda: batch_state(r.settings, r.engine, batch_id),
+    )
 
     with session_scope(r.engine) as session:
         jobs = session.execute(
