@@ -175,11 +175,12 @@ def batch_state(settings: Settings, engine: Engine, batch_id: str) -> dict[str, 
         state["attempts"] = [
             tuple(map(str, a))
             for a in session.execute(
-                select(Attempt.job_id, Attempt.outcome, Attempt.http_status, Attempt.error)
-                .where(Attempt.job_id.in_(ids))
+                select(Attempt.job_id, Attempt.outcome, Attempt.http_status, Attempt.error).where(
+                    Attempt.job_id.in_(ids)
+                )
             ).all()
         ]
-    broker = redis.Redis.from_url(settings.redis_url)
+    broker = redis.Redis.from_url(settings.effective_redis_url)
     for key in broker.scan_iter(f"{settings.redis_key_prefix}*"):
         kind = broker.type(key)
         if kind == b"list":
