@@ -36,6 +36,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check orchestrator workers tests loadtests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest

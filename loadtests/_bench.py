@@ -25,10 +25,10 @@ from sqlalchemy import func, select
 
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._services import PrivatePostgres, PrivateRedis
-from orchestrator.schemas import FINAL_STATUSES
+from orchestrator.core.schemas import FINAL_STATUSES
+from orchestrator.core.tiers import ALL_TIERS
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
-from orchestrator.tiers import ALL_TIERS
 
 FINAL = [s.value for s in FINAL_STATUSES]
 

@@ -25,17 +25,17 @@ import httpx
 import yaml
 from sqlalchemy import Engine, func, select
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.dispatch import Dispatcher
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import make_celery
-from orchestrator.schemas import FINAL_STATUSES, JobRequest
+from orchestrator.admission.dispatch import Dispatcher
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import FINAL_STATUSES, JobRequest
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.queues.app import make_celery
 from orchestrator.store import migrate, repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
-from orchestrator.tiers import ALL_TIERS
 
 FINAL = {s.value for s in FINAL_STATUSES}
 

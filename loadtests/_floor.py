@@ -21,7 +21,7 @@ what the web server and the queue alone add.
 
 ``floor_processes`` starts one worker and one API process (``python -m celery
 -A loadtests._floor worker``, ``python -m uvicorn loadtests._floor:api``) under the
-``switchyard up`` supervisor (``orchestrator.launcher``).
+``switchyard up`` supervisor (``orchestrator.cluster.supervisor``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from loadtests._services import free_port
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import PRIORITY_VALUE, make_celery
-from orchestrator.schemas import Priority
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Priority
+from orchestrator.queues.app import PRIORITY_VALUE, make_celery
 
 QUEUE = os.environ.get("SWITCHYARD_FLOOR_QUEUE", "floor-bench")  # one per floor run
 TASK = "floor.run"

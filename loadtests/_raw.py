@@ -23,8 +23,8 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import PRIORITY_STEPS
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.queues.app import PRIORITY_STEPS
 
 QUEUE = "raw-bench"
 DONE_KEY = "raw-bench:done"
@@ -39,7 +39,7 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
-if LIKE_SWITCHYARD:  # the delivery settings of orchestrator.queues.make_celery
+if LIKE_SWITCHYARD:  # the delivery settings of orchestrator.queues.app.make_celery
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

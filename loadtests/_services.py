@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from orchestrator.embedded import redis_answers, redis_server_binary
+from orchestrator.cluster.embedded_redis import redis_answers, redis_server_binary
 from orchestrator.store.db import dispose_engines
 
 

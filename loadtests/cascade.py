@@ -47,7 +47,7 @@ from sqlalchemy import func, select
 
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._services import PrivatePostgres, PrivateRedis
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, LedgerEntry
 

@@ -42,9 +42,9 @@ from sqlalchemy import func, select
 
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._services import PrivatePostgres, PrivateRedis
+from orchestrator.core.tiers import ALL_TIERS
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
-from orchestrator.tiers import ALL_TIERS
 
 ERROR_RATES = {"500": 0.10, "503": 0.10, "429": 0.05, "timeout": 0.02}
 MIN_AGE_S = 8.0

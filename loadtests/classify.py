@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import StrengthPolicy, classify, route
 from orchestrator.routing import calibration as calibrations
 from orchestrator.routing.classify import stages_of
 from orchestrator.routing.scorers import get_scorer
-from orchestrator.schemas import JobRequest
 
 SEEDS = (
     "The committee met again and read the minutes of the previous session. ",
@@ -87,7 +87,7 @@ def rss_mb():
         return int(f.read().split()[1]) * 4096 / 2**20
 import orchestrator.api.app
 from orchestrator.routing import tier_model
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 before = rss_mb(); start = time.perf_counter()
 tier_model.current().predict("Write a Python function that parses a CSV file. " * 80)
 print(json.dumps({"api_rss_mb": round(before, 1), "model_rss_mb": round(rss_mb() - before, 1),

@@ -30,8 +30,8 @@ from loadtests import _raw
 from loadtests._bench import Services, deployments, emit, jobs, private_services, running
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.queue_depth import read_depths
-from orchestrator.tiers import ALL_TIERS
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.queues.depth import read_depths
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -31,11 +31,11 @@ import httpx
 import redis
 
 from loadtests._serve import serving
-from orchestrator.catalog import Deployment, load_catalog
-from orchestrator.config import Settings
-from orchestrator.live_stats import PRIOR, LiveStats
+from orchestrator.core.catalog import Deployment, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.routing.live_stats import PRIOR, LiveStats
 from orchestrator.routing.objective import estimate
-from orchestrator.schemas import JobRequest
 from orchestrator.simulator import SimulatorConfig, create_simulator_app
 from workers.guards.base import Call, Progress
 from workers.guards.livestats import LiveStatsGuard

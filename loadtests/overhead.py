@@ -62,7 +62,7 @@ from loadtests._bench import (
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._floor import floor_processes
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
 

@@ -42,10 +42,10 @@ from loadtests._bench import (
 )
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import ALL_TIERS
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
-from orchestrator.tiers import ALL_TIERS
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -25,7 +25,7 @@ from typing import Any
 from loadtests._bench import deployments, emit, jobs, private_services, running
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

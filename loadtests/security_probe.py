@@ -91,8 +91,10 @@ def _schema_bodies(ref_url: str) -> dict[str, dict[str, Any]]:
         return {"prompt": "Give me a JSON object.", "response_format": rf}
 
     def steps(schema: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": "hi", "steps": [{"prompt": "{input}"},
-                                          {"prompt": "again {input}", "json_schema": schema}]}
+        return {
+            "prompt": "hi",
+            "steps": [{"prompt": "{input}"}, {"prompt": "again {input}", "json_schema": schema}],
+        }
 
     remote = {"$ref": f"{ref_url}/x.json"}
     return {
@@ -124,43 +126,65 @@ def probe_schemas(api: httpx.Client) -> dict[str, Any]:
         codes["chat_remote_ref"] = _status(lambda: api.post("/v1/chat/completions", json=chat))
         time.sleep(3.0)  # leave workers time to fetch, if anything got through
         hits = counter.hits
-    return {"codes": codes, "listener_hits": hits,
-            "ok": hits == 0 and all(_is_4xx(c) for c in codes.values())}
+    return {
+        "codes": codes,
+        "listener_hits": hits,
+        "ok": hits == 0 and all(_is_4xx(c) for c in codes.values()),
+    }
 
 
 def probe_bodies(api: httpx.Client, admin: httpx.Client | None) -> dict[str, Any]:
     """Deep nesting, huge integers, non-finite budgets: 4xx, never 5xx or a reset."""
     ndjson = {"Content-Type": "application/x-ndjson"}
     deep = '{"type": "object", "properties": {"a": ' * 1000 + "{}" + "}}" * 1000
-    tool_body = ('{"prompt": "hi", "tools": [{"type": "function", "function": '
-                 '{"name": "f", "parameters": ' + deep + "}}]}")
+    tool_body = (
+        '{"prompt": "hi", "tools": [{"type": "function", "function": '
+        '{"name": "f", "parameters": ' + deep + "}}]}"
+    )
     json_type = {"Content-Type": "application/json"}
     codes: dict[str, int | str] = {
-        "batch_nested_5000": _status(lambda: api.post(
-            "/v1/batches", content=_nested(5000), headers=json_type)),
-        "batch_line_huge_int": _status(lambda: api.post(
-            "/v1/batches", content='{"prompt": "hi", "max_tokens": ' + "9" * 5000 + "}\n",
-            headers=ndjson)),
-        "job_tool_nested_1000": _status(lambda: api.post(
-            "/v1/jobs", content=tool_body, headers=json_type)),
+        "batch_nested_5000": _status(
+            lambda: api.post("/v1/batches", content=_nested(5000), headers=json_type)
+        ),
+        "batch_line_huge_int": _status(
+            lambda: api.post(
+                "/v1/batches",
+                content='{"prompt": "hi", "max_tokens": ' + "9" * 5000 + "}\n",
+                headers=ndjson,
+            )
+        ),
+        "job_tool_nested_1000": _status(
+            lambda: api.post("/v1/jobs", content=tool_body, headers=json_type)
+        ),
     }
     if admin is not None:
-        codes["budget_infinity"] = _status(lambda: admin.put(
-            "/admin/tenants/nobody/budget", content='{"daily_usd": Infinity}',
-            headers={"Content-Type": "application/json"}))
+        codes["budget_infinity"] = _status(
+            lambda: admin.put(
+                "/admin/tenants/nobody/budget",
+                content='{"daily_usd": Infinity}',
+                headers={"Content-Type": "application/json"},
+            )
+        )
     return {"codes": codes, "ok": all(_is_4xx(c) for c in codes.values())}
 
 
 def probe_stall(api: httpx.Client, base: str, steps: int) -> dict[str, Any]:
     """A body of many pipeline steps: 4xx, while /healthz keeps answering fast."""
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-    body = json.dumps({"prompt": "hi", "steps": [
-        {"prompt": f"step {i} {{input}}", "json_schema": schema} for i in range(steps)]})
+    body = json.dumps(
+        {
+            "prompt": "hi",
+            "steps": [
+                {"prompt": f"step {i} {{input}}", "json_schema": schema} for i in range(steps)
+            ],
+        }
+    )
     result: dict[str, Any] = {}
 
     def send() -> None:
-        result["code"] = _status(lambda: api.post(
-            "/v1/jobs", content=body, headers={"Content-Type": "application/json"}))
+        result["code"] = _status(
+            lambda: api.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+        )
 
     sender = threading.Thread(target=send)
     worst_ms = 0.0
@@ -173,15 +197,20 @@ def probe_stall(api: httpx.Client, base: str, steps: int) -> dict[str, Any]:
             time.sleep(0.02)
     sender.join()
     code = result.get("code", "none")
-    return {"steps": steps, "code": code, "healthz_worst_ms": round(worst_ms, 1),
-            "ok": _is_4xx(code) and worst_ms < 500}
+    return {
+        "steps": steps,
+        "code": code,
+        "healthz_worst_ms": round(worst_ms, 1),
+        "ok": _is_4xx(code) and worst_ms < 500,
+    }
 
 
 def _budget_tenant(admin: httpx.Client) -> str:
     name = f"probe-{secrets.token_hex(4)}"
     tenant = admin.post("/admin/tenants", json={"name": name}).raise_for_status().json()
-    admin.put(f"/admin/tenants/{tenant['id']}/budget",
-              json={"daily_usd": BUDGET_USD}).raise_for_status()
+    admin.put(
+        f"/admin/tenants/{tenant['id']}/budget", json={"daily_usd": BUDGET_USD}
+    ).raise_for_status()
     return str(tenant["api_key"])
 
 
@@ -190,8 +219,9 @@ def _wait_idle(client: httpx.Client, job_ids: list[str], timeout_s: float) -> No
     deadline = time.monotonic() + timeout_s
     pending = list(job_ids)
     while pending and time.monotonic() < deadline:
-        pending = [j for j in pending
-                   if client.get(f"/v1/jobs/{j}").json().get("status") not in final]
+        pending = [
+            j for j in pending if client.get(f"/v1/jobs/{j}").json().get("status") not in final
+        ]
         time.sleep(0.5)
 
 
@@ -200,20 +230,38 @@ def probe_budget(base: str, admin: httpx.Client, rounds: int) -> dict[str, Any]:
     key = _budget_tenant(admin)
     codes: list[int | str] = []
     accepted: list[str] = []
-    with httpx.Client(base_url=base, timeout=30.0,
-                      headers={"Authorization": f"Bearer {key}"}) as api:
+    with httpx.Client(
+        base_url=base, timeout=30.0, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
         text = "Rivers shape valleys, carry silt and feed deltas. " * 20
         pipelines = [
-            {"prompt": text, "steps": [{"prompt": "Summarise: {input}", "max_tokens": 2000},
-                                       {"prompt": "{input} " * 200, "max_tokens": 4000}]},
-            {"prompt": text, "steps": [{"prompt": "{input} " * 50, "tier": "reasoning"},
-                                       {"prompt": "{steps.step0.output} " * 100}]},
+            {
+                "prompt": text,
+                "steps": [
+                    {"prompt": "Summarise: {input}", "max_tokens": 2000},
+                    {"prompt": "{input} " * 200, "max_tokens": 4000},
+                ],
+            },
+            {
+                "prompt": text,
+                "steps": [
+                    {"prompt": "{input} " * 50, "tier": "reasoning"},
+                    {"prompt": "{steps.step0.output} " * 100},
+                ],
+            },
             {"prompt": "Write a long story.", "max_tokens": 16000},
-            {"prompt": text, "steps": [{"prompt": "Summarise: {input}", "max_tokens": 300},
-                                       {"prompt": "{steps.step0.output} {input}",
-                                        "max_tokens": 300}]},
-            {"prompt": "Prove that there are infinitely many primes.", "tier": "reasoning",
-             "max_tokens": 1500},
+            {
+                "prompt": text,
+                "steps": [
+                    {"prompt": "Summarise: {input}", "max_tokens": 300},
+                    {"prompt": "{steps.step0.output} {input}", "max_tokens": 300},
+                ],
+            },
+            {
+                "prompt": "Prove that there are infinitely many primes.",
+                "tier": "reasoning",
+                "max_tokens": 1500,
+            },
         ]
         for _ in range(rounds):
             for body in pipelines:
@@ -226,9 +274,13 @@ def probe_budget(base: str, admin: httpx.Client, rounds: int) -> dict[str, Any]:
             codes.append(api.post(f"/v1/jobs/{job_id}/redrive").status_code)
         _wait_idle(api, accepted, timeout_s=120)
         spent = int(api.get("/v1/usage").json()["total"].get("cost_micro_usd", 0))
-    return {"accepted": len(accepted), "codes": sorted(set(map(str, codes))),
-            "spent_micro_usd": spent, "budget_micro_usd": BUDGET_MICRO,
-            "ok": spent <= BUDGET_MICRO}
+    return {
+        "accepted": len(accepted),
+        "codes": sorted(set(map(str, codes))),
+        "spent_micro_usd": spent,
+        "budget_micro_usd": BUDGET_MICRO,
+        "ok": spent <= BUDGET_MICRO,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,18 +294,24 @@ def main(argv: list[str] | None = None) -> int:
     base = _loopback(args.api)
     key = args.key or Path(".switchyard/demo.key").read_text().strip()
     report: dict[str, Any] = {}
-    with httpx.Client(base_url=base, timeout=60.0,
-                      headers={"Authorization": f"Bearer {key}"}) as api:
-        admin = (httpx.Client(base_url=base, timeout=30.0,
-                              headers={"Authorization": f"Bearer {args.admin_key}"})
-                 if args.admin_key else None)
+    with httpx.Client(
+        base_url=base, timeout=60.0, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
+        admin = (
+            httpx.Client(
+                base_url=base, timeout=30.0, headers={"Authorization": f"Bearer {args.admin_key}"}
+            )
+            if args.admin_key
+            else None
+        )
         report["schemas"] = probe_schemas(api)
         report["bodies"] = probe_bodies(api, admin)
         report["stall"] = [probe_stall(api, base, n) for n in args.steps]
         if admin is not None:
             report["budget"] = probe_budget(base, admin, args.budget_rounds)
     checks = [report["schemas"], report["bodies"], *report["stall"]] + (
-        [report["budget"]] if "budget" in report else [])
+        [report["budget"]] if "budget" in report else []
+    )
     report["ok"] = all(check["ok"] for check in checks)
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1

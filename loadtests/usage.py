@@ -7,7 +7,7 @@ In a private Postgres schema (dropped afterwards) on the shared server:
                as in production
     baseline   the same report computed straight from the ledger: GROUP BY tier, day
                over the tenant's rows (index on tenant_id, created_at)
-    query      ``orchestrator.usage.usage_rows`` (tier, day) on the rollup
+    query      ``orchestrator.costs.usage_reports.usage_rows`` (tier, day) on the rollup
     api        GET /v1/usage?group_by=tier,day&since=... through the real API
                (uvicorn in a thread, real HTTP, budgets read from Redis)
 
@@ -36,13 +36,13 @@ from sqlalchemy import Engine, func, select, text
 
 from loadtests._serve import serving
 from loadtests._services import private_schema
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.costs.usage_reports import Window, usage_rows
 from orchestrator.store import migrate
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import LedgerEntry
-from orchestrator.usage import Window, usage_rows
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 COLUMNS = (

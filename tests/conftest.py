@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from loadtests._services import free_port, private_schema
-from orchestrator.embedded import start_redis
+from orchestrator.cluster.embedded_redis import start_redis
 from orchestrator.store import migrate
 from orchestrator.store.db import dispose_engines
 

@@ -11,8 +11,8 @@ from typing import Any
 from celery import bootsteps
 from celery.signals import worker_init, worker_ready
 
-from orchestrator.config import get_settings
-from orchestrator.queues import make_celery
+from orchestrator.core.config import get_settings
+from orchestrator.queues.app import make_celery
 
 HUB_TICK_S = 0.05
 
@@ -47,7 +47,7 @@ app.steps["worker"].add(HubTick)
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _serve_metrics(**_: Any) -> None:
     """Each worker process serves Prometheus metrics on its own port (0: none)."""
-    from workers.metrics import serve
+    from workers.worker_metrics import serve
 
     settings = get_settings()
     serve(settings.worker_metrics_port, settings.worker_metrics_host)

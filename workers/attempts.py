@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.catalog import Catalog, Deployment
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Catalog, Deployment
+from orchestrator.core.schemas import Completion, JobRequest
+from orchestrator.core.tokens import estimate_request_tokens
 from orchestrator.store.models import Job, utcnow
-from orchestrator.tokens import estimate_request_tokens
 from workers.guards import (
     Answered,
     Call,

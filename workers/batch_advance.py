@@ -19,7 +19,8 @@ provider batch is ever created twice and no result is lost: a retried step
 finds what its predecessor did. A provider error before submission that will
 not go away (a 4xx) sends every line back to the synchronous path; any other
 is retried later with backoff. The advance task's message carries the batch id
-only; a lost countdown is re-sent by the reconciler (``orchestrator.provider_batch_driver``).
+only; a lost countdown is re-sent by the reconciler
+(``orchestrator.services.provider_batch_driver``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from orchestrator.catalog import Deployment
+from orchestrator.core.catalog import Deployment
 from orchestrator.store.models import utcnow
 from orchestrator.store.provider_batch_lines import lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch

@@ -28,8 +28,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest
 from orchestrator.store import answered, provider_batch_lines, repo
 from orchestrator.store.answered import Answer
 from orchestrator.store.models import Job, new_id, utcnow

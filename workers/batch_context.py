@@ -20,10 +20,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from orchestrator.budgets import Budgets
-from orchestrator.catalog import Catalog, Deployment
-from orchestrator.config import Settings
-from orchestrator.provider_batch_driver import Due, queue_of
+from orchestrator.core.catalog import Catalog, Deployment
+from orchestrator.core.config import Settings
+from orchestrator.costs.budgets import Budgets
+from orchestrator.services.provider_batch_driver import Due, queue_of
 from orchestrator.store import budget_holds, provider_batches
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, utcnow

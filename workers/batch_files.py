@@ -14,8 +14,8 @@ import logging
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store import provider_batch_lines
 from orchestrator.store.models import utcnow
 from workers.providers.batch_openai import line

@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 from functools import partial
 
-from orchestrator.events import publish_many_done
-from orchestrator.provider_batch_driver import Due, send_advance
+from orchestrator.jobs.completion_events import publish_many_done
+from orchestrator.services.provider_batch_driver import Due, send_advance
 from workers.app import app
 from workers.batch_advance import Advancer
 from workers.batch_context import BatchContext
 from workers.budget_settle import settler
-from workers.events import reporter
+from workers.completion_reporter import reporter
 from workers.runtime import runtime
 
 _advancer: Advancer | None = None

@@ -19,8 +19,8 @@ import threading
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.budgets import Budgets
-from orchestrator.cost_hook import shared_redis
+from orchestrator.costs.admission_hook import shared_redis
+from orchestrator.costs.budgets import Budgets
 from orchestrator.store import budget_holds
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job

@@ -36,8 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.json_schemas import NO_FETCH
-from orchestrator.schemas import Completion, JobRequest, Message
+from orchestrator.core.json_schemas import NO_FETCH
+from orchestrator.core.schemas import Completion, JobRequest, Message
 from workers.guards.base import Call, Guard, RetryAfter, SkipDeployment
 from workers.json_fix import local_fix
 from workers.schema_validator import safe_validator_class

@@ -2,7 +2,7 @@
 
 ``SessionContextGuard`` runs first among the guards. Before the first call to a
 deployment it loads the session (tenant-scoped), assembles the context for that
-deployment's window (``orchestrator.context``) and puts the result in
+deployment's window (``orchestrator.sessions.context_window``) and puts the result in
 ``call.request``, so the adapters send it as is; a fallback builds a new
 ``Call`` and so a new context for its own window. Once an answer is accepted
 (it passed the output checks) it appends the request's new turns and the answer
@@ -21,13 +21,13 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.config import Settings
-from orchestrator.context import Assembled, Fit, assemble, next_ratio
-from orchestrator.response_cache import ResponseCache
-from orchestrator.schemas import Completion, JobRequest, Message
+from orchestrator.cache.responses import ResponseCache
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Completion, JobRequest, Message
+from orchestrator.core.tokens import estimate_tokens, estimate_tools_tokens
+from orchestrator.sessions.context_window import Assembled, Fit, assemble, next_ratio
 from orchestrator.store import sessions
 from orchestrator.store.db import session_scope
-from orchestrator.tokens import estimate_tokens, estimate_tools_tokens
 from workers.guards.base import Call, Guard
 from workers.guards.cache import ResponseCacheGuard
 

@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from enum import StrEnum
@@ -34,18 +33,18 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Catalog, Deployment
-from orchestrator.combiner import Combiner, is_alone
-from orchestrator.config import Settings
-from orchestrator.events import ANSWER_FIELDS, answer_event
-from orchestrator.queues import QueuedJob
-from orchestrator.schemas import Completion, JobRequest, JobStatus
+from orchestrator.core.batching import Combiner, is_alone
+from orchestrator.core.catalog import Catalog, Deployment
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Completion, JobRequest, JobStatus
+from orchestrator.jobs.completion_events import ANSWER_FIELDS, answer_event
+from orchestrator.queues.app import QueuedJob
 from orchestrator.store import answered, leases, repo
 from orchestrator.store.answered import Answer, Written
-from orchestrator.store.db import session_scope, statement_scope
-from orchestrator.store.models import Attempt, Job, new_id, utcnow
+from orchestrator.store.models import Job, new_id, utcnow
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
+from workers.db_retry import in_transaction, written_before
 from workers.guards import Call, Guard, Progress, local_guards
 from workers.lease import LeaseKeeper
 from workers.paid import (
@@ -61,7 +60,6 @@ from workers.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DB_PATIENCE_S = 120.0
 
 
 class Outcome(StrEnum):
@@ -231,7 +229,7 @@ class Runtime:
         job's progress, written once even if the transaction is retried."""
 
         def write(session: Session) -> None:
-            if not _written_before(session, record.attempt_id):
+            if not written_before(session, record.attempt_id):
                 repo.record_attempt(session, job=job, record=record)
                 leases.save_progress(session, job_id=job.id, owner=owner, progress=progress)
 
@@ -359,25 +357,8 @@ class Runtime:
         return done
 
     def _db(self, work: Callable[[Session], T], one_statement: bool = False) -> T:
-        """Run ``work`` in a transaction, retrying while the database is unreachable.
-
-        ``one_statement``: ``work`` makes one write (``store.db.statement_scope``).
-        """
-        delay_s, give_up = 0.2, time.monotonic() + DB_PATIENCE_S
-        retry = False
-        scope = statement_scope if one_statement else session_scope
-        while True:
-            try:
-                with scope(self.engine) as session:
-                    session.info["retry"] = retry
-                    return work(session)
-            except (OperationalError, InterfaceError) as exc:
-                retry = True
-                if time.monotonic() + delay_s > give_up:
-                    raise
-                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay_s)
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 5.0)
+        """``work`` in a transaction, retried while the database is away (``workers.db_retry``)."""
+        return in_transaction(self.engine, work, one_statement=one_statement)
 
 
 def _columns(job: Job) -> dict[str, Any]:
@@ -397,13 +378,3 @@ class _Raised:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
-
-
-def _written_before(session: Session, attempt_id: str | None) -> bool:
-    """Did an earlier try of this write commit (its reply lost with the connection)?
-
-    Only a retried write can find its own attempt, so a first try skips the lookup.
-    """
-    if not session.info.get("retry") or attempt_id is None:
-        return False
-    return session.get(Attempt, attempt_id) is not None

@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import experiment_guardrail, experiment_judge
-from orchestrator.schemas import JobRequest
-from orchestrator.store import experiments as store
+from orchestrator.core.schemas import JobRequest
+from orchestrator.experiments import guardrail as experiment_guardrail
+from orchestrator.experiments import judge as experiment_judge
+from orchestrator.experiments import records as store
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Experiment, Job
 from workers.execute import Outcome
@@ -154,7 +155,7 @@ def experiment_hook() -> ExperimentHook:
     global _hook
     with _hook_lock:
         if _hook is None:
-            from orchestrator.dispatch import Dispatcher
+            from orchestrator.admission.dispatch import Dispatcher
             from workers.app import app
             from workers.runtime import runtime
 

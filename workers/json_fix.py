@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.schemas import Completion, JobRequest
 
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
 

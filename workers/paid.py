@@ -27,9 +27,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator.catalog import Deployment
-from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import Completion, JobRequest, JobStatus
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest, JobStatus
+from orchestrator.costs.pricing import cost_micro_usd
 from orchestrator.store import leases, repo
 from orchestrator.store.models import Attempt, Job, new_id
 

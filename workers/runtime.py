@@ -7,17 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from orchestrator.budgets import Budgets
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings, get_settings
-from orchestrator.cost_hook import hold_seconds
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings, get_settings
+from orchestrator.costs.admission_hook import hold_seconds
+from orchestrator.costs.budgets import Budgets
 from orchestrator.store.db import get_engine
 from workers.context_hook import conversation_guards
 from workers.execute import Runtime
 from workers.guards import default_guards
 from workers.guards.budget import BudgetGuard
 from workers.http_pools import worker_client
-from workers.metrics import observe, watch_breakers
+from workers.worker_metrics import observe, watch_breakers
 
 DB_POOL_MAX = 32
 _runtime: Runtime | None = None

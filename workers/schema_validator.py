@@ -5,7 +5,7 @@ jsonschema matches ``pattern`` and ``patternProperties`` with Python's backtrack
 ``unevaluatedProperties`` (which keys were evaluated). A catastrophic pattern such as
 ``^(a+)+$`` against a 40-character answer then holds a worker for minutes. Each draft's
 validator class is extended (``jsonschema.validators.extend``) with those four keywords
-reimplemented over ``orchestrator.json_schema_regex.compiled``, with jsonschema's
+reimplemented over ``orchestrator.core.json_schema_regex.compiled``, with jsonschema's
 messages; nothing else changes. Admission refused any pattern RE2 cannot run; one
 stored before it did raises ``PatternRefused`` here rather than being run by ``re``.
 ``format`` stays an annotation (no format checker: ``format: regex`` is never run).
@@ -21,7 +21,7 @@ from jsonschema import validators
 from jsonschema.exceptions import ValidationError
 from referencing.jsonschema import lookup_recursive_ref
 
-from orchestrator.json_schema_regex import compiled
+from orchestrator.core.json_schema_regex import compiled
 
 __all__ = ["safe_validator_class"]
 

@@ -27,17 +27,17 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from orchestrator.catalog import Catalog
-from orchestrator.config import Settings
-from orchestrator.errors import NoRoute, ValidationFailed
-from orchestrator.pipeline_schemas import step_names
-from orchestrator.pipelines import route_request, routing_columns, step_request, step_row
-from orchestrator.queues import QueuedJob
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import NoRoute, ValidationFailed
+from orchestrator.core.pipeline_schemas import step_names
+from orchestrator.core.schemas import JobRequest, JobStatus
+from orchestrator.core.tiers import Tier
+from orchestrator.pipelines.planner import route_request, routing_columns, step_request, step_row
+from orchestrator.queues.app import QueuedJob
 from orchestrator.routing import StrengthPolicy
-from orchestrator.schemas import JobRequest, JobStatus
 from orchestrator.store import repo
 from orchestrator.store.models import Job, utcnow
-from orchestrator.tiers import Tier
 
 log = logging.getLogger(__name__)
 Publisher = Callable[[Sequence[QueuedJob]], None]
@@ -149,7 +149,7 @@ class PipelineHook:
             log.warning("could not publish %d pipeline step(s): %s", len(queued), exc)
 
     def _default_publisher(self, queued: Sequence[QueuedJob]) -> None:
-        from orchestrator.queues import make_celery, publish
+        from orchestrator.queues.app import make_celery, publish
 
         if self._celery is None:
             self._celery = make_celery(self.settings)

@@ -3,7 +3,7 @@
 A job whose request has ``stream: true`` (set by ``POST /v1/chat/completions``)
 is called with the adapter's ``stream`` path; ``StreamRelay`` hands the adapter
 a ``DeltaPublisher`` that appends to the job's Redis stream
-(``orchestrator.events.stream_key``) with ``XADD ... MAXLEN ~``, refreshing a
+(``orchestrator.jobs.completion_events.stream_key``) with ``XADD ... MAXLEN ~``, refreshing a
 TTL at every write. Entries (fields):
 
     kind=attempt deployment=NAME     an attempt begins (every call, even the first)
@@ -34,10 +34,10 @@ from collections.abc import Callable
 
 import redis
 
-from orchestrator.catalog import Deployment
-from orchestrator.config import Settings
-from orchestrator.events import stream_key
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Completion, JobRequest
+from orchestrator.jobs.completion_events import stream_key
 from workers.providers.base import Provider
 
 log = logging.getLogger(__name__)

@@ -23,13 +23,13 @@ from contextlib import nullcontext
 
 from celery import Task
 
-from orchestrator.combiner import alone
-from orchestrator.provider_batch_driver import ADVANCE_PROVIDER_BATCH
-from orchestrator.queues import EXECUTE_JOB, EXECUTE_JOBS
+from orchestrator.core.batching import alone
+from orchestrator.queues.app import EXECUTE_JOB, EXECUTE_JOBS
+from orchestrator.services.provider_batch_driver import ADVANCE_PROVIDER_BATCH
 from workers.app import app
 from workers.batch_runtime import advancer
 from workers.budget_settle import settler
-from workers.events import reporter
+from workers.completion_reporter import reporter
 from workers.experiments import experiment_hook
 from workers.runtime import job_threads, runtime
 
@@ -73,7 +73,7 @@ def run_job(job_id: str, tier: str, batch: bool = False) -> str:
     """One delivery of one job, then its hooks; returns how it ended.
 
     A batch job's claim, writes and Redis calls join those of other batch jobs at
-    the same moment (``orchestrator.combiner``); any other job's go ``alone``, so it
+    the same moment (``orchestrator.core.batching``); any other job's go ``alone``, so it
     never waits for, or serves, a batch of others.
     """
     with nullcontext() if batch else alone():

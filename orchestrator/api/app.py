@@ -28,6 +28,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
+from orchestrator.admission.dispatch import Dispatcher
+from orchestrator.api.api_metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
 from orchestrator.api.bodies import refusal
 from orchestrator.api.deps import AppState
 from orchestrator.api.limits import BodyLimit, TenantRateLimiter
@@ -43,10 +45,9 @@ from orchestrator.api.routes import (
     sessions,
 )
 from orchestrator.api.routes import usage as usage_routes
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings, get_settings
-from orchestrator.dispatch import Dispatcher
-from orchestrator.errors import (
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings, get_settings
+from orchestrator.core.errors import (
     BudgetExceeded,
     Conflict,
     Forbidden,
@@ -57,9 +58,8 @@ from orchestrator.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from orchestrator.experiment_sync import sync_catalog_experiments
-from orchestrator.metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
-from orchestrator.queues import make_celery
+from orchestrator.experiments.catalog_sync import sync_catalog_experiments
+from orchestrator.queues.app import make_celery
 from orchestrator.routing import tier_model
 from orchestrator.store.db import get_engine
 

@@ -1,4 +1,4 @@
-"""JSON request bodies: decoded by ``orchestrator.json_body``, validated off the event loop.
+"""JSON request bodies: decoded by ``admission.json_body``, validated off the event loop.
 
 Every router that takes a JSON body uses ``JSONBodyRoute``. Its request's
 ``json()`` (what FastAPI awaits to read a body) decodes with the bounded decoder
@@ -22,8 +22,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope
 
-from orchestrator import json_body
-from orchestrator.errors import ValidationFailed
+from orchestrator.admission import json_body
+from orchestrator.core.errors import ValidationFailed
 
 INLINE_BYTES = 2048  # about 60 schemas at most: a few ms of checks
 

@@ -1,6 +1,6 @@
 """A streamed chat completion: the worker's deltas relayed as ``chat.completion.chunk`` events.
 
-The worker fills the job's Redis stream (``orchestrator.events.stream_key``;
+The worker fills the job's Redis stream (``orchestrator.jobs.completion_events.stream_key``;
 ``workers.streaming`` describes the entries) while the provider streams. This
 module reads it with ``XREAD BLOCK`` and sends, in order:
 
@@ -33,12 +33,12 @@ from typing import Any
 import redis
 from fastapi.concurrency import run_in_threadpool
 
+from orchestrator.api.api_metrics import CHAT_COMPLETIONS
 from orchestrator.api.deps import AppState
 from orchestrator.api.openai_views import answer_chunks, chunk
-from orchestrator.errors import JobUnfinished, NotFound
-from orchestrator.events import POLL_EVERY_S, done_key, stream_key, wait_done
-from orchestrator.metrics import CHAT_COMPLETIONS
-from orchestrator.schemas import JobStatus
+from orchestrator.core.errors import JobUnfinished, NotFound
+from orchestrator.core.schemas import JobStatus
+from orchestrator.jobs.completion_events import POLL_EVERY_S, done_key, stream_key, wait_done
 from orchestrator.store import repo
 from orchestrator.store.db import statement_scope
 from orchestrator.store.models import Job

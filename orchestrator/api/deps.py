@@ -23,13 +23,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from orchestrator.admission.dispatch import Dispatcher
 from orchestrator.api.limits import TenantRateLimiter
-from orchestrator.cache_hits import CacheFront
-from orchestrator.catalog import Catalog
-from orchestrator.config import Settings
-from orchestrator.dispatch import Dispatcher
-from orchestrator.errors import Forbidden, Unauthorized
-from orchestrator.response_cache import ResponseCache
+from orchestrator.cache.hits import CacheFront
+from orchestrator.cache.responses import ResponseCache
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import Forbidden, Unauthorized
 from orchestrator.store import tenants
 from orchestrator.store.db import session_scope
 from orchestrator.store.repo import hash_api_key

@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.errors import RateLimited, TooLarge
+from orchestrator.core.errors import RateLimited, TooLarge
 
 log = logging.getLogger(__name__)
 UPLOAD_PATHS = ("/v1/files",)

@@ -12,9 +12,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from orchestrator.api.views import unix
-from orchestrator.messages import ToolCall
-from orchestrator.openai_schemas import (
+from orchestrator.core.messages import ToolCall
+from orchestrator.core.schemas import JobStatus
+from orchestrator.jobs.views import unix
+from orchestrator.store.models import Job
+from orchestrator.wire.openai_schemas import (
     AssistantMessage,
     ChatChoice,
     ChatCompletion,
@@ -23,8 +25,6 @@ from orchestrator.openai_schemas import (
     PromptTokensDetails,
     SwitchyardFacts,
 )
-from orchestrator.schemas import JobStatus
-from orchestrator.store.models import Job
 
 CHUNK_CHARS = 64
 """Characters per content chunk when text is streamed from the job row (not relayed live)."""

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 
 ROUTELLM_STRONG = "gpt-4-1106-preview"
 ROUTELLM_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.evaluation.data import Outcome
 from orchestrator.evaluation.metrics import Curve, curve, summary
 from orchestrator.routing import calibration
-from orchestrator.routing.scorers import BASELINES, Scorer, get_scorer
+from orchestrator.routing.scorer_base import Scorer
+from orchestrator.routing.scorers import BASELINES, get_scorer
 
 CHECKED_QUALITIES = (0.1, 0.3, 0.5)
 

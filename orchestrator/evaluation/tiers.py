@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.catalog import Catalog
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
+from orchestrator.core.tiers import Tier
 from orchestrator.evaluation.data import TierExample
 from orchestrator.routing import Stage, classify
-from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
-from orchestrator.tiers import Tier
 
 IMAGE_URL = "https://example.com/eval.png"
 SNIPPET_CHARS = 100

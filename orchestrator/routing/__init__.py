@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import live_stats
-from orchestrator.catalog import Catalog, Deployment
-from orchestrator.live_stats import DeploymentStats
+from orchestrator.core.catalog import Catalog, Deployment
+from orchestrator.core.schemas import JobRequest, Objective
+from orchestrator.core.tiers import Tier
+from orchestrator.core.tokens import estimate_request_tokens
+from orchestrator.routing import live_stats
 from orchestrator.routing import objective as objectives
 from orchestrator.routing.classify import STAGES, Classification, Scan, Stage, classify
+from orchestrator.routing.live_stats import DeploymentStats
 from orchestrator.routing.policy import (
     REQUIREMENTS,
     Requirement,
@@ -30,11 +33,9 @@ from orchestrator.routing.policy import (
     plan_route,
     resolve_model,
 )
-from orchestrator.routing.scorers import SCORERS, Scored, Scorer, get_scorer
+from orchestrator.routing.scorer_base import Scored, Scorer
+from orchestrator.routing.scorers import SCORERS, get_scorer
 from orchestrator.routing.strength import StrengthDecision, StrengthPolicy, default_policy
-from orchestrator.schemas import JobRequest, Objective
-from orchestrator.tiers import Tier
-from orchestrator.tokens import estimate_request_tokens
 
 __all__ = [
     "REQUIREMENTS",
@@ -56,7 +57,6 @@ __all__ = [
     "resolve_model",
     "route",
 ]
-
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.catalog import Deployment
-from orchestrator.config import Settings
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 
 WINDOW_S = {"24h": 86_400}
 PROVIDER_BATCH = "provider_batch"

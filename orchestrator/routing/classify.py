@@ -27,14 +27,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.catalog import Catalog
-from orchestrator.errors import ConfigError
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from orchestrator.routing import tier_model
 from orchestrator.routing.policy import resolve_model
 from orchestrator.routing.scan import THRESHOLD, Classification, Leaning, Scan, Signal, Stage
 from orchestrator.routing.signals import CODE_SIGNALS, REASONING_SIGNALS
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
 
 __all__ = [
     "CLASSIFIERS",
@@ -158,7 +158,7 @@ def classify(
     ``stages`` default to the classifier the settings name (``router_tier_classifier``).
     """
     if stages is None:
-        from orchestrator.config import get_settings
+        from orchestrator.core.config import get_settings
 
         stages = stages_of(get_settings().router_tier_classifier)
     scan = Scan.of(request, catalog)

@@ -26,10 +26,10 @@ embedding blurs: code punctuation, scripts other than Latin, LaTeX.
 
 Cost: only ``window(text)`` is read (the head and the tail, where a prompt says
 what it wants), so a 4,000-character prompt costs the same as a 1,800-character
-one (on a quiet core: ~0.5 ms to tokenize, ~0.1 ms for the mean, ~0.3 ms for the
-n-grams). A thread's last embedding is remembered, so a prompt embedded for its
-tier and then for strong/weak is tokenized once. The table (32 MB as float32) and
-the tokenizer load once, lazily, under a lock; every function is thread-safe.
+one (``switchyard bench classify`` measures it; BENCHMARKS.md). A thread's last
+embedding is remembered, so a prompt embedded for its tier and then for
+strong/weak is tokenized once. The table (32 MB as float32) and the tokenizer
+load once, lazily, under a lock; every function is thread-safe.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 
 DIM = 256
 WEIGHTS_FILE = "weights/l2_supercat_256.safetensors"
@@ -251,9 +251,7 @@ def gram_text(
     return out
 
 
-def gram_spans(
-    text: str, buckets: int, only: IntArray
-) -> tuple[str, IntArray, IntArray, IntArray]:
+def gram_spans(text: str, buckets: int, only: IntArray) -> tuple[str, IntArray, IntArray, IntArray]:
     """Where the ``only`` buckets occur in the squeezed window.
 
     Returns the window, the buckets found, the offset of each one's middle, and the

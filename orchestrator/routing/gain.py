@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import encoder, quantities, tier_model
 from orchestrator.routing.complexity import FEATURES, Complexity
-from orchestrator.routing.scorers import Scored, Scorer
+from orchestrator.routing.scorer_base import Scored, Scorer
 
 FORMAT = "switchyard-gain-model/1"
 ARTIFACT = "gain.json"

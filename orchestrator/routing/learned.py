@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing.complexity import Complexity
-from orchestrator.routing.scorers import Scored, Scorer, sigmoid
+from orchestrator.routing.scorer_base import Scored, Scorer, sigmoid
 
 ARTIFACT = "learned.json"
 

@@ -15,7 +15,7 @@ deployment's recent mean output length (live statistics) capped at ``max_tokens`
 or ``DEFAULT_OUTPUT_TOKENS`` before any call was seen. The worst case prices all
 of ``max_tokens`` and is what ``max_cost_usd`` and budget reservations use, so a
 job can never cost more than either allows. Predicted latency comes from
-``orchestrator.live_stats``; a deployment that often fails is predicted slower
+``orchestrator.routing.live_stats``; a deployment that often fails is predicted slower
 (its expected time counts the retries: ``latency / (1 - error_rate)``).
 
 Objectives (ties always broken by the next criterion, then by name):
@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from orchestrator.catalog import Deployment
-from orchestrator.cost import format_usd
-from orchestrator.errors import ValidationFailed
-from orchestrator.live_stats import PRIOR, DeploymentStats
-from orchestrator.schemas import Objective
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.errors import ValidationFailed
+from orchestrator.core.schemas import Objective
+from orchestrator.costs.pricing import format_usd
+from orchestrator.routing.live_stats import PRIOR, DeploymentStats
 
 DEFAULT_OUTPUT_TOKENS = 256
 MAX_ERROR_RATE = 0.95

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from orchestrator.catalog import Catalog, Deployment
-from orchestrator.errors import NoRoute, ValidationFailed
-from orchestrator.live_stats import DeploymentStats
+from orchestrator.core.catalog import Catalog, Deployment
+from orchestrator.core.errors import NoRoute, ValidationFailed
+from orchestrator.core.schemas import JobRequest, Objective
+from orchestrator.core.tiers import Tier
+from orchestrator.core.tokens import estimate_request_tokens
 from orchestrator.routing import objective
-from orchestrator.schemas import JobRequest, Objective
-from orchestrator.tiers import Tier
-from orchestrator.tokens import estimate_request_tokens
+from orchestrator.routing.live_stats import DeploymentStats
 
 
 @dataclass(frozen=True)

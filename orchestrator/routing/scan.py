@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
-from orchestrator.catalog import Catalog
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 
 SCAN_HEAD_CHARS = 6_000
 SCAN_TAIL_CHARS = 2_000

@@ -26,56 +26,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing.complexity import Complexity
-
-HELD_IN_FILE = "held_in.txt"
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A scorer's verdict on one prompt: 0 (weak is enough) .. 1 (needs strong), and why."""
-
-    value: float
-    reasons: tuple[str, ...]
-
-
-def prompt_key(text: str) -> str:
-    """The short hash under which held-in prompts are recorded (exact text, UTF-8)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-@cache
-def held_in_keys() -> frozenset[str]:
-    """Keys of the prompts the shipped scorers were developed or trained on."""
-    path = resources.files("orchestrator.routing").joinpath("models", HELD_IN_FILE)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and line[0] != "#")
-
-
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-
-
-class Scorer(ABC):
-    """One way of scoring prompts; subclasses implement ``score`` and nothing else."""
-
-    name: str = ""
-    uses_held_in: bool = False  # developed on the prompts listed in ``models/held_in.txt``
-
-    @abstractmethod
-    def score(self, text: str) -> Scored:
-        """How much ``text`` needs the strong model, in [0, 1], with reasons."""
-
-    def held_in(self, text: str) -> bool:
-        """True if this scorer was developed or trained on ``text`` (never report it)."""
-        return self.uses_held_in and prompt_key(text) in held_in_keys()
+from orchestrator.routing.scorer_base import (
+    Scored,
+    Scorer,
+    sigmoid,
+)
 
 
 class RulesScorer(Scorer):
@@ -139,14 +99,14 @@ def _learned() -> Scorer:
 
 
 def _gain() -> Scorer:
-    from orchestrator.config import get_settings
+    from orchestrator.core.config import get_settings
     from orchestrator.routing.gain import GainScorer
 
     return GainScorer.configured(get_settings().router_model_path)
 
 
 def _gain_fitted() -> Scorer:
-    from orchestrator.config import get_settings
+    from orchestrator.core.config import get_settings
     from orchestrator.routing.gain import GainScorer
 
     return GainScorer.configured(get_settings().router_model_path, prior=False)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-from orchestrator.config import Settings
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import calibration
 from orchestrator.routing.calibration import Calibration
-from orchestrator.routing.scorers import DEFAULT_SCORER, Scorer, get_scorer
-from orchestrator.schemas import JobRequest
+from orchestrator.routing.scorer_base import Scorer
+from orchestrator.routing.scorers import DEFAULT_SCORER, get_scorer
 
 DEFAULT_QUALITY = 0.3
 Choice = Literal["strong", "weak", "pinned"]

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.tiers import Tier
 from orchestrator.routing import encoder
-from orchestrator.tiers import Tier
 
 FORMAT = "switchyard-tier-model/1"
 ARTIFACT = "tiers.json"
@@ -176,7 +176,7 @@ def current(path: Path | str | None = None) -> TierModel:
     Loaded once per path and process, with the encoder, so the first request pays nothing.
     """
     if path is None:
-        from orchestrator.config import get_settings
+        from orchestrator.core.config import get_settings
 
         path = get_settings().router_model_path
     key = "" if path is None else str(path)

@@ -24,10 +24,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orchestrator.core.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 from orchestrator.simulator.limiter import Decision
 from orchestrator.simulator.streaming import Frames, json_pieces, sse, text_pieces
 from orchestrator.simulator.wire import Answer, SimCall, SimError, ToolSpec, positive_int, seed_of
-from orchestrator.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 
 NAME = "anthropic"
 _TYPES = {

@@ -20,10 +20,10 @@ import math
 import uuid
 from typing import Any
 
+from orchestrator.core.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 from orchestrator.simulator.limiter import Decision
 from orchestrator.simulator.streaming import Frames, sse, text_pieces
 from orchestrator.simulator.wire import Answer, SimCall, SimError, ToolSpec, seed_of
-from orchestrator.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 
 NAME = "gemini"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"

@@ -20,6 +20,7 @@ import time
 import uuid
 from typing import Any
 
+from orchestrator.core.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 from orchestrator.simulator.limiter import Decision
 from orchestrator.simulator.streaming import Frames, json_pieces, sse, text_pieces
 from orchestrator.simulator.wire import (
@@ -30,7 +31,6 @@ from orchestrator.simulator.wire import (
     positive_int,
     seed_of,
 )
-from orchestrator.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens, image_tokens
 
 NAME = "openai"
 _TYPES = {

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import TextClause, select, text
 from sqlalchemy.orm import Session
 
-from orchestrator.schemas import JobStatus
+from orchestrator.core.schemas import JobStatus
 from orchestrator.store import leases, repo
 from orchestrator.store.bulk import dumps, with_defaults
 from orchestrator.store.models import Attempt, Job, LedgerEntry, utcnow

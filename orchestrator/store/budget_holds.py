@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, exists, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from orchestrator.schemas import FINAL_STATUSES
+from orchestrator.core.schemas import FINAL_STATUSES
 from orchestrator.store.models import Job
 
 FINAL = frozenset(s.value for s in FINAL_STATUSES)

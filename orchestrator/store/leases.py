@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.schemas import JobStatus
+from orchestrator.core.schemas import JobStatus
 from orchestrator.store.models import Job, utcnow
 
 RUNNING = JobStatus.RUNNING.value
@@ -49,7 +49,7 @@ def by_id_only(condition: Any) -> Any:
     reaches them through the primary key. Left bare, a condition on ``status`` let
     the planner choose a status index whenever its statistics lagged a burst (a
     table that had just taken 20,000 queued jobs still looked as if it held one):
-    each claim then read every queued job, 14.7 ms for 31 jobs instead of 1.0.
+    each claim then read every queued job instead of the few it wanted.
     """
     return condition.is_(True)
 

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from orchestrator.schemas import FINAL_STATUSES, JobStatus
+from orchestrator.core.schemas import FINAL_STATUSES, JobStatus
 from orchestrator.store.models import Job, utcnow
 
 FINAL = tuple(s.value for s in FINAL_STATUSES)

@@ -146,9 +146,7 @@ class Job(Base):
     # pipeline's parent holds for all its steps), and how much of ``cost_micro_usd``
     # the spend counters already count; settling compares them (``store.budget_holds``).
     budget_held_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    budget_counted_micro_usd: Mapped[int] = mapped_column(
-        BigInteger, default=0, server_default="0"
-    )
+    budget_counted_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     latency_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -273,7 +271,7 @@ class File(Base):
     """An uploaded file (OpenAI's Files API; purpose ``batch`` is a batch's input).
 
     A batch's output and error files are not stored: they are rendered from its
-    jobs when read (``orchestrator.openai_batch``).
+    jobs when read (``orchestrator.jobs.views.result_line``).
     """
 
     __tablename__ = "files"

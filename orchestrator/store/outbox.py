@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.schemas import FINAL_STATUSES
+from orchestrator.core.schemas import FINAL_STATUSES
 from orchestrator.store.models import Batch, Job, WebhookDelivery, utcnow
 
 FINAL = tuple(s.value for s in FINAL_STATUSES)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.schemas import JobStatus
+from orchestrator.core.schemas import JobStatus
 from orchestrator.store.leases import WAITING, by_id_only
 from orchestrator.store.models import Job, utcnow
 from orchestrator.store.provider_batch_models import ProviderBatchLine

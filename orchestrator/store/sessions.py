@@ -14,9 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.schemas import Message
+from orchestrator.core.schemas import Message
+from orchestrator.core.tokens import estimate_message_tokens
 from orchestrator.store.models import ConversationSession, SessionTurn, utcnow
-from orchestrator.tokens import estimate_message_tokens
 
 
 def get_session(session: Session, *, tenant_id: str, session_id: str) -> ConversationSession | None:

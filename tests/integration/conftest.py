@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
+from orchestrator.core.tiers import ALL_TIERS, Tier
 from orchestrator.store.db import get_engine
-from orchestrator.tiers import ALL_TIERS, Tier
 from tests.conftest import free_port
 
 ADMIN_KEY = "sy-admin-integration-tests-0123456789"

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store import migrate
 from tests.conftest import private_schema
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.api.app import create_app
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.config import Settings
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.core.config import Settings
 from orchestrator.store.db import get_engine
 
 pytestmark = pytest.mark.integration

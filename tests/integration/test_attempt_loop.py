@@ -16,9 +16,9 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow

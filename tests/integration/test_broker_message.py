@@ -13,15 +13,15 @@ from kombu import Consumer
 from kombu.message import Message
 from sqlalchemy import select
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Lane, Settings
-from orchestrator.dispatch import Dispatcher
-from orchestrator.queues import make_celery
-from orchestrator.schemas import JobRequest
+from orchestrator.admission.dispatch import Dispatcher
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Lane, Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
+from orchestrator.queues.app import make_celery
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Job
-from orchestrator.tiers import Tier
 
 pytestmark = pytest.mark.integration
 

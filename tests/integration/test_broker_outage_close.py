@@ -21,7 +21,7 @@ import redis
 from kombu import Connection
 
 from loadtests._services import PrivateRedis
-from orchestrator import broker_transport
+from orchestrator.queues import broker_transport
 
 
 def test_close_after_collect_during_an_outage(tmp_path: Path) -> None:

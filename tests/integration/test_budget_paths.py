@@ -20,11 +20,11 @@ from sqlalchemy import func, select, update
 
 from loadtests._cluster import Cluster as PrivateCluster
 from loadtests._cluster import ClusterSpec
-from orchestrator.budgets import Budgets, TenantPolicy, set_budget
-from orchestrator.catalog import load_catalog
-from orchestrator.cost_bounds import pipeline_upper_bound
-from orchestrator.pipelines import route_job
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.schemas import JobRequest
+from orchestrator.costs.bounds import pipeline_upper_bound
+from orchestrator.costs.budgets import Budgets, TenantPolicy, set_budget
+from orchestrator.pipelines.planner import route_job
 from orchestrator.store import budget_holds, repo
 from orchestrator.store.budget_holds import HELD
 from orchestrator.store.db import get_engine, session_scope

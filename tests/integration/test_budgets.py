@@ -12,13 +12,13 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from orchestrator.budgets import Budgets, TenantPolicy, set_budget
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost import format_usd
-from orchestrator.errors import BudgetExceeded
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import BudgetExceeded
+from orchestrator.core.schemas import JobRequest
+from orchestrator.costs.budgets import Budgets, TenantPolicy, set_budget
+from orchestrator.costs.pricing import format_usd
 from orchestrator.routing import route
-from orchestrator.schemas import JobRequest
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import LedgerEntry, UsageDaily, new_id, utcnow

@@ -22,8 +22,8 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from orchestrator.catalog import load_catalog
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.catalog import load_catalog
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, LedgerEntry
 from tests.integration.conftest import ADMIN_KEY, Cluster
@@ -297,7 +297,7 @@ def test_usage_plot_writes_a_png(cluster: Cluster, tmp_path: Any) -> None:
         [
             sys.executable,
             "-m",
-            "orchestrator.cli",
+            "orchestrator.cli.main",
             "usage",
             "--group-by",
             "tier,day",

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from orchestrator.api.openai_views import chat_completion, facts_headers
-from orchestrator.catalog import load_catalog
-from orchestrator.combiner import alone
-from orchestrator.config import Settings
-from orchestrator.events import answered_job
+from orchestrator.core.batching import alone
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.jobs.completion_events import answered_job
 from orchestrator.routing import route
-from orchestrator.schemas import JobRequest
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry, new_id, utcnow

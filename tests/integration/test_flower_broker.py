@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from loadtests._services import free_port
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import PRIORITY_VALUE, QueuedJob, make_celery, publish
-from orchestrator.schemas import Priority
-from orchestrator.tiers import ALL_TIERS
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Priority
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.queues.app import PRIORITY_VALUE, QueuedJob, make_celery, publish
 
 pytestmark = pytest.mark.integration
 

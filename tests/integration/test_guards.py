@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.catalog import Deployment, RateLimits
-from orchestrator.tiers import Tier
+from orchestrator.core.catalog import Deployment, RateLimits
+from orchestrator.core.tiers import Tier
 from workers.guards import BreakerPolicy, CircuitBreaker, RateLimiter, RetryPolicy
 from workers.guards import breaker as breaker_module
 from workers.guards.breaker import Decision

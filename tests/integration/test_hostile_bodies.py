@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
 from orchestrator.store.db import get_engine
 from tests.conftest import free_port
 from tests.integration.conftest import ADMIN_KEY, settings_env

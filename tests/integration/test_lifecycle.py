@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 
-from orchestrator.schemas import JobStatus
+from orchestrator.core.schemas import JobStatus
 from orchestrator.store import answered, leases, lifecycle, repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow

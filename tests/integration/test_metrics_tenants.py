@@ -13,7 +13,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY, generate_latest
 
-from orchestrator.budgets import Budgets, TenantPolicy, set_budget
+from orchestrator.costs.budgets import Budgets, TenantPolicy, set_budget
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 

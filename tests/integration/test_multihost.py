@@ -28,10 +28,10 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import make_celery
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
+from orchestrator.queues.app import make_celery
 from orchestrator.store import migrate
 from orchestrator.store.db import dispose_engines, get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry

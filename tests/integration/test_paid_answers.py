@@ -14,9 +14,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from orchestrator.pipelines import insert_rows, routing_columns, split_pipelines, step_request
+from orchestrator.core.schemas import Completion, JobRequest
+from orchestrator.pipelines.planner import (
+    insert_rows,
+    routing_columns,
+    split_pipelines,
+    step_request,
+)
 from orchestrator.routing import route
-from orchestrator.schemas import Completion, JobRequest
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry, new_id, utcnow

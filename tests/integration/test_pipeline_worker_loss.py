@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from loadtests._cluster import ClusterSpec
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 from tests.integration.reliability import MakeCluster, deployment, make_cluster, private_database

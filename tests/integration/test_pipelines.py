@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.queues import make_celery
+from orchestrator.queues.app import make_celery
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 from tests.integration.conftest import Cluster

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.dispatch import BatchSpec, Dispatcher
-from orchestrator.queues import make_celery
-from orchestrator.schemas import JobRequest
+from orchestrator.admission.dispatch import BatchSpec, Dispatcher
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.queues.app import make_celery
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Job, Tenant
 from orchestrator.store.provider_batch_models import ProviderBatchLine

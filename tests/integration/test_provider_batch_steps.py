@@ -19,14 +19,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost import cost_micro_usd
-from orchestrator.dispatch import Dispatcher
-from orchestrator.provider_batch_driver import Due, drive, gather_ready
-from orchestrator.queues import make_celery
-from orchestrator.schemas import JobRequest, Usage
+from orchestrator.admission.dispatch import Dispatcher
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest, Usage
+from orchestrator.costs.pricing import cost_micro_usd
+from orchestrator.queues.app import make_celery
+from orchestrator.services.provider_batch_driver import Due, drive, gather_ready
 from orchestrator.simulator.app import create_simulator_app
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.store import repo

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
-from orchestrator.queues import QueuedJob, make_celery, publish
-from orchestrator.tiers import Tier
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
+from orchestrator.core.tiers import Tier
+from orchestrator.queues.app import QueuedJob, make_celery, publish
 from tests.conftest import free_port
 from tests.integration.conftest import settings_env
 

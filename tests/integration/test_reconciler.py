@@ -13,8 +13,8 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from orchestrator.config import Settings
-from orchestrator.reconciler import Reconciler, build_reconciler
+from orchestrator.core.config import Settings
+from orchestrator.services.reconciler import Reconciler, build_reconciler
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Job, new_id, utcnow

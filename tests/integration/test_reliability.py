@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import select
 
 from loadtests._cluster import ClusterSpec
-from orchestrator.catalog import load_catalog
+from orchestrator.core.catalog import load_catalog
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job
 from tests.integration.reliability import MakeCluster, deployment, jobs, make_cluster

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from orchestrator.bootstrap import ensure_tenant_key
+from orchestrator.cluster.bootstrap import ensure_tenant_key
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 from tests.integration.conftest import ADMIN_KEY, Cluster

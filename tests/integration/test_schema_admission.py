@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.queues import QueuedJob, make_celery, publish
+from orchestrator.core.tiers import Tier
+from orchestrator.queues.app import QueuedJob, make_celery, publish
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import new_id, utcnow
-from orchestrator.tiers import Tier
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.integration

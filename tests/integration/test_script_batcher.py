@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from orchestrator.combiner import ScriptBatcher
+from orchestrator.core.batching import ScriptBatcher
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.client import AsyncSwitchyard, Switchyard
-from orchestrator.config import get_settings
-from orchestrator.errors import NotFound, Unauthorized, ValidationFailed
-from orchestrator.schemas import JobRequest
+from orchestrator.cli.main import app
+from orchestrator.client.sdk import AsyncSwitchyard, Switchyard
+from orchestrator.core.config import get_settings
+from orchestrator.core.errors import NotFound, Unauthorized, ValidationFailed
+from orchestrator.core.schemas import JobRequest
 from orchestrator.store import tenants
 from orchestrator.store.db import get_engine, session_scope
 from tests.integration.conftest import Cluster
@@ -85,7 +85,7 @@ def cli(cluster: Cluster, *args: str, key: str | None = None) -> subprocess.Comp
         "SWITCHYARD_API_KEY": key or cluster.api_key,
     }
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
+        [sys.executable, "-m", "orchestrator.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

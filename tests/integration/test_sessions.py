@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.bootstrap import ensure_tenant_key
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.bootstrap import ensure_tenant_key
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
 from orchestrator.store.db import get_engine
 from tests.conftest import free_port
 from tests.integration.conftest import settings_env

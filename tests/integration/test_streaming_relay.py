@@ -21,9 +21,9 @@ import redis
 import redis.asyncio as aioredis
 
 from orchestrator.api.chat_stream import ChatStream
-from orchestrator.config import Settings
-from orchestrator.events import stream_key
-from orchestrator.schemas import JobRequest
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.jobs.completion_events import stream_key
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Job
 from tests.integration.test_attempt_loop import FAST_PLAN, Harness

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.launcher import Supervisor
-from orchestrator.webhooks import verify_signature
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.wire.webhooks import verify_signature
 from tests.conftest import free_port
 from tests.integration.conftest import ADMIN_KEY, Cluster
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from workers.providers import ADAPTERS, ContextLengthExceeded, RateLimited
 from workers.providers import anthropic as anthropic_wire
 from workers.providers import gemini as gemini_wire

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.batch_intake import parse_file
+from orchestrator.admission.batch_intake import parse_file
 
 URL = "/v1/chat/completions"
 

@@ -7,9 +7,9 @@ from typing import cast
 import httpx
 from fastapi.testclient import TestClient
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.simulator.app import create_simulator_app
 from workers.providers.batch_openai import OpenAIBatchAdapter, line
 from workers.providers.openai import parse_completion

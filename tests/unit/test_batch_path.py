@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.routing.batch_path import choose_path
-from orchestrator.schemas import JobRequest
 
 ON = Settings(provider_batch_enabled=True)
 CATALOG = load_catalog(ON)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import SCORERS, calibration
 from orchestrator.routing.calibration import Calibration, quantiles
 

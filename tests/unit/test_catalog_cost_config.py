@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost import cost_micro_usd, format_usd
-from orchestrator.errors import ConfigError
-from orchestrator.schemas import Usage
-from orchestrator.tiers import ALL_TIERS
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.schemas import Usage
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.costs.pricing import cost_micro_usd, format_usd
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:

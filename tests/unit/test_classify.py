@@ -11,13 +11,13 @@ import dataclasses
 
 import pytest
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
-from orchestrator.errors import ValidationFailed
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ValidationFailed
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from orchestrator.routing import Classification, Scan, classify
 from orchestrator.routing.classify import CLASSIFIERS, stages_of
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
 
 RULES = stages_of("rules")
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}

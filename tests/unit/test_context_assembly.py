@@ -1,14 +1,14 @@
-"""Context assembly (orchestrator.context): what is kept, dropped and digested for a window."""
+"""Context assembly (sessions.context_window): what is kept, dropped and digested for a window."""
 
 from __future__ import annotations
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.context import Fit, assemble, next_ratio
-from orchestrator.conversations import prefer
+from orchestrator.admission.session_hook import prefer
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest, Message
+from orchestrator.core.tokens import estimate_request_tokens
 from orchestrator.routing import route
-from orchestrator.schemas import JobRequest, Message
-from orchestrator.tokens import estimate_request_tokens
+from orchestrator.sessions.context_window import Fit, assemble, next_ratio
 
 SYSTEM = "You are a patient tutor. Always answer in full sentences."
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost import cost_exact_micro_usd, cost_micro_usd
-from orchestrator.schemas import Usage
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import Usage
+from orchestrator.costs.pricing import cost_exact_micro_usd, cost_micro_usd
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import random
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost_bounds import (
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.pipeline_schemas import render
+from orchestrator.core.schemas import JobRequest
+from orchestrator.costs.bounds import (
     OUTPUT_CHARS_PER_TOKEN,
     call_max_cost,
     pipeline_upper_bound,
     rendered_chars,
     request_tokens,
 )
-from orchestrator.pipeline_schemas import render
-from orchestrator.pipelines import route_job, step_request
-from orchestrator.schemas import JobRequest
+from orchestrator.pipelines.planner import route_job, step_request
 
 CATALOG = load_catalog(Settings())
 

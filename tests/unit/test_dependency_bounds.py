@@ -57,7 +57,7 @@ def test_lower_bounds_refuse_versions_without_what_the_code_needs(
 
 
 def test_what_the_bounds_stand_for_is_there() -> None:
-    # kombu's Producer.batch (orchestrator.queues.publish) and httpx's private
+    # kombu's Producer.batch (orchestrator.queues.app.publish) and httpx's private
     # Client._transport_for_url (workers.providers.transport)
     assert callable(Producer.batch)
     assert callable(httpx.Client._transport_for_url)

@@ -22,11 +22,11 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from orchestrator.api.app import create_app
-from orchestrator.cli import app as cli_app
-from orchestrator.config import Settings
-from orchestrator.queue_depth import QueueDepth
+from orchestrator.cli.main import app as cli_app
+from orchestrator.core.config import Settings
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.queues.depth import QueueDepth
 from orchestrator.simulator import create_simulator_app
-from orchestrator.tiers import ALL_TIERS
 from tests.unit.deploy_manifests import (
     DEPLOY,
     ENV_EXAMPLE,
@@ -127,7 +127,7 @@ def test_every_command_in_the_deployment_files_is_a_real_command(
         assert isinstance(params, dict), where
     else:
         # Then it is Flower through Celery, on the app whose Broker tab works
-        assert argv[:4] == ("celery", "-A", "orchestrator.flower_app", "flower"), where
+        assert argv[:4] == ("celery", "-A", "orchestrator.queues.flower_app", "flower"), where
         assert "flower" in {ep.name for ep in entry_points(group="celery.commands")}
         from flower.options import options
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.config import Settings
+from orchestrator.core.config import Settings
 from tests.unit.deploy_manifests import (
     SECRETS_FOR_TESTS,
     compose_project,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.tiers import Tier
 from orchestrator.evaluation.data import (
     read_excludes,
     read_outcomes,
     read_prompts,
     read_tier_examples,
 )
-from orchestrator.tiers import Tier
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.errors import ConfigError, ValidationFailed
-from orchestrator.experiment_guardrail import breaches
-from orchestrator.experiment_judge import graded_job, grading_request, parse_score, sampled
-from orchestrator.experiment_schemas import ArmSpec, ExperimentSpec, GuardrailSpec
-from orchestrator.routing import StrengthPolicy, route
-from orchestrator.routing.experiments import (
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ConfigError, ValidationFailed
+from orchestrator.core.experiment_specs import ArmSpec, ExperimentSpec, GuardrailSpec
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
+from orchestrator.experiments.assignment import (
     JUDGE_KEY,
     arm_request,
     bucket,
@@ -23,9 +22,10 @@ from orchestrator.routing.experiments import (
     pick_arm,
     policy_for,
 )
-from orchestrator.schemas import JobRequest
-from orchestrator.store.experiments import ArmCounts
-from orchestrator.tiers import Tier
+from orchestrator.experiments.guardrail import breaches
+from orchestrator.experiments.judge import graded_job, grading_request, parse_score, sampled
+from orchestrator.experiments.records import ArmCounts
+from orchestrator.routing import StrengthPolicy, route
 
 SETTINGS = Settings()
 ARMS = [("a", 1.0), ("b", 3.0)]

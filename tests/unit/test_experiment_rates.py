@@ -6,14 +6,22 @@ import random
 
 import pytest
 
-from orchestrator.experiment_rates import compare_rates, fisher_exact, wilson, z_test
-from orchestrator.experiment_stats import rate_difference, rate_interval, report
+from orchestrator.experiments.arm_stats import rate_difference, rate_interval, report
+from orchestrator.experiments.rates import compare_rates, fisher_exact, wilson, z_test
 
 scipy_stats = pytest.importorskip("scipy.stats")
 proportion = pytest.importorskip("statsmodels.stats.proportion")
 
-CASES = [(0, 2, 2, 2), (3, 3, 1, 3), (5, 20, 9, 20), (48, 100, 61, 100), (400, 1000, 436, 1000),
-         (0, 50, 0, 50), (1, 1, 0, 7), (990, 1000, 999, 1000)]
+CASES = [
+    (0, 2, 2, 2),
+    (3, 3, 1, 3),
+    (5, 20, 9, 20),
+    (48, 100, 61, 100),
+    (400, 1000, 436, 1000),
+    (0, 50, 0, 50),
+    (1, 1, 0, 7),
+    (990, 1000, 999, 1000),
+]
 
 
 def test_two_perfect_arms_are_not_certainly_different() -> None:
@@ -70,16 +78,28 @@ def test_exact_below_the_threshold_and_z_above() -> None:
 
 
 def test_the_report_uses_rate_statistics_for_rates() -> None:
-    from orchestrator.experiment_stats import JobOutcome
+    from orchestrator.experiments.arm_stats import JobOutcome
 
     rng = random.Random(5)
     outcomes = [
-        JobOutcome(arm=arm, status="succeeded" if rng.random() < 0.9 else "failed",
-                   cost_micro_usd=10, latency_ms=100, fell_back=False)
-        for arm in ("a", "b") for _ in range(6)
+        JobOutcome(
+            arm=arm,
+            status="succeeded" if rng.random() < 0.9 else "failed",
+            cost_micro_usd=10,
+            latency_ms=100,
+            fell_back=False,
+        )
+        for arm in ("a", "b")
+        for _ in range(6)
     ]
-    found = report(arms=["a", "b"], control="a", outcomes=outcomes, scores=[],
-                   admitted={"a": 6, "b": 6}, paused={})
+    found = report(
+        arms=["a", "b"],
+        control="a",
+        outcomes=outcomes,
+        scores=[],
+        admitted={"a": 6, "b": 6},
+        paused={},
+    )
     rate = found["arms"][0]["figures"]["success_rate"]
     a = [o for o in outcomes if o.arm == "a"]
     hits = sum(1 for o in a if o.status == "succeeded")

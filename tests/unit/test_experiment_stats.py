@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from orchestrator.experiment_stats import (
+from orchestrator.experiments.arm_stats import (
     JobOutcome,
     bootstrap_difference,
     bootstrap_percentile,

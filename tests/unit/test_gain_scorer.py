@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing.gain import ARTIFACT, GainScorer
 from orchestrator.routing.scorers import get_scorer
 
@@ -125,7 +125,7 @@ def _traffic_rows() -> list[dict[str, object]]:
 def test_route_train_with_scores_retrains_gain_into_the_model_file(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     # Given a user's JSONL whose rows carry a tier and both models' scores
     data, out = tmp_path / "traffic.jsonl", tmp_path / "model.json"

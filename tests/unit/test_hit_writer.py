@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from orchestrator import hit_writer
-from orchestrator.hit_writer import HitWriter
+from orchestrator.cache import hit_writer
+from orchestrator.cache.hit_writer import HitWriter
 
 
 def test_a_write_that_fails_is_retried_with_growing_delays(

@@ -10,11 +10,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.api.views import batch_status, batch_view
-from orchestrator.batch_schemas import BatchStatus
-from orchestrator.client_core import error_from
-from orchestrator.config import Settings
-from orchestrator.errors import (
+from orchestrator.client.common import error_from
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import (
     ApiError,
     JobUnfinished,
     NotFound,
@@ -22,9 +20,11 @@ from orchestrator.errors import (
     TooLarge,
     ValidationFailed,
 )
-from orchestrator.openai_schemas import ChatCompletionRequest
+from orchestrator.jobs.views import batch_status, batch_view
 from orchestrator.store.models import Batch
 from orchestrator.store.repo import BatchTotals
+from orchestrator.wire.batch_objects import BatchStatus
+from orchestrator.wire.openai_schemas import ChatCompletionRequest
 
 
 def test_provider_keys_come_from_env_file_or_directory_and_never_show(tmp_path: Path) -> None:

@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 
-from orchestrator import json_body
-from orchestrator.errors import TooLarge, ValidationFailed
-from orchestrator.json_body import MAX_DEPTH, MAX_INT_DIGITS, MAX_VALUES, InvalidJSON, loads
+from orchestrator.admission import json_body
+from orchestrator.admission.json_body import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    MAX_VALUES,
+    InvalidJSON,
+    loads,
+)
+from orchestrator.core.errors import TooLarge, ValidationFailed
 
 
 def nested_schema(levels: int) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import pytest
 from jsonschema import exceptions, validators
 from referencing.exceptions import Unresolvable
 
-from orchestrator.json_schema_meta import first_error
-from orchestrator.json_schemas import MAX_DEPTH, MAX_SUBSCHEMAS, SchemaRefused, check_schema
+from orchestrator.core.json_schema_meta import first_error
+from orchestrator.core.json_schemas import MAX_DEPTH, MAX_SUBSCHEMAS, SchemaRefused, check_schema
 from workers.checks import first_schema_error
 
 TREE = {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}}

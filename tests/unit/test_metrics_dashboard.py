@@ -8,15 +8,18 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-import orchestrator.metrics
-import workers.metrics
+import orchestrator.api.api_metrics
+import workers.worker_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def exported_names() -> set[str]:
     names = set(REGISTRY._names_to_collectors)  # counters, histograms: every sample name
-    for module in (orchestrator.metrics, workers.metrics):  # collectors read when scraped
+    for module in (
+        orchestrator.api.api_metrics,
+        workers.worker_metrics,
+    ):  # collectors read when scraped
         source = Path(str(module.__file__)).read_text()
         names |= set(re.findall(r'GaugeMetricFamily\(\s*"(switchyard_\w+)"', source))
     return names

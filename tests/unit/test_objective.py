@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.errors import ValidationFailed
-from orchestrator.live_stats import DeploymentStats, stats_from_hash
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ValidationFailed
+from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import route
+from orchestrator.routing.live_stats import DeploymentStats, stats_from_hash
 from orchestrator.routing.objective import estimate
-from orchestrator.schemas import JobRequest
 
 CATALOG = load_catalog(Settings())
 FAST = "What is the capital of Peru?"

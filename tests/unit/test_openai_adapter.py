@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.catalog import Deployment
-from orchestrator.config import Settings
-from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
-from orchestrator.tiers import Tier
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
+from orchestrator.core.tiers import Tier
 from workers.providers import (
     AuthenticationFailed,
     BadRequest,

@@ -11,15 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from loadtests._serve import serving
-from orchestrator.catalog import Deployment, load_catalog
-from orchestrator.config import Settings
-from orchestrator.pipeline_schemas import render
-from orchestrator.pipelines import publishable, route_request, split_pipelines, step_request
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.pipeline_schemas import render
+from orchestrator.core.schemas import Completion, JobRequest
+from orchestrator.core.tiers import Tier
+from orchestrator.pipelines.planner import publishable, route_request, split_pipelines, step_request
 from orchestrator.simulator import SimulatorConfig, create_simulator_app
 from orchestrator.simulator.faults import REFUSAL_TEXT
 from orchestrator.store.models import utcnow
-from orchestrator.tiers import Tier
 from workers.checks import OutputGate, RefusalCheck, SchemaCheck
 from workers.guards import Call, Progress, RetryAfter, SkipDeployment
 

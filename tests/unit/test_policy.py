@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from orchestrator.catalog import Catalog, Deployment, load_catalog
-from orchestrator.config import Settings
-from orchestrator.errors import NoRoute, ValidationFailed
+from orchestrator.core.catalog import Catalog, Deployment, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import NoRoute, ValidationFailed
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
+from orchestrator.core.tokens import estimate_request_tokens
 from orchestrator.routing import RouteDecision, expected_cost_micro_usd, plan_route, route
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
-from orchestrator.tokens import estimate_request_tokens
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import ValidationFailed
-from orchestrator.pipeline_schemas import render, rendered_size
-from orchestrator.pipelines import check_prompt_sizes, step_request
-from orchestrator.schemas import JobRequest
+from orchestrator.core.errors import ValidationFailed
+from orchestrator.core.pipeline_schemas import render, rendered_size
+from orchestrator.core.schemas import JobRequest
+from orchestrator.pipelines.planner import check_prompt_sizes, step_request
 
 
 def pipeline(second: str) -> JobRequest:

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
-from orchestrator.tiers import Tier
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import ImagePart, ImageURL, JobRequest, Message, TextPart
+from orchestrator.core.tiers import Tier
 from workers.providers import (
     ADAPTERS,
     AuthenticationFailed,

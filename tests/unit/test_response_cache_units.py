@@ -8,16 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.catalog import Deployment
-from orchestrator.cost import cost_micro_usd
-from orchestrator.response_cache import (
+from orchestrator.cache.responses import (
     CachedAnswer,
     effective_mode,
     header_mode,
     request_digest,
     with_cache_header,
 )
-from orchestrator.schemas import Completion, JobRequest, Usage
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest, Usage
+from orchestrator.costs.pricing import cost_micro_usd
 from workers.providers.anthropic import AnthropicMessagesAdapter, build_body
 from workers.providers.prompt_cache import MIN_PREFIX_TOKENS, mark_stable_prefix
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.catalog import load_catalog
-from orchestrator.cli import app
-from orchestrator.config import Settings
-from orchestrator.tiers import Tier
+from orchestrator.cli.main import app
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.tiers import Tier
 
 runner = CliRunner()
 
@@ -137,9 +137,9 @@ def test_eval_tiers_reports_accuracy_f1_confusion_and_the_image_check(tmp_path: 
 def test_route_job_shows_the_decisions_stored_with_a_job(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.config import get_settings
+    from orchestrator.core.config import get_settings
+    from orchestrator.core.schemas import JobRequest
     from orchestrator.routing import route
-    from orchestrator.schemas import JobRequest
     from orchestrator.store import repo
     from orchestrator.store.db import get_engine, session_scope
     from orchestrator.store.models import new_id, utcnow

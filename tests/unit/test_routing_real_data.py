@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
 from orchestrator.evaluation.data import read_excludes, read_outcomes, read_tier_examples
 from orchestrator.evaluation.router import evaluate_router
 from orchestrator.evaluation.tiers import evaluate_tiers

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import SCORERS, Scored, get_scorer
 from orchestrator.routing.complexity import Complexity
-from orchestrator.routing.scorers import held_in_keys, prompt_key
+from orchestrator.routing.scorer_base import held_in_keys, prompt_key
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = "What is the capital of Peru?"
@@ -90,7 +90,7 @@ def test_shipped_scorers_know_which_prompts_shaped_them(monkeypatch: pytest.Monk
     # When a prompt's key is on it (here: made to be)
     prompt = "a prompt the scorers were tuned on"
     monkeypatch.setattr(
-        "orchestrator.routing.scorers.held_in_keys", lambda: keys | {prompt_key(prompt)}
+        "orchestrator.routing.scorer_base.held_in_keys", lambda: keys | {prompt_key(prompt)}
     )
     # Then the scorers developed on that list claim it, the baselines do not
     assert get_scorer("rules").held_in(prompt) and get_scorer("learned").held_in(prompt)
@@ -102,10 +102,10 @@ def test_the_default_routing_path_imports_no_heavy_library() -> None:
     # Given a fresh interpreter
     code = (
         "import sys\n"
-        "from orchestrator.catalog import load_catalog\n"
-        "from orchestrator.config import Settings\n"
+        "from orchestrator.core.catalog import load_catalog\n"
+        "from orchestrator.core.config import Settings\n"
         "from orchestrator.routing import route, get_scorer\n"
-        "from orchestrator.schemas import JobRequest\n"
+        "from orchestrator.core.schemas import JobRequest\n"
         "route(JobRequest(prompt='Prove that 17 is prime'), load_catalog(Settings()))\n"
         "get_scorer('learned').score('hello')\n"
         "heavy = {'sklearn', 'scipy', 'matplotlib', 'torch', 'wordllama'} & set(sys.modules)\n"

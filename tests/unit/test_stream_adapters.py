@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.schemas import JobRequest
+from orchestrator.core.schemas import JobRequest
 from tests.unit.test_adapters_wire import WEATHER_TOOL, deployment
 from workers.providers import (
     ADAPTERS,

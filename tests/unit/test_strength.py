@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from orchestrator.routing import StrengthPolicy, get_scorer, route
 from orchestrator.routing.calibration import Calibration
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
 
 PROBLEM = (
     "Some people got on a bus at the terminal. At the first stop, half of them got off and 4 "

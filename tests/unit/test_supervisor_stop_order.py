@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.supervisor import Supervisor
 
 CHILD = """
 import signal, sys, time

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
-from orchestrator.config import get_settings
+from orchestrator.cli.main import app
+from orchestrator.core.config import get_settings
+from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import tier_model
-from orchestrator.schemas import JobRequest
 
 runner = CliRunner()
 ROWS = [
@@ -97,9 +97,9 @@ def test_a_broken_model_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_train_from_jobs_uses_explicit_tiers_and_well_scored_answers(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_settings: None
 ) -> None:
+    from orchestrator.experiments.records import add_feedback
     from orchestrator.store import repo
     from orchestrator.store.db import get_engine, session_scope
-    from orchestrator.store.experiments import add_feedback
     from orchestrator.store.models import new_id, utcnow
 
     # Given a tenant's jobs: two with an explicit tier, one answered well, one badly
@@ -136,8 +136,8 @@ def test_the_api_loads_the_model_file_at_start_up_and_refuses_a_bad_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orchestrator.api.app import create_app
-    from orchestrator.config import Settings
-    from orchestrator.errors import ConfigError
+    from orchestrator.core.config import Settings
+    from orchestrator.core.errors import ConfigError
 
     # Given settings naming a model file that is not a tier model
     bad = tmp_path / "bad.json"

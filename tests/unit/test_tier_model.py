@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.config import Settings
+from orchestrator.core.catalog import Catalog, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from orchestrator.evaluation.data import read_tier_examples
 from orchestrator.evaluation.tiers import evaluate_tiers, with_image
 from orchestrator.routing import classify, encoder, tier_model
@@ -17,8 +19,6 @@ from orchestrator.routing.classify import stages_of
 from orchestrator.routing.tier_model import ARTIFACT, TierModel
 from orchestrator.routing.train import tiers
 from orchestrator.routing.train.tier_data import CORPUS, file_digests
-from orchestrator.schemas import JobRequest
-from orchestrator.tiers import Tier
 
 SHIPPED = Path(tiers.MODELS) / ARTIFACT
 MODEL = stages_of("model")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.schemas import ImagePart, ImageURL, Message, TextPart
-from orchestrator.tokens import (
+from orchestrator.core.schemas import ImagePart, ImageURL, Message, TextPart
+from orchestrator.core.tokens import (
     IMAGE_TOKENS_HIGH,
     IMAGE_TOKENS_LOW,
     MESSAGE_OVERHEAD_TOKENS,

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.config import Settings
-from orchestrator.notifier import Notifier, Send
-from orchestrator.webhooks import pin_callback_url
+from orchestrator.core.config import Settings
+from orchestrator.services.notifier import Notifier, Send
+from orchestrator.wire.webhooks import pin_callback_url
 
 PUBLIC = "93.184.216.34"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import Settings
-from orchestrator.notifier import Notifier, Send, build_notifier
+from orchestrator.core.config import Settings
+from orchestrator.services.notifier import Notifier, Send, build_notifier
 
 TIMEOUT_S = 1.0
 Behaviour = Callable[[socket.socket], None]

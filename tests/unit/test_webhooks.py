@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import ValidationFailed
-from orchestrator.webhooks import backoff_s, check_callback_url, sign, verify_signature
+from orchestrator.core.errors import ValidationFailed
+from orchestrator.wire.webhooks import backoff_s, check_callback_url, sign, verify_signature
 
 
 def test_a_signature_verifies_only_with_its_secret_body_and_time() -> None:

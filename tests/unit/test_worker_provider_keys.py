@@ -15,8 +15,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestrator import cli
-from orchestrator.config import get_settings
+from orchestrator.cli import main as cli
+from orchestrator.core.config import get_settings
 
 REAL = {
     "name": "gpt-4o-real",

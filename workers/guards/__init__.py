@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import redis
 
-from orchestrator.config import Settings
-from orchestrator.live_stats import LiveStats
+from orchestrator.core.config import Settings
+from orchestrator.routing.live_stats import LiveStats
 from workers.guards.base import (
     Answered,
     Call,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest
 from workers.providers.errors import ProviderError
 
 

@@ -22,9 +22,9 @@ from enum import IntEnum
 
 import redis
 
-from orchestrator.catalog import Deployment
-from orchestrator.combiner import ScriptBatcher
-from orchestrator.schemas import Completion
+from orchestrator.core.batching import ScriptBatcher
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion
 from workers.guards.base import Call, Guard, SkipDeployment
 from workers.providers.errors import (
     ConnectionFailed,

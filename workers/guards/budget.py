@@ -1,7 +1,7 @@
 """The budget guard: no provider call starts unless its worst case is held for its job.
 
 Admission reserves a job's worst case from what it knows then (COSTS.md,
-``orchestrator.cost_bounds``). Some calls are only known in the worker: a
+``orchestrator.costs.bounds``). Some calls are only known in the worker: a
 session's turn carries its stored history, a repair call carries the rejected
 answer, an escalation reaches the next deployment, a pipeline's later step
 carries what the steps before it wrote. Before each call of a tenant that has a
@@ -30,9 +30,9 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.budgets import Budgets
-from orchestrator.cost_bounds import call_max_cost, request_tokens
-from orchestrator.errors import BudgetExceeded
+from orchestrator.core.errors import BudgetExceeded
+from orchestrator.costs.bounds import call_max_cost, request_tokens
+from orchestrator.costs.budgets import Budgets
 from orchestrator.store import budget_holds
 from orchestrator.store.db import session_scope, statement_scope
 from orchestrator.store.models import utcnow

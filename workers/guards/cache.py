@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 
-from orchestrator.response_cache import (
+from orchestrator.cache.responses import (
     READS,
     RESPONSE_CACHE,
     WRITES,
@@ -29,7 +29,7 @@ from orchestrator.response_cache import (
     ResponseCache,
     request_digest,
 )
-from orchestrator.schemas import Completion
+from orchestrator.core.schemas import Completion
 from workers.guards.base import Answered, Call, Guard, RetryAfter
 from workers.providers.errors import ProviderError
 

@@ -1,7 +1,7 @@
 """Feeds every call's latency, output length and outcome into the live statistics.
 
 The dispatcher predicts each deployment's latency and error rate from these
-(``orchestrator.live_stats``, ``orchestrator.routing.objective``). The guard
+(``orchestrator.routing.live_stats``, ``orchestrator.routing.objective``). The guard
 never stops a call: a Redis error is logged and the call goes on.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from orchestrator.live_stats import LiveStats
-from orchestrator.schemas import Completion
+from orchestrator.core.schemas import Completion
+from orchestrator.routing.live_stats import LiveStats
 from workers.guards.base import Call, Guard
 from workers.providers.errors import ProviderError
 

@@ -41,8 +41,8 @@ from typing import Any, Literal
 
 import redis
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion
 from workers.guards.base import Call, Guard, RateLimitWait
 from workers.providers.errors import ProviderError, RateLimited
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.config import Settings
-from orchestrator.errors import ConfigError
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import ConfigError
 from workers.providers.anthropic import AnthropicMessagesAdapter
 from workers.providers.base import Provider
 from workers.providers.errors import (

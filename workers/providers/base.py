@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest
 
 
 class Provider(Protocol):

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import JobRequest
 from workers.providers.errors import error_from_response, error_from_transport
 from workers.providers.openai import SIMULATOR_API_KEY, build_body
 

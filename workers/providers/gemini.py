@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import (
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import (
     Completion,
     FinishReason,
     FunctionCall,

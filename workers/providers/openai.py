@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, FinishReason, JobRequest, Message, ToolCall, Usage
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, FinishReason, JobRequest, Message, ToolCall, Usage
 from workers.providers.sse import DeltaSink, post_stream
 from workers.providers.stream_parsers import OpenAIStreamParser
 from workers.providers.transport import Malformed, build_completion, int_field, post_json

@@ -12,7 +12,7 @@ mark itself, ``mark_stable_prefix`` sets up to two:
 
 Cached reads are then reported as ``cache_read_input_tokens`` and priced at the
 deployment's ``cached_input_usd_per_mtok`` (writes at ``cache_write_usd_per_mtok``),
-by ``orchestrator.cost``.
+by ``orchestrator.costs.pricing``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.tokens import IMAGE_TOKENS_HIGH, MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from orchestrator.core.tokens import IMAGE_TOKENS_HIGH, MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 MIN_PREFIX_TOKENS = 1024
 EPHEMERAL = {"type": "ephemeral"}

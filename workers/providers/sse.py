@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest
 from workers.providers.errors import ServerError, error_from_response, error_from_transport
 from workers.providers.transport import Malformed, Parser, parse_answer
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from orchestrator.catalog import Deployment
-from orchestrator.schemas import Completion, JobRequest, ToolCall, Usage
-from orchestrator.tokens import estimate_request_tokens, estimate_tokens, estimate_tools_tokens
+from orchestrator.core.catalog import Deployment
+from orchestrator.core.schemas import Completion, JobRequest, ToolCall, Usage
+from orchestrator.core.tokens import estimate_request_tokens, estimate_tokens, estimate_tools_tokens
 from workers.providers.errors import (
     ContentPolicy,
     ServerError,
@@ -73,9 +73,9 @@ def post(
     transport but without ``Client.send``'s auth, redirect and cookie steps.
 
     Provider calls use none of them (keys travel in headers, providers do not
-    redirect, cookies are not kept), and they cost 150-230 us of a 400-450 us call
+    redirect, cookies are not kept), and they were a large part of a call's cost
     in the calling process (``Client.post`` against ``handle_request``, measured on
-    the simulator; about a tenth of a worker's CPU a job). The request is still the
+    the simulator; BENCHMARKS.md). The request is still the
     client's own (``build_request``: its default headers and timeout), sent by the
     transport the client would pick (``_transport_for_url``, so mounts and tests'
     ``MockTransport`` are honoured).

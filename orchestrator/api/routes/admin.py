@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
-from orchestrator.errors import Conflict, NotFound
-from orchestrator.response_cache import MODES
-from orchestrator.schemas import CacheMode
+from orchestrator.cache.responses import MODES
+from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.schemas import CacheMode
 from orchestrator.store import repo, tenants
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ApiKey, Tenant

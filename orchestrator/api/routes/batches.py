@@ -1,10 +1,10 @@
 """Batches: one resource for OpenAI's Batch API and Switchyard's native batches.
 
 ``POST /v1/batches`` takes OpenAI's ``{"input_file_id", "endpoint",
-"completion_window", "metadata"}`` (lines refused alone: ``orchestrator.batch_intake``)
+"completion_window", "metadata"}`` (lines refused alone: ``orchestrator.admission.batch_intake``)
 or a native JSON array / JSON Lines of jobs (one bad line refuses the batch with
 a 422 naming it). Every answer is OpenAI's Batch object plus ``counts`` and
-``cost_micro_usd`` (``orchestrator.batch_schemas``).
+``cost_micro_usd`` (``orchestrator.wire.batch_objects``).
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from orchestrator import control, json_body
+from orchestrator.admission import json_body
+from orchestrator.admission.batch_intake import submit_openai_batch
+from orchestrator.admission.dispatch import BatchSpec
 from orchestrator.api.bodies import refusal
 from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
-from orchestrator.api.views import batch_view, rejected_line, result_line
-from orchestrator.batch_intake import submit_openai_batch
-from orchestrator.batch_schemas import BatchList, BatchView, CreateBatchRequest
-from orchestrator.dispatch import BatchSpec
-from orchestrator.errors import Conflict, NotFound, ValidationFailed
-from orchestrator.schemas import JobRequest, Objective
+from orchestrator.core.errors import Conflict, NotFound, ValidationFailed
+from orchestrator.core.schemas import JobRequest, Objective
+from orchestrator.costs.usage_reports import batch_cost
+from orchestrator.jobs import control
+from orchestrator.jobs.views import batch_view, rejected_line, result_line
 from orchestrator.store import batches, repo
 from orchestrator.store.db import session_scope
-from orchestrator.usage import batch_cost
-from orchestrator.webhooks import check_callback_url
+from orchestrator.wire.batch_objects import BatchList, BatchView, CreateBatchRequest
+from orchestrator.wire.webhooks import check_callback_url
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 CREATE_BODY: dict[str, Any] = {

@@ -10,25 +10,22 @@ from typing import Any, Literal, cast
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
-from orchestrator import experiment_stats
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import SessionDep, StateDep, TenantDep
-from orchestrator.api.views import aware
-from orchestrator.experiment_schemas import (
-    ArmSpec,
+from orchestrator.core.experiment_specs import ArmSpec, ExperimentSpec, GuardrailSpec, Unit
+from orchestrator.experiments import arm_stats as experiment_stats
+from orchestrator.experiments import records as store
+from orchestrator.experiments.assignment import check_spec
+from orchestrator.jobs.views import aware
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Experiment
+from orchestrator.wire.experiment_views import (
     ExperimentList,
-    ExperimentSpec,
     ExperimentView,
     FeedbackRequest,
     FeedbackView,
-    GuardrailSpec,
     PausedArm,
-    Unit,
 )
-from orchestrator.routing.experiments import check_spec
-from orchestrator.store import experiments as store
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Experiment
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=JSONBodyRoute)
 feedback = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JSONBodyRoute)

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from orchestrator.api.deps import SessionDep, StateDep, TenantDep
 from orchestrator.api.openai_views import error_file, output_file
-from orchestrator.api.views import ERROR_FILE_PREFIX, OUTPUT_FILE_PREFIX, unix
-from orchestrator.errors import NotFound, ValidationFailed
-from orchestrator.openai_schemas import FileDeleted, FileList, FileObject
+from orchestrator.core.errors import NotFound, ValidationFailed
+from orchestrator.jobs.views import ERROR_FILE_PREFIX, OUTPUT_FILE_PREFIX, unix
 from orchestrator.store import files, repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import File as FileRow
+from orchestrator.wire.openai_schemas import FileDeleted, FileList, FileObject
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 

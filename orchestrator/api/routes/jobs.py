@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, status
 
-from orchestrator import control
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AppState, SessionDep, StateDep, TenantDep
-from orchestrator.api.views import job_view
-from orchestrator.errors import NotFound
-from orchestrator.response_cache import with_cache_header
-from orchestrator.schemas import JobRequest, JobView
+from orchestrator.cache.responses import with_cache_header
+from orchestrator.core.errors import NotFound
+from orchestrator.core.schemas import JobRequest, JobView
+from orchestrator.jobs import control
+from orchestrator.jobs.views import job_view
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 

@@ -1,7 +1,7 @@
 """OpenAI-compatible chat completions and model list, for the official SDKs pointed at us.
 
 ``POST /v1/chat/completions`` admits the request as an interactive job on its
-tier's queue and waits for the worker's completion event (``orchestrator.events``),
+tier's queue and waits for the worker's completion event (``orchestrator.jobs.completion_events``),
 which carries the answer: the row is read back only when it does not.
 With ``stream: true`` the job is marked to stream: its worker calls the provider
 with streaming on and publishes the text to a per-job Redis stream as it comes
@@ -24,14 +24,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from orchestrator.api.api_metrics import CHAT_COMPLETIONS
 from orchestrator.api.bodies import JSONBodyRoute, refusal, small
 from orchestrator.api.chat_stream import ChatStream, load_job, unfinished
 from orchestrator.api.deps import AppState, CallerDep, StateDep, TenantDep
 from orchestrator.api.openai_views import chat_completion, facts_headers
-from orchestrator.errors import NotFound
-from orchestrator.events import answered_job, wait_done
-from orchestrator.metrics import CHAT_COMPLETIONS
-from orchestrator.openai_schemas import (
+from orchestrator.cache.responses import with_cache_header
+from orchestrator.core.errors import NotFound
+from orchestrator.core.schemas import JobRequest, JobStatus
+from orchestrator.core.tiers import ALL_TIERS
+from orchestrator.jobs.completion_events import answered_job, wait_done
+from orchestrator.store.models import Job
+from orchestrator.wire.openai_schemas import (
     AUTO_MODEL,
     TIER_MODEL_PREFIX,
     ChatCompletion,
@@ -39,10 +43,6 @@ from orchestrator.openai_schemas import (
     ModelList,
     ModelObject,
 )
-from orchestrator.response_cache import with_cache_header
-from orchestrator.schemas import JobRequest, JobStatus
-from orchestrator.store.models import Job
-from orchestrator.tiers import ALL_TIERS
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=JSONBodyRoute)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import StateDep
-from orchestrator.queue_depth import QueueDepth, read_depths
+from orchestrator.queues.depth import QueueDepth, read_depths
 
 router = APIRouter(tags=["queues"])
 

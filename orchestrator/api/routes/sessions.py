@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from orchestrator.api.deps import SessionDep, TenantDep
-from orchestrator.api.views import aware
-from orchestrator.errors import NotFound
+from orchestrator.core.errors import NotFound
+from orchestrator.jobs.views import aware
 from orchestrator.store import sessions
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])

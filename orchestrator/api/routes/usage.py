@@ -13,13 +13,13 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from orchestrator import usage
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
-from orchestrator.budgets import TenantPolicy, set_budget, usd_to_micro
-from orchestrator.errors import NotFound
-from orchestrator.pipeline_schemas import Strategy
-from orchestrator.schemas import Objective
+from orchestrator.core.errors import NotFound
+from orchestrator.core.pipeline_schemas import Strategy
+from orchestrator.core.schemas import Objective
+from orchestrator.costs import usage_reports as usage
+from orchestrator.costs.budgets import TenantPolicy, set_budget, usd_to_micro
 from orchestrator.store.db import session_scope
 
 router = APIRouter(prefix="/v1", tags=["usage"])

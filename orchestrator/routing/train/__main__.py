@@ -13,7 +13,8 @@ from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing import calibration
 from orchestrator.routing.calibration import Calibration
 from orchestrator.routing.learned import LearnedScorer
-from orchestrator.routing.scorers import HELD_IN_FILE, SCORERS, Scorer, prompt_key
+from orchestrator.routing.scorer_base import HELD_IN_FILE, Scorer, prompt_key
+from orchestrator.routing.scorers import SCORERS
 from orchestrator.routing.train import split
 from orchestrator.routing.train.fit import fit_artifact, grouped_cv
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.evaluation.data import Outcome
 from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing.complexity import FEATURES, Complexity

@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from orchestrator.core.schemas import JobRequest
+from orchestrator.core.tiers import Tier
 from orchestrator.routing.train.tier_data import TIERS, Labelled, Read, dedupe
-from orchestrator.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, JobFeedback, Tenant
-from orchestrator.tiers import Tier
 
 MIN_SCORE = 0.5
 
@@ -76,7 +76,7 @@ def read_jobs(engine: Engine, *, tenant: str | None = None, min_score: float = M
         if tenant is not None:
             tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == tenant))
             if tenant_id is None:
-                from orchestrator.errors import NotFound
+                from orchestrator.core.errors import NotFound
 
                 raise NotFound(f"no tenant {tenant!r}")
         for request, tier in _explicit(session, tenant_id):

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.evaluation.data import Outcome, read_excludes, read_outcomes
 from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing import encoder

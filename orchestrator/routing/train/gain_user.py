@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.evaluation.data import Outcome, files
 from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing.scorers import SCORERS

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
-from orchestrator.tiers import Tier
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.tiers import Tier
 
 TIERS = (Tier.FAST, Tier.REASONING, Tier.CODE)
 HELD_OUT_MODULUS = 10

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import encoder
 from orchestrator.routing.tier_model import FORMAT, TierModel, pack
 from orchestrator.routing.train.tier_data import TIERS, Labelled, weights

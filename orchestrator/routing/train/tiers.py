@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.schemas import JobRequest
 from orchestrator.evaluation.data import TierExample, read_tier_examples
 from orchestrator.routing.tier_model import ARTIFACT, TierModel
 from orchestrator.routing.train.tier_data import (
@@ -31,7 +32,6 @@ from orchestrator.routing.train.tier_data import (
     read_labelled,
 )
 from orchestrator.routing.train.tier_fit import SEED, Progress, _quiet, fit, scores
-from orchestrator.schemas import JobRequest
 
 MIN_ROWS_TO_HOLD_OUT = 100
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -86,8 +86,8 @@ def dumps(artefact: dict[str, Any]) -> str:
 
 def compare(model: TierModel, examples: Sequence[TierExample]) -> dict[str, Any]:
     """Accuracy, macro-F1 and confusion of ``model`` and of the rules on labelled examples."""
-    from orchestrator.catalog import load_catalog
-    from orchestrator.config import Settings
+    from orchestrator.core.catalog import load_catalog
+    from orchestrator.core.config import Settings
     from orchestrator.evaluation.tiers import evaluate_tiers
     from orchestrator.routing.classify import (
         CLASSIFIERS,

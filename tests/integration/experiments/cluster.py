@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
-from orchestrator.config import Settings
-from orchestrator.launcher import Supervisor
+from orchestrator.cluster.supervisor import Supervisor
+from orchestrator.core.config import Settings
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from tests.conftest import free_port

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from orchestrator.catalog import load_catalog
+from orchestrator.core.catalog import load_catalog
 from orchestrator.store.db import dispose_engines, session_scope
 from orchestrator.store.models import Job
 from tests.integration.experiments.cluster import (

@@ -106,7 +106,7 @@ def test_judge_grades_a_share_of_answers(private: Private) -> None:
 def test_cli_report_prints_and_plots(private: Private, tmp_path: Path) -> None:
     key = private.tenant("exp-cli")
     env = {**os.environ, "SWITCHYARD_API_URL": private.api_url, "SWITCHYARD_API_KEY": key}
-    cli = [sys.executable, "-m", "orchestrator.cli", "experiments"]
+    cli = [sys.executable, "-m", "orchestrator.cli.main", "experiments"]
     made = subprocess.run(
         [
             *cli,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import secrets
 
-from orchestrator.catalog import load_catalog
-from orchestrator.config import Settings
-from orchestrator.experiment_guardrail import check
-from orchestrator.experiment_schemas import ArmSpec, CatalogExperiment, ExperimentSpec
-from orchestrator.experiment_sync import sync_catalog_experiments
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.experiment_specs import ArmSpec, CatalogExperiment, ExperimentSpec
+from orchestrator.core.schemas import JobRequest
+from orchestrator.experiments import records as store
+from orchestrator.experiments.assignment import Enroller
+from orchestrator.experiments.catalog_sync import sync_catalog_experiments
+from orchestrator.experiments.guardrail import check
 from orchestrator.routing import StrengthPolicy, route
-from orchestrator.routing.experiments import Enroller
-from orchestrator.schemas import JobRequest
-from orchestrator.store import experiments as store
 from orchestrator.store import repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Experiment, Job, new_id

@@ -1,0 +1,265 @@
+"""Admission: validate, classify, write job rows, publish job ids.
+
+Rows are committed before their messages are published, so a message never
+names a job the database does not have. If publishing fails after the commit,
+the jobs stay ``queued`` in the database, which is the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+import prometheus_client
+from celery import Celery
+from sqlalchemy import Engine
+
+from orchestrator.admission.session_hook import ConversationHook
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.errors import NoRoute, ValidationFailed
+from orchestrator.core.schemas import JobRequest, Priority
+from orchestrator.core.tiers import Tier
+from orchestrator.costs.admission_hook import CostHook
+from orchestrator.experiments.assignment import Enroller
+from orchestrator.pipelines.planner import (
+    check_prompt_sizes,
+    insert_rows,
+    publishable,
+    route_job,
+    split_pipelines,
+)
+from orchestrator.queues.app import PRIORITY_VALUE, QueuedJob, publish
+from orchestrator.routing import RouteDecision, StrengthPolicy
+from orchestrator.routing.batch_path import choose_path
+from orchestrator.store import provider_batch_lines, repo
+from orchestrator.store.db import session_scope, statement_scope
+from orchestrator.store.models import Batch, new_id, utcnow
+from orchestrator.store.provider_batch_lines import held_rows, sync_rows
+from orchestrator.wire.webhooks import check_callback_url
+
+JOBS_SUBMITTED = prometheus_client.Counter(
+    "switchyard_jobs_submitted_total", "Jobs admitted by tier and priority", ["tier", "priority"]
+)
+
+PRIORITY_NAME = {value: priority.value for priority, value in PRIORITY_VALUE.items()}
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One admitted line of a batch: where it was in the input, the request, its route."""
+
+    index: int
+    request: JobRequest
+    decision: RouteDecision
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A batch's own fields beyond its jobs (OpenAI's batch object, webhook, refused lines)."""
+
+    input_file_id: str | None = None
+    endpoint: str = "/v1/jobs"
+    metadata: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    rejected: tuple[dict[str, Any], ...] = ()
+    completion_window: str | None = None  # its jobs may wait that long (provider batch)
+
+    def apply(self, batch: Batch) -> None:
+        batch.input_file_id = self.input_file_id
+        batch.endpoint = self.endpoint
+        batch.batch_metadata = dict(self.metadata)
+        batch.callback_url = self.callback_url
+        batch.rejected = list(self.rejected)
+        if self.completion_window is not None:
+            batch.completion_window = self.completion_window
+
+    def applied(self, request: JobRequest) -> JobRequest:
+        """A line's request with the batch's completion window, unless it names its own."""
+        if self.completion_window is None or request.completion_window is not None:
+            return request
+        return request.model_copy(update={"completion_window": self.completion_window})
+
+
+@dataclass
+class Dispatcher:
+    """Turns accepted requests into queued jobs; one per API process."""
+
+    settings: Settings
+    catalog: Catalog
+    engine: Engine
+    celery: Celery
+
+    def __post_init__(self) -> None:
+        _ = self.strength  # an unknown scorer or a bad calibration fails at start-up
+
+    @cached_property
+    def strength(self) -> StrengthPolicy:
+        """The strong/weak scorer, calibration and default quality from the settings."""
+        return StrengthPolicy.from_settings(self.settings)
+
+    @cached_property
+    def conversations(self) -> ConversationHook:
+        """The session and response-cache hook: cache mode, session affinity (CONTEXT.md)."""
+        return ConversationHook(self.engine)
+
+    @cached_property
+    def costs(self) -> CostHook:
+        """Tenant objectives, live statistics and budget reservations (COSTS.md)."""
+        return CostHook.from_settings(self.settings, self.engine, self.catalog)
+
+    @cached_property
+    def experiments(self) -> Enroller:
+        """The experiment hook: assigns enrolled jobs to an arm and applies its strategy."""
+        return Enroller(self.settings, self.catalog, self.engine, self.strength)
+
+    def decide(self, request: JobRequest, *, field: str = "body") -> RouteDecision:
+        """Route one request, turning a routing refusal into a 422 naming the field."""
+        if len(request.prompt_text()) > self.settings.max_prompt_chars:
+            raise ValidationFailed(field, f"prompt longer than {self.settings.max_prompt_chars}")
+        if request.callback_url is not None:
+            check_callback_url(
+                request.callback_url,
+                allow_private=self.settings.webhook_allow_private,
+                field=f"{field}.callback_url" if field != "body" else "callback_url",
+            )
+        try:
+            check_prompt_sizes(request, self.settings.max_prompt_chars)  # before any rendering
+            return route_job(request, self.catalog, self.strength)
+        except NoRoute as exc:
+            raise ValidationFailed(field, str(exc)) from exc
+        except ValidationFailed as exc:
+            where = exc.field if field == "body" else f"{field}.{exc.field}"
+            raise ValidationFailed(where, exc.message) from exc
+
+    def submit_job(self, *, tenant_id: str, request: JobRequest) -> str:
+        """Admit one interactive job; returns its id."""
+        request = self.costs.defaults(tenant_id, request)
+        decision = self.decide(request)
+        row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
+        # its budget reservation (a pipeline's: every step, held by its parent row)
+        shares = self.costs.shares(tenant_id, [(row, request, decision.estimated_input_tokens)])
+        pipeline = bool(request.steps)
+        held = bool(held_rows([row]))  # it waits for a provider batch (issue 26)
+        scope = session_scope if pipeline or held else statement_scope  # one INSERT: no BEGIN
+        with (
+            self.costs.reserved(tenant_id, str(row["id"]), [row], shares),
+            scope(self.engine) as session,
+        ):
+            rows = split_pipelines([row])  # a pipeline: its parent row and its first step
+            insert_rows(session, rows)
+            tokens = {str(row["id"]): decision.estimated_input_tokens}
+            provider_batch_lines.hold(session, rows, tokens)
+        self._publish(sync_rows(publishable(rows)))
+        return str(row["id"])
+
+    def submit_batch(
+        self, *, tenant_id: str, requests: Sequence[JobRequest], spec: BatchSpec | None = None
+    ) -> str:
+        """Admit a batch: every line is routed first, so one bad line refuses the whole batch."""
+        if not requests:
+            raise ValidationFailed("body", "a batch needs at least one job")
+        self.check_batch_size(len(requests))
+        requests = [self.costs.defaults(tenant_id, r) for r in requests]
+        routed = [Routed(i, r, self.decide(r, field=f"[{i}]")) for i, r in enumerate(requests)]
+        return self.admit_batch(tenant_id=tenant_id, routed=routed, spec=spec)
+
+    def check_batch_size(self, lines: int) -> None:
+        if lines > self.settings.max_batch_jobs:
+            raise ValidationFailed("body", f"at most {self.settings.max_batch_jobs} jobs per batch")
+
+    def admit_batch(
+        self, *, tenant_id: str, routed: Sequence[Routed], spec: BatchSpec | None = None
+    ) -> str:
+        """Write a batch of routed jobs (and the lines ``spec`` says were refused), then queue."""
+        spec = spec or BatchSpec()
+        with session_scope(self.engine) as session:
+            batch = repo.create_batch(session, tenant_id=tenant_id, total=len(routed))
+            spec.apply(batch)
+            rows = [
+                self._row(
+                    tenant_id,
+                    spec.applied(r.request),
+                    r.decision,
+                    Priority.BATCH,
+                    batch_id=batch.id,
+                    index=r.index,
+                )
+                for r in routed
+            ]
+            made = [
+                (row, r.request, r.decision.estimated_input_tokens)
+                for row, r in zip(rows, routed, strict=True)
+            ]
+            shares = self.costs.shares(tenant_id, made)  # their reservation, held by the batch
+            tokens = {
+                str(row["id"]): r.decision.estimated_input_tokens
+                for row, r in zip(rows, routed, strict=True)
+            }
+            with self.costs.reserved(tenant_id, batch.id, rows, shares):  # 402 over a budget
+                rows = split_pipelines(rows)
+                insert_rows(session, rows)
+                provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
+            batch_id = batch.id
+        self._publish(sync_rows(publishable(rows)))
+        return batch_id
+
+    def _row(
+        self,
+        tenant_id: str,
+        request: JobRequest,
+        decision: RouteDecision,
+        priority: Priority,
+        *,
+        batch_id: str | None = None,
+        index: int | None = None,
+    ) -> dict[str, Any]:
+        job_id = new_id("job")
+        joined = self.experiments.assign(
+            tenant_id=tenant_id, job_id=job_id, request=request, decision=decision
+        )
+        if joined is not None:  # an experiment's arm re-routed it (EXPERIMENTS.md)
+            request, decision = joined.request, joined.decision
+        # cache mode and session affinity (CONTEXT.md)
+        request, decision = self.conversations.apply(tenant_id, request, decision)
+        path = choose_path(request, decision.plan, self.settings)  # sync or provider batch
+        now = utcnow()
+        deadline = now + timedelta(seconds=path.deadline_s)
+        margin = timedelta(seconds=self.settings.provider_batch_sync_margin_s)
+        return {
+            "id": job_id,
+            "tenant_id": tenant_id,
+            "batch_id": batch_id,
+            "batch_index": index,
+            "custom_id": request.custom_id,
+            "callback_url": request.callback_url,
+            "status": "queued",
+            "tier": decision.tier.value,
+            "tier_reasons": list(decision.reasons),
+            "plan": [d.name for d in decision.plan],
+            "routing": decision.record() + ([joined.step] if joined else []) + path.steps(),
+            "experiment_id": joined.experiment_id if joined else None,
+            "experiment_arm": joined.arm if joined else None,
+            "priority": PRIORITY_VALUE[priority],
+            "request": request.model_dump(mode="json", exclude_none=True),
+            "created_at": now,
+            "deadline_at": deadline,
+            # held for a provider batch: runs synchronously then if still unanswered
+            "next_attempt_at": max(now, deadline - margin) if path.provider_batch else None,
+        }
+
+    def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
+        publish(
+            self.celery,
+            (QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows),
+            chunk=self.settings.batch_message_jobs,
+        )
+        counted = Counter(
+            (str(r["tier"]), PRIORITY_NAME.get(int(r["priority"]), "other")) for r in rows
+        )
+        for (tier, priority), count in counted.items():
+            JOBS_SUBMITTED.labels(tier, priority).inc(count)

@@ -1,0 +1,12 @@
+"""Core: what every other part of Switchyard shares.
+
+Settings (``config``, the only reader of the environment), the error tree
+(``errors``), the canonical request and response models (``schemas``,
+``messages``, ``pipeline_schemas``), tiers, the model catalog and its prices
+(``catalog``, ``catalog.yaml``), offline token estimates (``tokens``), group
+commit for many threads (``batching``), tenants' JSON Schemas checked in bounded
+time (``json_schemas`` and its ``json_schema_*`` helpers) and the shape of an
+experiment as declared (``experiment_specs``).
+
+May import: nothing else of ``orchestrator`` (checked by import-linter).
+"""
