@@ -21,14 +21,18 @@ PANELS = (
 
 
 def _bars(arms: list[dict[str, Any]], metric: str) -> tuple[list[float], list[list[float]]]:
-    """Bar heights and asymmetric error bars (0 where a figure has no interval)."""
+    """Bar heights and asymmetric error bars (0 where a figure has no interval).
+
+    A bootstrap percentile interval need not hold its own point estimate (rounded
+    figures, few values): the side it misses is drawn as 0, never negative.
+    """
     values, below, above = [], [], []
     for arm in arms:
         found = arm["figures"][metric]
         value = found["value"] if found["value"] is not None else 0.0
         values.append(value)
-        below.append(value - found["low"] if found["low"] is not None else 0.0)
-        above.append(found["high"] - value if found["high"] is not None else 0.0)
+        below.append(max(0.0, value - found["low"]) if found["low"] is not None else 0.0)
+        above.append(max(0.0, found["high"] - value) if found["high"] is not None else 0.0)
     return values, [below, above]
 
 
