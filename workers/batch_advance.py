@@ -2,17 +2,22 @@
 
     take the batch (compare-and-set hold: one task at a time; a dead task's lapses)
     prepared    fix its lines (up to the catalog's byte limit; the rest wait for the
-                next batch), write ``uploading``, upload ``<id>.jsonl``
+                next batch), write ``uploading``, upload ``<id>.jsonl``; a provider
+                whose requests go inline (Anthropic, Gemini) has no file: ``uploaded``
     uploading   (a retry: the task before died) our file if the provider has it
                 (``find_file``), else upload; write ``uploaded`` + file id
     uploaded    write ``submitting``, create the provider batch tagged with our id
-    submitting  (a retry) our provider batch if it exists (``find_batch``), else
-                create; write ``submitted`` + provider batch id
+                (inline: with its lines, fixed now from the store as above)
+    submitting  (a retry) our provider batch if it exists (``find_batch``, given
+                what the store knows: ``BatchContext.manifest``), else create;
+                write ``submitted`` + provider batch id
     submitted   poll; still running: ``next_poll_at`` with capped exponential backoff
                 (the time since submission, between ``provider_batch_poll_s`` and
                 ``provider_batch_poll_max_s``) and a countdown message for then;
                 ended: write ``collecting`` + its files
     collecting  ``workers.batch_collect``: answers written, the rest sent back; ``done``
+
+Every provider is spoken to through its ``BatchAdapter`` (``workers.providers.batch_base``).
 
 Each state is written (under the hold) before the external step it names, so no
 provider batch is ever created twice and no result is lost: a retried step
@@ -33,13 +38,12 @@ from typing import Any
 
 from orchestrator.core.catalog import Deployment
 from orchestrator.store.models import utcnow
-from orchestrator.store.provider_batch_lines import lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
-from workers.batch_collect import CHUNK, Collected, completions, read, write_chunk
+from workers.batch_collect import CHUNK, Collected, completions, write_chunk
 from workers.batch_context import BatchContext, Lost
 from workers.batch_files import build_file
 from workers.providers import ProviderError
-from workers.providers.batch_openai import OpenAIBatchAdapter
+from workers.providers.batch_base import BatchAdapter
 
 log = logging.getLogger(__name__)
 MAX_ERROR_BACKOFF_S = 300.0
@@ -69,7 +73,8 @@ class Advancer:
         adapter = self.ctx.adapter(deployment)
         if deployment is None or adapter is None:
             return self._give_up(held, f"{held.deployment} has no batch API here any more")
-        steps: dict[str, Callable[[ProviderBatch, Deployment, OpenAIBatchAdapter], str | None]] = {
+        Step = Callable[[ProviderBatch, Deployment, BatchAdapter], str | None]
+        steps: dict[str, Step] = {
             "prepared": self._upload,
             "uploading": self._upload,
             "uploaded": self._submit,
@@ -83,32 +88,48 @@ class Advancer:
                 return ended
         return held.state
 
-    def _upload(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> None:
+    def _build(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> list[bytes]:
+        return self.ctx.tx(
+            lambda s: build_file(s, batch_id=held.id, deployment=dep, line=adapter.line)
+        )
+
+    def _upload(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> None:
+        if not adapter.uploads:  # inline requests: no file; they are fixed at submission
+            self.ctx.write(held, {"state": "uploaded"})
+            return
         name = f"{held.id}.jsonl"
         file_id = adapter.find_file(name) if held.state == "uploading" else None
         if file_id is None:  # not uploaded yet (or the upload before a crash never landed)
-            lines = self.ctx.tx(lambda s: build_file(s, batch_id=held.id, deployment=dep))
+            lines = self._build(held, dep, adapter)
             if not lines:
-                self.ctx.write(held, {"state": "done", "lines": 0, "finished_at": utcnow()})
+                self.ctx.write(held, self._empty())
                 return
             self.ctx.write(held, {"state": "uploading", "lines": len(lines)})
             file_id = adapter.upload(name, lines)
         self.ctx.write(held, {"state": "uploaded", "provider_file_id": file_id})
 
-    def _submit(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> str:
-        assert held.provider_file_id is not None
-        found = adapter.find_batch(held.id) if held.state == "submitting" else None
+    def _submit(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str | None:
+        found = None
+        if held.state == "submitting":
+            found = adapter.find_batch(self.ctx.manifest(held))
         if found is None:
-            self.ctx.write(held, {"state": "submitting"})
-            found = adapter.create(held.provider_file_id, held.id)
+            lines: list[bytes] = []
+            if adapter.uploads:
+                assert held.provider_file_id is not None
+            else:
+                lines = self._build(held, dep, adapter)
+                if not lines:  # no line left (all went elsewhere meanwhile)
+                    self.ctx.write(held, self._empty())
+                    return None
+            sent = {"lines": len(lines)} if lines else {}
+            self.ctx.write(held, {"state": "submitting"} | sent)
+            found = adapter.create(held.provider_file_id, held.id, lines)
         now = utcnow()
         values = {"state": "submitted", "provider_batch_id": found.id, "submitted_at": now}
         self.ctx.write(held, values | {"provider_status": found.status})
         return self._later(held, self.ctx.settings.provider_batch_poll_s, "submitted")
 
-    def _poll(
-        self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter
-    ) -> str | None:
+    def _poll(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str | None:
         assert held.provider_batch_id is not None
         state = adapter.poll(held.provider_batch_id)
         now = utcnow()
@@ -125,7 +146,7 @@ class Advancer:
         self.ctx.write(held, values)
         return None
 
-    def _collect(self, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter) -> str:
+    def _collect(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str:
         done = collect_all(self.ctx, held, dep, adapter)
         values = {
             "state": "done",
@@ -136,6 +157,10 @@ class Advancer:
         }
         self.ctx.write(held, values)
         return f"done: {len(done.answered)} answered, {len(done.released)} sent back"
+
+    @staticmethod
+    def _empty() -> dict[str, Any]:
+        return {"state": "done", "lines": 0, "finished_at": utcnow()}
 
     def _backoff_s(self, held: ProviderBatch, now: datetime) -> float:
         """Capped exponential: wait as long again as the batch has run so far."""
@@ -169,11 +194,15 @@ class Advancer:
 
 
 def collect_all(
-    ctx: BatchContext, held: ProviderBatch, dep: Deployment, adapter: OpenAIBatchAdapter
+    ctx: BatchContext, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter
 ) -> Collected:
     """Write every answered line (a chunk per transaction), then send the rest back."""
-    bodies, _failed = read(adapter, held.output_file_id, held.error_file_id)
-    ready = completions(ctx.tx(lambda s: lines_of(s, batch_id=held.id)), bodies)
+    assert held.provider_batch_id is not None
+    lines = ctx.lines(held)
+    found = adapter.results(
+        held.provider_batch_id, held.output_file_id, held.error_file_id, ctx.manifest(held, lines)
+    )
+    ready = completions(lines, found.bodies, adapter.parse)
     latency_ms = _elapsed_ms(held.submitted_at, held.polled_at)
     total = Collected()
     for start in range(0, len(ready), CHUNK):

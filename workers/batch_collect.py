@@ -1,7 +1,9 @@
 """Collecting an ended provider batch: each line answered once, or sent back to sync.
 
-    read(adapter, output, error)   the output file's answers and the error file's
-                                   failed lines, by ``custom_id``
+    adapter.results(...)           the provider's answers and failed lines, by
+                                   ``custom_id`` (``workers.providers.batch_base``)
+    completions(lines, bodies, parse)  each line's answer parsed by the synchronous
+                                   adapter's own parser (``adapter.parse``)
     write_answers(...)             per chunk of answered lines, in one transaction:
                                    lock the line, and if it is still ``batched``,
                                    claim the job's lease (``claim_line``) and write
@@ -22,7 +24,7 @@ collect that runs twice (a worker killed half-way) bill each line exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +37,10 @@ from orchestrator.store.answered import Answer
 from orchestrator.store.models import Job, new_id, utcnow
 from orchestrator.store.provider_batch_lines import Line
 from workers.paid import answer_columns, answer_record
-from workers.providers.batch_openai import OpenAIBatchAdapter
-from workers.providers.openai import parse_completion
-from workers.providers.transport import Malformed
+from workers.providers.errors import ProviderError
+from workers.providers.transport import Blocked, Malformed
+
+Parser = Callable[[Any, JobRequest], Completion]
 
 log = logging.getLogger(__name__)
 CHUNK = 200
@@ -52,34 +55,19 @@ class Collected:
     released: list[str] = field(default_factory=list)
 
 
-def read(
-    adapter: OpenAIBatchAdapter, output_file_id: str | None, error_file_id: str | None
-) -> tuple[dict[str, Any], set[str]]:
-    """Answer bodies by custom id (status 200 only), and the custom ids that failed."""
-    bodies: dict[str, Any] = {}
-    failed: set[str] = set()
-    for row in adapter.read(output_file_id) if output_file_id else []:
-        response = row.get("response") or {}
-        if response.get("status_code") == 200 and row.get("custom_id"):
-            bodies[str(row["custom_id"])] = response.get("body")
-        elif row.get("custom_id"):
-            failed.add(str(row["custom_id"]))
-    for row in adapter.read(error_file_id) if error_file_id else []:
-        if row.get("custom_id"):
-            failed.add(str(row["custom_id"]))
-    return bodies, failed - set(bodies)
-
-
-def completions(lines: Sequence[Line], bodies: dict[str, Any]) -> list[tuple[Line, Completion]]:
-    """The lines with a usable answer (a malformed one counts as failed: sent back)."""
+def completions(
+    lines: Sequence[Line], bodies: dict[str, Any], parse: Parser
+) -> list[tuple[Line, Completion]]:
+    """The lines with a usable answer (a malformed or blocked one counts as failed:
+    sent back, and the synchronous path gives the job its error)."""
     found: list[tuple[Line, Completion]] = []
     for line in lines:
         body = bodies.get(line.custom_id)
         if body is None:
             continue
         try:
-            found.append((line, parse_completion(body, JobRequest.model_validate(line.request))))
-        except (Malformed, ValueError) as exc:
+            found.append((line, parse(body, JobRequest.model_validate(line.request))))
+        except (Malformed, Blocked, ProviderError, ValueError) as exc:
             log.warning("provider batch line %s: unusable answer (%s); sent back", line.job_id, exc)
     return found
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -27,11 +27,14 @@ from orchestrator.services.provider_batch_driver import Due, queue_of
 from orchestrator.store import budget_holds, provider_batches
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, utcnow
+from orchestrator.store.provider_batch_lines import Line, lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
 from workers.batch_collect import send_back
-from workers.providers.batch_openai import OpenAIBatchAdapter
+from workers.providers.batch_base import BatchAdapter, Manifest
+from workers.providers.batches import batch_adapter_for
 
 log = logging.getLogger(__name__)
+MANIFEST_LOOKBACK = timedelta(days=2)  # batches made this long before ours may still run
 T = TypeVar("T")
 Scheduler = Callable[[Due, float], None]
 Announcer = Callable[[dict[str, str]], None]
@@ -91,13 +94,27 @@ class BatchContext:
     def schedule(self, held: ProviderBatch, delay_s: float) -> None:
         self.scheduler(Due(held.id, queue_of(self.catalog, held.deployment)), delay_s)
 
-    def adapter(self, deployment: Deployment | None) -> OpenAIBatchAdapter | None:
-        """The deployment's batch adapter (OpenAI's wire only, so far), or None."""
-        if deployment is None or deployment.batch is None or deployment.api != "openai":
-            return None
-        ref = deployment.api_key_ref
-        key = self.settings.provider_key(ref) if ref else None
-        return OpenAIBatchAdapter(self.http, deployment, key)
+    def adapter(self, deployment: Deployment | None) -> BatchAdapter | None:
+        """The deployment's batch adapter (OpenAI, Anthropic, Gemini wires), or None."""
+        return batch_adapter_for(deployment, self.http, self.settings)
+
+    def lines(self, held: ProviderBatch) -> list[Line]:
+        """The batch's lines still waiting for an answer, in the order they were sent."""
+        return self.tx(lambda s: lines_of(s, batch_id=held.id))
+
+    def manifest(self, held: ProviderBatch, lines: Sequence[Line] | None = None) -> Manifest:
+        """What the adapter needs to recognise the batch at its provider, and its results."""
+        found = self.lines(held) if lines is None else lines
+        since = held.created_at
+        window = since - MANIFEST_LOOKBACK
+        taken = self.tx(lambda s: provider_batches.recorded_since(s, since=window))
+        return Manifest(
+            tag=held.id,
+            sent=held.lines,
+            custom_ids=tuple(line.custom_id for line in found),
+            since=since if since.tzinfo is not None else since.replace(tzinfo=UTC),
+            taken=frozenset(taken - {held.provider_batch_id or ""}),
+        )
 
     def send_back(self, held: ProviderBatch) -> list[str]:
         return self.tx(lambda s: send_back(s, batch_id=held.id))

@@ -177,5 +177,14 @@ def queued_tokens(session: Session, *, deployment: str) -> int:
     return int(session.scalar(total) or 0)
 
 
+def recorded_since(session: Session, *, since: datetime) -> set[str]:
+    """Provider batch ids our batches made since ``since`` record (a lost create's
+    candidates at a provider whose batches carry no tag exclude these)."""
+    found = select(ProviderBatch.provider_batch_id).where(
+        ProviderBatch.provider_batch_id.is_not(None), ProviderBatch.created_at >= since
+    )
+    return {str(r) for r in session.scalars(found)}
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

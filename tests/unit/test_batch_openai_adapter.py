@@ -11,6 +11,7 @@ from orchestrator.core.catalog import load_catalog
 from orchestrator.core.config import Settings
 from orchestrator.core.schemas import JobRequest
 from orchestrator.simulator.app import create_simulator_app
+from workers.providers.batch_base import Manifest
 from workers.providers.batch_openai import OpenAIBatchAdapter, line
 from workers.providers.openai import parse_completion
 
@@ -30,11 +31,11 @@ def test_upload_create_poll_read_and_find_again() -> None:
         # Given a file uploaded under our deterministic name and a batch tagged with our id
         assert batches.find_file("pbat_x.jsonl") is None
         file_id = batches.upload("pbat_x.jsonl", lines)
-        assert batches.find_batch("pbat_x") is None
+        assert batches.find_batch(Manifest("pbat_x")) is None
         made = batches.create(file_id, "pbat_x")
         # Then a retried step finds both instead of making a second
         assert batches.find_file("pbat_x.jsonl") == file_id
-        found = batches.find_batch("pbat_x")
+        found = batches.find_batch(Manifest("pbat_x"))
         assert found is not None and found.id == made.id
         # When the batch has ended (no processing time configured)
         state = batches.poll(made.id)
@@ -46,3 +47,12 @@ def test_upload_create_poll_read_and_find_again() -> None:
         for row in rows:
             done = parse_completion(row["response"]["body"], requests[row["custom_id"]])
             assert done.text and done.usage.output_tokens > 0
+        # and ``results`` gives the same bodies by custom id, nothing failed
+        found = batches.results(made.id, state.output_file_id, None, Manifest("pbat_x"))
+        texts = {
+            cid: body["choices"][0]["message"]["content"] for cid, body in found.bodies.items()
+        }
+        assert texts == {
+            r["custom_id"]: r["response"]["body"]["choices"][0]["message"]["content"] for r in rows
+        }
+        assert not found.failed

@@ -7,6 +7,7 @@
     ├── ServerError          retry    other 5xx, or a 2xx whose body is not a completion
     ├── ProviderTimeout      retry    no answer in time (client timeout, HTTP 408 or 504)
     ├── ConnectionFailed     retry    could not connect, or the connection broke
+    ├── Unresolved           retry    a lost provider batch create cannot be told apart yet
     ├── BadRequest           final    400, 404, 422, other 4xx, or a request that cannot be sent
     │   ├── ContextLengthExceeded     prompt + max_tokens do not fit the context window
     │   └── ContentPolicy             refused by the provider's content filter
@@ -95,6 +96,13 @@ class ProviderTimeout(ProviderError):
 
 class ConnectionFailed(ProviderError):
     """The connection could not be made or broke before an answer arrived."""
+
+    retryable = True
+
+
+class Unresolved(ProviderError):
+    """A provider batch whose create reply was lost cannot yet be told from others
+    (Anthropic's batches carry no tag); asking again later, once they end, can."""
 
     retryable = True
 
