@@ -33,6 +33,8 @@ WireFormat = Literal["openai", "azure", "anthropic", "gemini"]
 """How a deployment is spoken to: OpenAI chat completions (any compatible server),
 Azure OpenAI (deployment URL + ``api-version``), Anthropic Messages, Gemini
 ``generateContent``."""
+BATCH_APIS = frozenset({"openai", "anthropic", "gemini"})
+"""The formats whose batch API Switchyard speaks (``workers.providers.batches``)."""
 
 
 class RateLimits(BaseModel):
@@ -54,6 +56,9 @@ class BatchOffer(BaseModel):
     input_usd_per_mtok: Decimal = Field(ge=0)
     output_usd_per_mtok: Decimal = Field(ge=0)
     cached_input_usd_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_usd_per_mtok: Decimal | None = Field(
+        default=None, ge=0, description="Anthropic's cache writes in a batch (default: input)"
+    )
     max_lines: int = Field(default=50_000, gt=0, description="requests in one batch file")
     max_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="bytes in one file")
     max_queued_tokens: int | None = Field(
@@ -89,6 +94,8 @@ class Deployment(BaseModel):
     def _azure_needs_version(self) -> Deployment:
         if self.api == "azure" and not self.api_version:
             raise ValueError(f"deployment {self.name}: api 'azure' needs 'api_version'")
+        if self.api not in BATCH_APIS and self.batch is not None:
+            raise ValueError(f"deployment {self.name}: 'batch' is not spoken for api {self.api!r}")
         return self
 
     @property
@@ -114,7 +121,7 @@ class Deployment(BaseModel):
                 "input_usd_per_mtok": self.batch.input_usd_per_mtok,
                 "output_usd_per_mtok": self.batch.output_usd_per_mtok,
                 "cached_input_usd_per_mtok": self.batch.cached_input_usd_per_mtok,
-                "cache_write_usd_per_mtok": None,
+                "cache_write_usd_per_mtok": self.batch.cache_write_usd_per_mtok,
             }
         )
 

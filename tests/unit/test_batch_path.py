@@ -10,7 +10,7 @@ from orchestrator.routing.batch_path import choose_path
 ON = Settings(provider_batch_enabled=True)
 CATALOG = load_catalog(ON)
 MINI = CATALOG.get("sim-gpt-4o-mini")  # offers a batch API
-CLAUDE = CATALOG.get("sim-claude-sonnet-4")  # in this catalog: none
+CODESTRAL = CATALOG.get("sim-codestral")  # in this catalog: none
 
 
 def job(**fields: object) -> JobRequest:
@@ -41,7 +41,7 @@ def test_each_refusal_keeps_the_job_synchronous_and_says_why() -> None:
         (job(completion_window="24h"), [MINI], off, "SWITCHYARD_PROVIDER_BATCH_ENABLED"),
         (job(completion_window="24h", stream=True), [MINI], ON, "streamed"),
         (job(completion_window="24h", session_id="s1"), [MINI], ON, "session"),
-        (job(completion_window="24h"), [CLAUDE, MINI], ON, "sim-claude-sonnet-4 offers no"),
+        (job(completion_window="24h"), [CODESTRAL, MINI], ON, "sim-codestral offers no"),
         (job(objective="cost"), [MINI], ON, "nearer than provider_batch_min_wait_s=86400"),
     ]
     for request, plan, settings, why in cases:
