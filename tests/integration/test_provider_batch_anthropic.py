@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.catalog import load_catalog
-from orchestrator.cost import cost_micro_usd
-from orchestrator.dispatch import BatchSpec
-from orchestrator.schemas import JobRequest, Usage
+from orchestrator.admission.dispatch import BatchSpec
+from orchestrator.core.catalog import load_catalog
+from orchestrator.core.schemas import JobRequest, Usage
+from orchestrator.costs.pricing import cost_micro_usd
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry

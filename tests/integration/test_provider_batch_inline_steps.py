@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import JobRequest, Usage
+from orchestrator.core.schemas import JobRequest, Usage
+from orchestrator.costs.pricing import cost_micro_usd
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.catalog import Deployment, load_catalog
-from orchestrator.config import Settings
-from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import JobRequest
+from orchestrator.core.catalog import Deployment, load_catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
+from orchestrator.costs.pricing import cost_micro_usd
 from orchestrator.simulator.app import create_simulator_app
 from orchestrator.simulator.config import SimulatorConfig
 from workers.providers.anthropic import AnthropicMessagesAdapter, build_body
