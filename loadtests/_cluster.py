@@ -232,8 +232,9 @@ def audit(engine: Engine, job_ids: Sequence[str]) -> Audit:
                 .group_by(LedgerEntry.job_id)
             ).all()
         )
-    # billed: answers, and answers an output check rejected (workers.checks)
-    billed = {a_id for a_id, _, outcome in attempts if outcome in ("ok", "rejected")}
+    # billed: answers, answers an output check rejected (workers.checks), and provider
+    # batch answers that came after their job had left the batch (workers.batch_collect)
+    billed = {a_id for a_id, _, o in attempts if o in ("ok", "rejected", "superseded")}
     ok_per_job = Counter(job for _, job, outcome in attempts if outcome == "ok")
     rows_per_attempt = Counter(attempt for attempt, _, _ in ledger)
     mismatches = sum(1 for j, (_, cost) in jobs.items() if cost != int(ledger_sum.get(j) or 0))

@@ -11,7 +11,9 @@
     submitting  (a retry) our provider batch if it exists (``find_batch``, given
                 what the store knows: ``BatchContext.manifest``), else create;
                 write ``submitted`` + provider batch id
-    submitted   poll; still running: ``next_poll_at`` with capped exponential backoff
+    submitted   (no line left ``batched``: every job was withdrawn, cancelled or gone
+                synchronous near its deadline) cancel it at the provider first;
+                poll; still running: ``next_poll_at`` with capped exponential backoff
                 (the time since submission, between ``provider_batch_poll_s`` and
                 ``provider_batch_poll_max_s``) and a countdown message for then;
                 ended: write ``collecting`` + its files
@@ -38,12 +40,13 @@ from typing import Any
 
 from orchestrator.core.catalog import Deployment
 from orchestrator.store.models import utcnow
+from orchestrator.store.provider_batch_lines import batched_left, lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
-from workers.batch_collect import CHUNK, Collected, completions, write_chunk
+from workers.batch_collect import CHUNK, WITHDRAWN, Collected, completions, write_chunk
 from workers.batch_context import BatchContext, Lost
 from workers.batch_files import build_file
 from workers.providers import ProviderError
-from workers.providers.batch_base import BatchAdapter
+from workers.providers.batch_base import BatchAdapter, BatchState
 
 log = logging.getLogger(__name__)
 MAX_ERROR_BACKOFF_S = 300.0
@@ -131,11 +134,14 @@ class Advancer:
 
     def _poll(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str | None:
         assert held.provider_batch_id is not None
-        state = adapter.poll(held.provider_batch_id)
+        state = self._cancel_if_unwanted(held, adapter) or adapter.poll(held.provider_batch_id)
         now = utcnow()
         if not state.ended:
             self.ctx.write(held, {"provider_status": state.status, "polled_at": now})
-            return self._later(held, self._backoff_s(held, now), f"polled: {state.status}")
+            wait_s = self._backoff_s(held, now)
+            if state.status == "cancelling":  # soon over: its partial output is read then
+                wait_s = self.ctx.settings.provider_batch_poll_s
+            return self._later(held, wait_s, f"polled: {state.status}")
         values: dict[str, Any] = {
             "state": "collecting",
             "provider_status": state.status,
@@ -145,6 +151,22 @@ class Advancer:
         }
         self.ctx.write(held, values)
         return None
+
+    def _cancel_if_unwanted(self, held: ProviderBatch, adapter: BatchAdapter) -> BatchState | None:
+        """Cancel the batch at the provider if no line of it wants an answer any more
+        (once: a batch already ``cancelling`` is only polled)."""
+        if held.provider_status in ("cancelling", "cancelled") or held.provider_batch_id is None:
+            return None
+        if self.ctx.tx(lambda s: batched_left(s, batch_id=held.id)) > 0:
+            return None
+        try:
+            state = adapter.cancel(held.provider_batch_id)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            return None  # it ended meanwhile (409): polling says how
+        log.info("provider batch %s: no line wants an answer; cancelled", held.id)
+        return state
 
     def _collect(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str:
         done = collect_all(self.ctx, held, dep, adapter)
@@ -203,6 +225,9 @@ def collect_all(
         held.provider_batch_id, held.output_file_id, held.error_file_id, ctx.manifest(held, lines)
     )
     ready = completions(lines, found.bodies, adapter.parse)
+    # answers the provider still gave for withdrawn lines: billed, never the job's answer
+    withdrawn = ctx.tx(lambda s: lines_of(s, batch_id=held.id, state=WITHDRAWN))
+    ready += completions(withdrawn, found.bodies, adapter.parse)
     latency_ms = _elapsed_ms(held.submitted_at, held.polled_at)
     total = Collected()
     for start in range(0, len(ready), CHUNK):

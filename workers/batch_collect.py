@@ -9,8 +9,11 @@
                                    claim the job's lease (``claim_line``) and write
                                    its answer, attempt and ledger row through
                                    ``store.answered`` at the deployment's batch
-                                   prices; a job that had ended meanwhile (or runs
-                                   synchronously) only gets the billed attempt
+                                   prices; a job that had ended meanwhile, runs
+                                   synchronously, or whose line was withdrawn only
+                                   gets a ``superseded`` attempt: the provider bills
+                                   the answer, so it has its one ledger row, but it
+                                   is never the job's answer (nor a second success)
     send_back(...)                 every line still ``batched`` (failed at the
                                    provider, expired, cancelled, never answered)
                                    -> ``release``: its job is due now on the
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -44,6 +47,10 @@ Parser = Callable[[Any, JobRequest], Completion]
 
 log = logging.getLogger(__name__)
 CHUNK = 200
+WITHDRAWN = "withdrawn"
+# the attempt of an answer the provider gave (and bills) that is not the job's answer
+SUPERSEDED = "superseded"
+SUPERSEDED_WHY = "answered by the provider batch after the job had left it; not used"
 
 
 @dataclass
@@ -85,18 +92,22 @@ def write_chunk(
     priced = deployment.batch_priced()
     done, writes = Collected(), []
     for line, completion in answers:
-        if provider_batch_lines.line_state(session, job_id=line.job_id) != "batched":
+        state = provider_batch_lines.line_state(session, job_id=line.job_id)
+        if state not in ("batched", WITHDRAWN):
             continue  # written by an earlier collect
         record = answer_record(
             priced, completion, outcome="ok", latency_ms=latency_ms, attempt_id=new_id("att")
         )
-        job = provider_batch_lines.claim_line(
-            session, job_id=line.job_id, owner=owner, lease_s=lease_s
-        )
-        if job is None:  # it ended, or runs synchronously: the line is billed all the same
+        job = None
+        if state == "batched":
+            job = provider_batch_lines.claim_line(
+                session, job_id=line.job_id, owner=owner, lease_s=lease_s
+            )
+        if job is None:  # withdrawn, ended or synchronous: billed, not the job's answer
             ended = session.get(Job, line.job_id)
             if ended is not None:
-                repo.record_attempt(session, job=ended, record=record)
+                superseded = replace(record, outcome=SUPERSEDED, error=SUPERSEDED_WHY)
+                repo.record_attempt(session, job=ended, record=superseded)
             done.billed.append(line.job_id)
             continue
         values = answer_columns(priced, completion, latency_ms)

@@ -1,6 +1,8 @@
 """Operator actions on jobs and batches: cancel and re-drive, with their messages.
 
-Cancelling works at any point: a waiting job is simply final; a running one
+Cancelling works at any point: a waiting job is simply final (a job waiting for,
+or in, a provider batch is withdrawn from it, and a provider batch left with no
+line is cancelled at the provider by the reconciler's next pass); a running one
 loses its lease, so its worker stops before its next call and cannot write a
 result (a call already in flight still finishes, and is billed and recorded).
 What the cancelled jobs spent is counted in their tenant's budget at once, and
@@ -20,7 +22,7 @@ from datetime import UTC
 
 import redis
 from celery import Celery
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.config import Settings
@@ -29,10 +31,10 @@ from orchestrator.core.schemas import JobStatus
 from orchestrator.core.tiers import Tier
 from orchestrator.costs.admission_hook import CostHook
 from orchestrator.queues.app import QueuedJob, publish
-from orchestrator.store import budget_holds, lifecycle, repo
+from orchestrator.store import budget_holds, lifecycle, provider_batch_lines, repo
 from orchestrator.store.budget_holds import Settlement
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import utcnow
+from orchestrator.store.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 BATCH_REDRIVE = (JobStatus.FAILED.value, JobStatus.EXPIRED.value)
@@ -95,6 +97,8 @@ def _cancel(
     scope = lifecycle.scope_with_steps(tenant_id, job_ids, batch_id)
     in_flight = lifecycle.in_flight(session, scope)
     count = lifecycle.cancel_jobs(session, tenant_id=tenant_id, job_ids=job_ids, batch_id=batch_id)
+    # out of their provider batches; one left with no line is cancelled at the provider
+    provider_batch_lines.withdraw(session, job_ids=select(Job.id).where(scope))
     if not costs.budgets.policy(tenant_id).limited:
         return count, []
     return count, budget_holds.settle(session, scope, keep=in_flight)

@@ -8,6 +8,11 @@ The reconciler calls ``drive`` on every pass (under its lock, so one runs):
                 is sent for each at once
     (off)       with ``provider_batch_enabled`` false, waiting lines are not gathered
                 but sent back to the synchronous path (``release``: due now)
+    withdraw    lines whose job no longer waits for them (its time to run synchronously
+                came ``provider_batch_sync_margin_s`` before its deadline, it was
+                cancelled, it ended): taken out of their provider batch in the store
+    cancel      submitted provider batches left with no line that wants an answer:
+                their advance task is sent now, and cancels them at the provider
     re-send     provider batches whose next step has been due for ``reconcile_grace_s``
                 and that no task holds: their countdown message died with a worker
                 (or a publish failed); an advance task is sent again
@@ -95,6 +100,21 @@ def gather_ready(
     return made
 
 
+def withdraw_stale(session: Session, now: datetime) -> int:
+    """Withdraw the lines whose jobs no longer wait for them (see the module's docstring)."""
+    stale = provider_batch_lines.stale(session, now=now, limit=MAX_RELEASED_PER_PASS)
+    provider_batch_lines.withdraw(session, job_ids=stale)
+    return len(stale)
+
+
+def cancelling(session: Session, catalog: Catalog, now: datetime) -> list[Due]:
+    """Submitted batches nobody wants an answer from: due now, so their task cancels them."""
+    found = provider_batches.to_cancel(session, now=now)
+    for batch_id, _ in found:
+        provider_batches.advance(session, batch_id=batch_id, values={"next_poll_at": now})
+    return [Due(batch_id, queue_of(catalog, name)) for batch_id, name in found]
+
+
 def overdue(session: Session, catalog: Catalog, settings: Settings, now: datetime) -> list[Due]:
     """Batches due for ``reconcile_grace_s`` that no task holds, marked as sent now."""
     since = now - timedelta(seconds=settings.reconcile_grace_s)
@@ -115,6 +135,7 @@ def drive(
     """
     if not provider_batches.anything_to_do(session):
         return 0
+    withdraw_stale(session, now)
     if not settings.provider_batch_enabled:  # turned off: waiting jobs run now
         waiting = provider_batches.waiting_lines(session, limit=MAX_RELEASED_PER_PASS)
         if waiting:
@@ -122,6 +143,7 @@ def drive(
         sending: list[Due] = []
     else:
         sending = gather_ready(session, catalog(), settings, now)
+    sending += cancelling(session, catalog(), now)
     sending += overdue(session, catalog(), settings, now)
     for due in sending:
         send_advance(app, due)

@@ -7,6 +7,9 @@
                                ended or runs synchronously; the line is then only billed)
     mark(session, ...)         the line's end: answered, billed or released
     release(session, ...)      send jobs back to the synchronous path, due now
+    withdraw(session, ...)     take jobs out of their provider batch (cancelled, or
+                               gone to the synchronous path near their deadline)
+    stale(session, ...)        lines whose job no longer waits for them
 
 A job held for a provider batch stays ``queued`` with ``next_attempt_at`` at the
 moment it must run synchronously (``provider_batch_sync_margin_s`` before its
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.schemas import JobStatus
@@ -77,14 +80,12 @@ class Line:
     request: dict[str, Any]
 
 
-def lines_of(session: Session, *, batch_id: str) -> list[Line]:
-    """The provider batch's lines not written yet, in job id order."""
+def lines_of(session: Session, *, batch_id: str, state: str = "batched") -> list[Line]:
+    """The provider batch's lines in ``state`` (not written yet), in job id order."""
     rows = session.execute(
         select(ProviderBatchLine.job_id, ProviderBatchLine.custom_id, Job.tier, Job.request)
         .join(Job, Job.id == ProviderBatchLine.job_id)
-        .where(
-            ProviderBatchLine.provider_batch_id == batch_id, ProviderBatchLine.state == "batched"
-        )
+        .where(ProviderBatchLine.provider_batch_id == batch_id, ProviderBatchLine.state == state)
         .order_by(ProviderBatchLine.job_id)
     )
     return [Line(r[0], r[1], r[2], r[3]) for r in rows]
@@ -152,3 +153,54 @@ def release(
         .execution_options(synchronize_session=False)
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+OPEN = ("waiting", "batched")
+
+
+def withdraw(session: Session, *, job_ids: Sequence[str] | Select[Any]) -> set[str]:
+    """Take the jobs' lines out of their provider batches (``withdrawn``): not gathered,
+    not sent, and an answer the provider still gives for one is never the job's
+    (``workers.batch_collect``). ``job_ids``: ids, or a query of them. Returns the
+    provider batches the lines were in."""
+    if isinstance(job_ids, Sequence) and not job_ids:
+        return set()
+    ids = job_ids if isinstance(job_ids, Select) else list(job_ids)
+    rows = session.execute(
+        update(ProviderBatchLine)
+        .where(ProviderBatchLine.job_id.in_(ids), ProviderBatchLine.state.in_(OPEN))
+        .values(state="withdrawn")
+        .returning(ProviderBatchLine.provider_batch_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {r[0] for r in rows if r[0] is not None}
+
+
+def stale(session: Session, *, now: datetime, limit: int = 5000) -> list[str]:
+    """Jobs whose line still waits or is batched though the job no longer waits for it:
+    it ended (cancelled, expired), runs, or its time to run synchronously has come
+    (``next_attempt_at``: ``provider_batch_sync_margin_s`` before its deadline).
+    The lines are locked (``SKIP LOCKED``): one a collect is writing is left to it."""
+    found = (
+        select(ProviderBatchLine.job_id)
+        .join(Job, Job.id == ProviderBatchLine.job_id)
+        .where(
+            ProviderBatchLine.state.in_(OPEN),
+            or_(
+                Job.status.not_in(WAITING),
+                Job.next_attempt_at.is_(None),
+                Job.next_attempt_at <= now,
+            ),
+        )
+        .limit(limit)
+        .with_for_update(of=ProviderBatchLine, skip_locked=True)
+    )
+    return list(session.scalars(found))
+
+
+def batched_left(session: Session, *, batch_id: str) -> int:
+    """How many of the provider batch's lines are still ``batched`` (want an answer)."""
+    found = select(func.count()).where(
+        ProviderBatchLine.provider_batch_id == batch_id, ProviderBatchLine.state == "batched"
+    )
+    return int(session.scalar(found) or 0)

@@ -16,6 +16,11 @@ at any point finds where it was:
 
 A ``ProviderBatchLine`` links one job to its provider batch (none yet while it
 waits to be gathered); its ``state`` makes writing a line's result happen once.
+
+A provider cannot cancel one line of a batch. A job that is cancelled, or whose
+deadline comes close, while its line is open is *withdrawn* in our store (the
+job runs synchronously, or stays cancelled); a provider batch left with no line
+that wants an answer is cancelled at the provider (RELIABILITY.md).
 """
 
 from __future__ import annotations
@@ -68,7 +73,9 @@ class ProviderBatchLine(Base):
         ForeignKey("provider_batches.id"), default=None, index=True
     )
     custom_id: Mapped[str] = mapped_column(String(64))
-    # waiting | batched | answered | billed (the job had ended) | released (to sync)
+    # waiting | batched | answered | billed (answered, but not the job's answer: it had
+    # ended, gone synchronous or been withdrawn) | released (to sync) | withdrawn (the
+    # job was cancelled, or went synchronous near its deadline, while its line was open)
     state: Mapped[str] = mapped_column(String(16), default="waiting")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,8 @@
                                        a dead task's hold lapses at ``locked_until``
     advance(session, id, values, held_until)  its next state (only while still held)
     due(session, now)                  batches not done whose next step is due
+    to_cancel(session, now)            submitted batches no line wants an answer from
+                                       any more, waiting for a later poll
 
 The lifecycle's states are listed in ``orchestrator.store.provider_batch_models``.
 """
@@ -157,6 +159,34 @@ def due(session: Session, *, now: datetime, limit: int = 500) -> list[tuple[str,
             or_(ProviderBatch.locked_until.is_(None), ProviderBatch.locked_until < now),
         )
         .order_by(ProviderBatch.next_poll_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in session.execute(found)]
+
+
+NOT_CANCELLED = ("cancelling", "cancelled", "completed", "failed", "expired")
+
+
+def to_cancel(session: Session, *, now: datetime, limit: int = 500) -> list[tuple[str, str]]:
+    """(id, deployment) of submitted batches with no line left ``batched`` (each was
+    withdrawn), not yet cancelled at the provider, not held, whose next poll is
+    later than now: the advance task is to be sent now to cancel them."""
+    wanted = select(ProviderBatchLine.job_id).where(
+        ProviderBatchLine.provider_batch_id == ProviderBatch.id,
+        ProviderBatchLine.state == "batched",
+    )
+    found = (
+        select(ProviderBatch.id, ProviderBatch.deployment)
+        .where(
+            ProviderBatch.state == "submitted",
+            or_(
+                ProviderBatch.provider_status.is_(None),
+                ProviderBatch.provider_status.not_in(NOT_CANCELLED),
+            ),
+            ProviderBatch.next_poll_at > now,
+            or_(ProviderBatch.locked_until.is_(None), ProviderBatch.locked_until < now),
+            ~exists(wanted),
+        )
         .limit(limit)
     )
     return [(r[0], r[1]) for r in session.execute(found)]
