@@ -3,9 +3,10 @@
 The reconciler calls ``drive`` on every pass (under its lock, so one runs):
 
     gather      each deployment's waiting lines -> new provider batches (``prepared``),
-                up to its catalog ``batch.max_lines``, once a file is full or its
-                oldest line waited ``provider_batch_gather_s``; an advance task
-                is sent for each at once
+                up to its catalog ``batch.max_lines`` and the input tokens its
+                provider still lets queue for the model (``batch.max_queued_tokens``,
+                ``QueuedTokens``), once a file is full or its oldest line waited
+                ``provider_batch_gather_s``; an advance task is sent for each at once
     (off)       with ``provider_batch_enabled`` false, waiting lines are not gathered
                 but sent back to the synchronous path (``release``: due now)
     withdraw    lines whose job no longer waits for them (its time to run synchronously
@@ -34,7 +35,7 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from orchestrator.core.catalog import Catalog
+from orchestrator.core.catalog import Catalog, Deployment
 from orchestrator.core.config import Settings
 from orchestrator.core.schemas import Priority
 from orchestrator.core.tiers import Tier
@@ -77,8 +78,10 @@ def send_advance(app: Celery, due: Due, *, countdown_s: float = 0.0) -> None:
 def gather_ready(
     session: Session, catalog: Catalog, settings: Settings, now: datetime
 ) -> list[Due]:
-    """New provider batches of every deployment whose waiting lines are ready."""
+    """New provider batches of every deployment whose waiting lines are ready, within
+    the tokens each provider lets queue for the model (``QueuedTokens``)."""
     made: list[Due] = []
+    queued = QueuedTokens.of(session, catalog)
     for name in provider_batches.waiting_deployments(session):
         deployment = catalog.find(name)
         if deployment is None or deployment.batch is None:
@@ -91,13 +94,60 @@ def gather_ready(
                 now=now,
                 gather_s=settings.provider_batch_gather_s,
                 max_lines=deployment.batch.max_lines,
+                room_tokens=queued.room(deployment),
             )
             if batch is None:
                 break
+            queued.add(deployment, batch.input_tokens)
             made.append(Due(batch.id, deployment.tiers[0]))
             if batch.lines < deployment.batch.max_lines:
-                break  # not full: the rest (none) waits for the next pass
+                break  # not full: the rest (none, or over the limit) waits for a later pass
     return made
+
+
+@dataclass
+class QueuedTokens:
+    """Input tokens queued in provider batches, per provider model, against its limit.
+
+    Providers limit the tokens queued in batches per model (OpenAI's "batch queue
+    limit"), not per deployment: deployments of one provider and model share it,
+    and the smallest ``batch.max_queued_tokens`` among them is the limit. The count
+    is the sum over the provider batches the provider holds (``provider_batches.
+    queued_tokens``), read from Postgres by the one gatherer (the reconciler, under
+    its lock) in the transaction that adds the new batches: it is exact, survives
+    a Redis loss, and is given back when a batch ends with nothing to release.
+    Lines over the limit wait; one whose deadline does not allow waiting runs
+    synchronously when its time comes (``withdraw_stale``).
+    """
+
+    used: dict[tuple[str, str], int]
+    limits: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, session: Session, catalog: Catalog) -> QueuedTokens:
+        used: dict[tuple[str, str], int] = {}
+        for name, tokens in provider_batches.queued_tokens(session).items():
+            found = catalog.find(name)
+            if found is not None:
+                key = (found.provider, found.model)
+                used[key] = used.get(key, 0) + tokens
+        limits: dict[tuple[str, str], int] = {}
+        for dep in catalog.deployments:
+            if dep.batch is not None and dep.batch.max_queued_tokens is not None:
+                key, limit = (dep.provider, dep.model), dep.batch.max_queued_tokens
+                limits[key] = min(limits.get(key, limit), limit)
+        return cls(used, limits)
+
+    def room(self, deployment: Deployment) -> int | None:
+        """Tokens the deployment's model may still queue (None: no limit)."""
+        key = (deployment.provider, deployment.model)
+        if key not in self.limits:
+            return None
+        return max(0, self.limits[key] - self.used.get(key, 0))
+
+    def add(self, deployment: Deployment, tokens: int) -> None:
+        key = (deployment.provider, deployment.model)
+        self.used[key] = self.used.get(key, 0) + tokens
 
 
 def withdraw_stale(session: Session, now: datetime) -> int:

@@ -7,6 +7,7 @@
                                        a dead task's hold lapses at ``locked_until``
     advance(session, id, values, held_until)  its next state (only while still held)
     due(session, now)                  batches not done whose next step is due
+    queued_tokens(session)             input tokens queued at the provider, by deployment
     to_cancel(session, now)            submitted batches no line wants an answer from
                                        any more, waiting for a later poll
 
@@ -15,6 +16,7 @@ The lifecycle's states are listed in ``orchestrator.store.provider_batch_models`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,11 +55,15 @@ def gather(
     now: datetime,
     gather_s: float,
     max_lines: int,
+    room_tokens: int | None = None,
 ) -> ProviderBatch | None:
     """A new provider batch of the deployment's waiting lines, oldest first, if it is time.
 
-    It is time when ``max_lines`` wait, or the oldest has waited ``gather_s``. The
-    lines are locked (``SKIP LOCKED``): two gatherers never take the same line.
+    It is time when ``max_lines`` wait, or the oldest has waited ``gather_s``.
+    ``room_tokens``: the input tokens the provider may still queue for the model;
+    the batch takes the oldest lines that fit (the rest wait; a line that would
+    not fit is not skipped for younger ones). The lines are locked (``SKIP
+    LOCKED``): two gatherers never take the same line.
     """
     rows = session.execute(
         select(
@@ -68,6 +74,8 @@ def gather(
         .limit(max_lines)
         .with_for_update(skip_locked=True)
     ).all()
+    if room_tokens is not None:
+        rows = _fitting(rows, room_tokens)
     if not rows:
         return None
     oldest = _aware(rows[0][1])
@@ -199,12 +207,29 @@ def anything_to_do(session: Session) -> bool:
     return bool(session.scalar(select(exists(waiting) | exists(open_))))
 
 
-def queued_tokens(session: Session, *, deployment: str) -> int:
-    """Input tokens in this deployment's provider batches not done yet."""
-    total = select(func.coalesce(func.sum(ProviderBatch.input_tokens), 0)).where(
-        ProviderBatch.deployment == deployment, ProviderBatch.state.not_in(ENDED)
+# the provider holds these batches' lines (or may): their tokens count as queued there
+QUEUED = ("prepared", "uploading", "uploaded", "submitting", "submitted")
+
+
+def queued_tokens(session: Session) -> dict[str, int]:
+    """Input tokens queued at the provider, by deployment: those of provider batches
+    not ended there yet (a batch being collected has ended at the provider)."""
+    found = (
+        select(ProviderBatch.deployment, func.sum(ProviderBatch.input_tokens))
+        .where(ProviderBatch.state.in_(QUEUED))
+        .group_by(ProviderBatch.deployment)
     )
-    return int(session.scalar(total) or 0)
+    return {r[0]: int(r[1] or 0) for r in session.execute(found)}
+
+
+def _fitting(rows: Sequence[Any], room_tokens: int) -> list[Any]:
+    """The oldest rows whose input tokens (the rows' third column) fit in ``room_tokens``."""
+    used = 0
+    for count, row in enumerate(rows):
+        used += int(row[2])
+        if used > room_tokens:
+            return list(rows[:count])
+    return list(rows)
 
 
 def recorded_since(session: Session, *, since: datetime) -> set[str]:

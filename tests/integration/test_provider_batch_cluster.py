@@ -49,12 +49,13 @@ def spec(processing_s: float, line_error_rate: float) -> ClusterSpec:
     )
 
 
-def submit_native_batch(cluster: Cluster, n: int) -> list[str]:
+def submit_native_batch(cluster: Cluster, n: int, prompt: str | None = None) -> list[str]:
     """A native batch with a 24h completion window, admitted by the real dispatcher."""
     with session_scope(cluster.engine) as session:
         tenant = repo.tenant_for_api_key(session, api_key=cluster.api_key)
     assert tenant is not None
-    requests = [JobRequest(prompt=f"Summarise note {i} in a line.", tier="fast") for i in range(n)]
+    prompts = [prompt or f"Summarise note {i} in a line." for i in range(n)]
+    requests = [JobRequest(prompt=p, tier="fast") for p in prompts]
     window = BatchSpec(completion_window="24h")
     batch_id = cluster.dispatcher.submit_batch(tenant_id=tenant, requests=requests, spec=window)
     return cluster.batch_job_ids(batch_id)
