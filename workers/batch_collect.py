@@ -48,6 +48,7 @@ Parser = Callable[[Any, JobRequest], Completion]
 log = logging.getLogger(__name__)
 CHUNK = 200
 WITHDRAWN = "withdrawn"
+PROVIDER_BATCH = "provider_batch"  # the ledger's path of every line the provider billed
 # the attempt of an answer the provider gave (and bills) that is not the job's answer
 SUPERSEDED = "superseded"
 SUPERSEDED_WHY = "answered by the provider batch after the job had left it; not used"
@@ -98,6 +99,7 @@ def write_chunk(
         record = answer_record(
             priced, completion, outcome="ok", latency_ms=latency_ms, attempt_id=new_id("att")
         )
+        record = replace(record, path=PROVIDER_BATCH)
         job = None
         if state == "batched":
             job = provider_batch_lines.claim_line(

@@ -38,7 +38,8 @@ def usage_command(
     api_url: ApiUrl = None,
     api_key: ApiKey = None,
 ) -> None:
-    """Your spend: a table grouped as asked, budgets and warnings; --plot draws it by tier."""
+    """Your spend: a table grouped as asked, spend by path and what provider batches saved,
+    budgets and warnings; --plot draws it by tier."""
     with client(api_url, api_key) as sy:
         report = sy.get_usage(group_by=group_by, since=since, until=until)
         if plot is not None:
@@ -63,6 +64,15 @@ def _print(report: dict[str, Any]) -> None:
         counts = [str(row.get(m, 0)) for m in MEASURES[:-1]]
         table.add_row(*cells, *counts, format_usd(int(row.get("cost_micro_usd", 0))))
     out.print(table)
+    paths = report.get("by_path")
+    if paths is not None:
+        batch = paths["provider_batch"]
+        out.print(
+            f"by path: sync {format_usd(paths['sync']['cost_micro_usd'])},"
+            f" provider batch {format_usd(batch['cost_micro_usd'])}"
+            f" ({batch['billed_calls']} calls; {format_usd(batch['at_sync_prices_micro_usd'])}"
+            f" at sync prices, saved {format_usd(batch['saved_micro_usd'])})"
+        )
     for budget in report.get("budgets", []):
         if budget["limit_micro_usd"] is not None:
             used = budget["spent_micro_usd"] + budget["reserved_micro_usd"]

@@ -233,11 +233,20 @@ class LedgerEntry(Base):
     reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger)
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # sync | provider_batch: which path the call took (usage by path, COSTS.md)
+    path: Mapped[str] = mapped_column(String(16), default="sync", server_default="sync")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_batch", "batch_id"),
+        Index(
+            "ix_ledger_provider_batch",
+            "tenant_id",
+            "created_at",
+            postgresql_where=text("path = 'provider_batch'"),
+            sqlite_where=text("path = 'provider_batch'"),
+        ),
     )
 
 

@@ -66,7 +66,10 @@ class ProviderBatchLine(Base):
     """A job going by provider batch: waiting to be gathered, in a batch, or written."""
 
     __tablename__ = "provider_batch_lines"
-    __table_args__ = (Index("ix_provider_batch_lines_waiting", "deployment", "state"),)
+    __table_args__ = (
+        Index("ix_provider_batch_lines_waiting", "deployment", "state"),
+        Index("ix_provider_batch_lines_state", "state"),
+    )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     deployment: Mapped[str] = mapped_column(String(200))
     provider_batch_id: Mapped[str | None] = mapped_column(

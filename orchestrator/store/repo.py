@@ -135,6 +135,7 @@ class AttemptRecord:
     cost_micro_usd: int | None = None
     attempt_id: str | None = None  # chosen by the caller, so a retried write can detect itself
     cache_hit: bool = False  # answered from the response cache: no provider call, cost 0
+    path: str = "sync"  # or provider_batch: a line of a provider batch (issue 26)
 
 
 _ATTEMPTS: Any = Attempt.__table__
@@ -199,7 +200,12 @@ def attempt_rows(job: Job, record: AttemptRecord) -> tuple[dict[str, Any], dict[
     }
     if record.cost_micro_usd is None:
         return attempt, None
-    billed = {"attempt_id": attempt_id, "batch_id": job.batch_id, "tier": job.tier}
+    billed = {
+        "attempt_id": attempt_id,
+        "batch_id": job.batch_id,
+        "tier": job.tier,
+        "path": record.path,
+    }
     return attempt, {**shared, **billed, "cost_micro_usd": record.cost_micro_usd}
 
 

@@ -146,7 +146,7 @@ def test_one_line_leaving_a_batch_others_still_want_is_billed_once_not_answered_
 ) -> None:
     # Given provider batches that take 25 s, four jobs with a 24h window and one job
     # that must run synchronously 15 s after it was submitted, gathered together
-    cluster = make_cluster(spec(processing_s=25.0))
+    cluster = make_cluster(spec(processing_s=25.0, api=True))
     waiting = submit_native_batch(cluster, 4)
     [hurried] = submit_cost_jobs(cluster, 1)
     job_ids = [*waiting, hurried]
@@ -169,6 +169,25 @@ def test_one_line_leaving_a_batch_others_still_want_is_billed_once_not_answered_
     (_, sync_cost, sync_in, sync_out), (_, late_cost, late_in, late_out) = mine
     assert sync_cost == prices(cluster, sync_in, sync_out)[0]
     assert late_cost == prices(cluster, late_in, late_out)[1]
+    # And GET /v1/usage shows the spend by path, and what the batch path saved
+    assert_usage_by_path(cluster, job_ids, sync_micro_usd=sync_cost)
+
+
+def assert_usage_by_path(cluster: Cluster, job_ids: Sequence[str], sync_micro_usd: int) -> None:
+    headers = {"Authorization": f"Bearer {cluster.api_key}"}
+    with httpx.Client(base_url=cluster.api_url, headers=headers, timeout=30) as client:
+        report = client.get("/v1/usage").json()
+    batch_rows = [r for r in ledger(cluster, job_ids) if r[1] in ("ok", "superseded")]
+    batch_rows = [r for r in batch_rows if (r[1], r[2]) != ("ok", sync_micro_usd)]
+    spent = sum(r[2] for r in batch_rows)
+    at_sync = sum(prices(cluster, r[3], r[4])[0] for r in batch_rows)
+    assert report["by_path"]["sync"] == {"cost_micro_usd": sync_micro_usd}, report
+    batch = report["by_path"]["provider_batch"]
+    assert (batch["cost_micro_usd"], batch["billed_calls"]) == (spent, 5), report
+    # the tokens are summed per deployment before pricing: within a micro-dollar a row
+    assert abs(batch["at_sync_prices_micro_usd"] - at_sync) <= len(batch_rows), report
+    assert batch["saved_micro_usd"] == batch["at_sync_prices_micro_usd"] - spent > 0, report
+    assert report["total"]["cost_micro_usd"] == spent + sync_micro_usd, report
 
 
 def test_cancelling_a_switchyard_batch_cancels_its_provider_batch(

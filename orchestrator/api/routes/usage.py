@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from orchestrator import usage_paths
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.core.errors import NotFound
@@ -34,7 +35,8 @@ async def get_usage(
     since: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    """Spend and calls (billed, cache hits, failed unbilled) per group, with budget warnings."""
+    """Spend and calls (billed, cache hits, failed unbilled) per group, spend by path (sync,
+    provider batch) and what the batch path saved, with budget warnings."""
     groups = usage.parse_group_by(group_by)
     window = usage.Window.parse(since, until)
     return await run_in_threadpool(_report, state, tenant_id, groups, window)
@@ -45,6 +47,14 @@ def _report(
 ) -> dict[str, Any]:
     with session_scope(state.engine) as session:
         rows = usage.usage_rows(session, tenant_id=tenant_id, group_by=groups, window=window)
+        total = usage.totals(rows)
+        paths = usage_paths.by_path(
+            session,
+            tenant_id=tenant_id,
+            window=window,
+            total_micro_usd=total["cost_micro_usd"],
+            catalog=state.dispatcher.catalog,
+        )
     budgets = [b.as_json() for b in state.dispatcher.costs.budgets.status(tenant_id)]
     warnings = [
         f"{b['period']} budget {b['used_ratio']:.0%} used (warning at {b['warn_ratio']:.0%})"
@@ -57,7 +67,8 @@ def _report(
         "until": window.until.isoformat(),
         "group_by": list(groups),
         "data": rows,
-        "total": usage.totals(rows),
+        "total": total,
+        "by_path": paths.as_json(),
         "budgets": budgets,
         "warnings": warnings,
     }
