@@ -240,13 +240,6 @@ class LedgerEntry(Base):
     __table_args__ = (
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
         Index("ix_ledger_batch", "batch_id"),
-        Index(
-            "ix_ledger_provider_batch",
-            "tenant_id",
-            "created_at",
-            postgresql_where=text("path = 'provider_batch'"),
-            sqlite_where=text("path = 'provider_batch'"),
-        ),
     )
 
 

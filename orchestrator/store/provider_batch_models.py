@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orchestrator.store.models import Base, new_id, utcnow
+from orchestrator.store.models import Base, LedgerEntry, new_id, utcnow
 
 
 class ProviderBatch(Base):
@@ -82,3 +82,14 @@ class ProviderBatchLine(Base):
     state: Mapped[str] = mapped_column(String(16), default="waiting")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# a tenant's provider batch ledger rows, read for spend by path (orchestrator.usage_paths)
+BATCH_PATH = text("path = 'provider_batch'")
+Index(
+    "ix_ledger_provider_batch",
+    LedgerEntry.tenant_id,
+    LedgerEntry.created_at,
+    postgresql_where=BATCH_PATH,
+    sqlite_where=BATCH_PATH,
+)
