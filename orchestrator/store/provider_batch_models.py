@@ -84,7 +84,7 @@ class ProviderBatchLine(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# a tenant's provider batch ledger rows, read for spend by path (orchestrator.usage_paths)
+# a tenant's provider batch ledger rows, read for spend by path (orchestrator.costs.spend_by_path)
 BATCH_PATH = text("path = 'provider_batch'")
 Index(
     "ix_ledger_provider_batch",

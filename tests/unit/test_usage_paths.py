@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.usage_commands import _print
-from orchestrator.usage_paths import PathSpend
+from orchestrator.costs.spend_by_path import PathSpend
 
 
 def test_saved_is_the_sync_price_of_the_batch_tokens_less_what_they_cost() -> None:

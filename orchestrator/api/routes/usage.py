@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from orchestrator import usage_paths
 from orchestrator.api.bodies import JSONBodyRoute
 from orchestrator.api.deps import AdminDep, SessionDep, StateDep, TenantDep
 from orchestrator.core.errors import NotFound
 from orchestrator.core.pipeline_schemas import Strategy
 from orchestrator.core.schemas import Objective
+from orchestrator.costs import spend_by_path
 from orchestrator.costs import usage_reports as usage
 from orchestrator.costs.budgets import TenantPolicy, set_budget, usd_to_micro
 from orchestrator.store.db import session_scope
@@ -48,7 +48,7 @@ def _report(
     with session_scope(state.engine) as session:
         rows = usage.usage_rows(session, tenant_id=tenant_id, group_by=groups, window=window)
         total = usage.totals(rows)
-        paths = usage_paths.by_path(
+        paths = spend_by_path.by_path(
             session,
             tenant_id=tenant_id,
             window=window,
