@@ -32,6 +32,14 @@ path, ``floor_p50_added_ms`` / ``floor_p99_added_ms``; and the same without its
 database, ``floor_no_db_*``. Each runs against a direct phase measured just before
 it. ``*cpu_ms_per_request`` is what a request cost every process (API, workers,
 Postgres, Redis, simulator, this client), warm-up included.
+
+With ``--peer litellm`` the proxy a user would run instead is measured in the same
+run, right after the cluster phase: a LiteLLM proxy (``loadtests/_peer.py``: one
+process, no database, a generated config pointing at the same simulator), the same
+open loop and body, against a direct phase measured just before it:
+``peer_p50_added_ms`` / ``peer_p99_added_ms``, ``peer_cpu_ms_per_request`` (as the
+floor's), and ``p50_ratio_to_peer``, Switchyard's p50 added over the peer's. Without
+the ``peers`` extra installed it exits 2 with the install command.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from loadtests._bench import (
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
 from loadtests._floor import floor_processes
+from loadtests._peer import MODEL, litellm_proxy, missing
 from orchestrator.core.schemas import JobRequest
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job
@@ -91,6 +100,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="also measure the least the mandated stack adds (loadtests/_floor.py), with and"
         " without its database statements (quiet cluster only)",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=["litellm"],
+        help="also measure the proxy a user would run instead (loadtests/_peer.py; needs the"
+        " peers extra)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
     return parser.parse_args(argv)
@@ -182,6 +197,33 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
     return figures
 
 
+def peer(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict[str, Any]:
+    """The peer proxy's added latency, against a direct phase run just before it, and the
+    CPU a request of it cost all processes."""
+    sim_v1 = f"{cluster.sim_base}/v1"
+    with litellm_proxy(simulator_v1=sim_v1, workdir=services.workdir / "peer") as run:
+        direct = phase(*_direct_args(cluster, args))
+        before = _stack_cpu(cluster, services, {"peer": run.pid})
+        url = f"{run.url}/v1/chat/completions"
+        headers = {"Authorization": f"Bearer {run.key}"}
+        theirs = phase(url, {**BODY, "model": MODEL}, headers, args.rps, args.seconds)
+        used = cpu_delta(before, _stack_cpu(cluster, services, {"peer": run.pid}))
+    return {
+        "peer": f"{args.peer} {run.version}",
+        "peer_p50_added_ms": _added(theirs, direct, 0.5),
+        "peer_p99_added_ms": _added(theirs, direct, 0.99),
+        "peer_cpu_ms_per_request": _per_request(used, args),
+    }
+
+
+def _ratio_to_peer(p50_added_ms: float, peers: dict[str, Any]) -> dict[str, float | None]:
+    """Switchyard's p50 added over the peer's (None when the peer added nothing measurable)."""
+    if not peers:
+        return {}
+    theirs = float(peers["peer_p50_added_ms"])
+    return {"p50_ratio_to_peer": round(p50_added_ms / theirs, 3) if theirs > 0 else None}
+
+
 def _stack_cpu(cluster: Cluster, services: Services, pids: dict[str, int]) -> dict[str, float]:
     """CPU so far of what serves the floor: its processes, the simulator, Postgres, Redis."""
     roots = dict(pids, postgres=services.postgres_pid, redis=services.redis_pid)
@@ -212,8 +254,13 @@ def _added(ours: list[float], direct: list[float], q: float) -> float:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    if args.floor and args.background_jobs:
-        print("--floor measures a quiet stack: leave out --background-jobs", file=sys.stderr)
+    if (args.floor or args.peer) and args.background_jobs:
+        quiet = "--floor and --peer measure a quiet stack: leave out --background-jobs"
+        print(quiet, file=sys.stderr)
+        return 2
+    why = missing(args.peer) if args.peer else None
+    if why:
+        print(why, file=sys.stderr)
         return 2
     spec = ClusterSpec(
         deployments=deployments(["fast"]),
@@ -248,6 +295,7 @@ def main(argv: list[str]) -> int:
         cpu = cpu_delta(before, cluster_cpu(cluster, services))
         left = waiting(cluster, batch_id) if batch_id else None
         timed = stages(cluster)
+        peers = peer(cluster, services, args) if args.peer else {}
         floors = floor(cluster, services, args) if args.floor else {}
     result: dict[str, Any] = {
         "benchmark": "overhead",
@@ -263,6 +311,8 @@ def main(argv: list[str]) -> int:
         "cluster_p99_ms": round(percentile(ours, 0.99), 2),
         "p50_added_ms": _added(ours, direct, 0.5),
         "p99_added_ms": _added(ours, direct, 0.99),
+        **peers,
+        **_ratio_to_peer(_added(ours, direct, 0.5), peers),
         **floors,
         "cpu_s_cluster_phase": cpu,
         "cpu_ms_per_request": _per_request(cpu, args),
