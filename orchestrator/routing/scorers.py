@@ -11,6 +11,9 @@ A higher value means the strong model is more likely to be worth its price.
     rules    (default) hand-set weights over ``complexity`` features; pure Python
     learned  logistic regressions fitted on the MMLU training split; pure Python
              at run time, trained with the optional ``learned`` extra
+    blend    ``rules`` plus a word-problem model fitted on GSM8K's development half;
+             pure Python at run time
+    tiered   ``blend`` plus a prior from the tier model (reasoning or code: +1)
     gain     the tier model's call (reasoning or code: upper half) and, inside it, the
              expected gain of the strong model fitted on the encoder's embedding and
              readable counts; numpy and the shared encoder at run time
@@ -56,7 +59,8 @@ class RulesScorer(Scorer):
     )
     NUMBERS_WEIGHT = 0.1
 
-    def score(self, text: str) -> Scored:
+    def logit(self, text: str) -> tuple[float, list[str]]:
+        """``z`` before the sigmoid, and its reasons (the ``blend`` scorer reads it too)."""
         found = Complexity.of(text)
         features = found.vector()
         z = features["size"] - self.SIZE_PIVOT
@@ -69,6 +73,10 @@ class RulesScorer(Scorer):
             bump = self.NUMBERS_WEIGHT * features["numbers"]
             z += bump
             reasons.append(f"{found.numbers} numbers (+{bump:.2f})")
+        return z, reasons
+
+    def score(self, text: str) -> Scored:
+        z, reasons = self.logit(text)
         return Scored(round(sigmoid(z), 4), tuple(reasons))
 
 
@@ -98,6 +106,18 @@ def _learned() -> Scorer:
     return LearnedScorer.load()
 
 
+def _blend() -> Scorer:
+    from orchestrator.routing.blend import BlendScorer
+
+    return BlendScorer.load()
+
+
+def _tiered() -> Scorer:
+    from orchestrator.routing.blend import BlendScorer
+
+    return BlendScorer.load(tiered=True)
+
+
 def _gain() -> Scorer:
     from orchestrator.core.config import get_settings
     from orchestrator.routing.gain import GainScorer
@@ -115,6 +135,8 @@ def _gain_fitted() -> Scorer:
 SCORERS: dict[str, Callable[[], Scorer]] = {
     "rules": RulesScorer,
     "learned": _learned,
+    "blend": _blend,
+    "tiered": _tiered,
     "gain": _gain,
     "gain-fitted": _gain_fitted,
     "length": LengthScorer,
