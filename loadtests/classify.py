@@ -5,7 +5,7 @@ Measures, per prompt, in one process and one run:
     baseline        reading the prompt: ``prompt_text()``, lower-casing, splitting into words
     classify        the tier pipeline the settings name (default: the learned model)
     classify_rules  the old rules pipeline, for comparison
-    strength        the strong/weak scorer (``--scorer``, default rules)
+    strength        the strong/weak scorer (``--scorer``, default the router's: tiered)
     route           classify + strength + the route plan, as the dispatcher calls it
 
 and prints p50/p99/max in milliseconds, plus the p99 ratio to the baseline
@@ -36,7 +36,7 @@ from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import StrengthPolicy, classify, route
 from orchestrator.routing import calibration as calibrations
 from orchestrator.routing.classify import stages_of
-from orchestrator.routing.scorers import get_scorer
+from orchestrator.routing.scorers import DEFAULT_SCORER, get_scorer
 
 SEEDS = (
     "The committee met again and read the minutes of the previous session. ",
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="switchyard bench classify")
     parser.add_argument("--prompts", type=int, default=2000)
     parser.add_argument("--chars", type=int, default=4000)
-    parser.add_argument("--scorer", default="rules")
+    parser.add_argument("--scorer", default=DEFAULT_SCORER)
     parser.add_argument("--json", action="store_true", help="(always JSON; accepted for symmetry)")
     args = parser.parse_args(argv)
     catalog = load_catalog(Settings())

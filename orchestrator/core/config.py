@@ -132,7 +132,7 @@ class Settings(BaseSettings):
 
     # Strong/weak routing inside a tier (see ROUTING.md): the scorer by name, the
     # default share of strong calls, and a calibration saved by `route calibrate`.
-    router_scorer: str = "rules"
+    router_scorer: str = "tiered"
     router_quality: float = Field(default=0.3, ge=0, le=1)
     router_calibration_path: Path | None = None
     # The tier decision (ROUTING.md): the learned model (default) or the old rules, and

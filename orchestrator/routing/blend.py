@@ -82,7 +82,7 @@ class BlendScorer(Scorer):
         return cls(document, f"(shipped {ARTIFACT})", tiered=tiered)
 
     def gain(self, text: str) -> tuple[float, list[tuple[str, float]]]:
-        """P(strong better) - P(weak better), and each count's push towards strong."""
+        """P(strong better) - P(weak better), and the counts that pushed it hardest."""
         found = problem.counts(text)
         values = problem.vector(found)
         z = [(x - m) / s for x, m, s in zip(values, self.mean, self.scale, strict=True)]
@@ -95,9 +95,9 @@ class BlendScorer(Scorer):
         total = sum(exp)
         weak, strong = CLASSES.index("weak_better"), CLASSES.index("strong_better")
         diff = [a - b for a, b in zip(self.weights[strong], self.weights[weak], strict=True)]
-        named = zip(problem.NAMES, diff, z, strict=True)
-        pushes = [(f"{found[n]} {n}", d * v) for n, d, v in named]
-        return (exp[strong] - exp[weak]) / total, pushes
+        pushes = [(n, d * v) for n, d, v in zip(problem.NAMES, diff, z, strict=True)]
+        strongest = sorted(pushes, key=lambda p: -abs(p[1]))[:SHOWN_COUNTS]
+        return (exp[strong] - exp[weak]) / total, [(f"{found[n]} {n}", p) for n, p in strongest]
 
     def score(self, text: str) -> Scored:
         rules_z, rules_why = self.rules.logit(text)
@@ -106,8 +106,7 @@ class BlendScorer(Scorer):
         part_gain = (gain - self.gain_mean) / self.gain_scale
         z = part_rules + part_gain
         reasons = [f"rules {part_rules:+.2f} ({', '.join(rules_why[:2])})"]
-        strongest = sorted(pushes, key=lambda p: -abs(p[1]))[:SHOWN_COUNTS]
-        shown = ", ".join(f"{label} {push:+.2f}" for label, push in strongest)
+        shown = ", ".join(f"{label} {push:+.2f}" for label, push in pushes)
         reasons.append(f"word-problem model {part_gain:+.2f} (P gain {gain:+.2f}; {shown})")
         if self.tiered:
             tier, probability = _tier_call(text)

@@ -8,12 +8,12 @@ As in RouteLLM's router registry, a scorer only scores; the shared decision
 (``strength.StrengthPolicy``) compares the score with a calibrated threshold.
 A higher value means the strong model is more likely to be worth its price.
 
-    rules    (default) hand-set weights over ``complexity`` features; pure Python
+    rules    hand-set weights over ``complexity`` features; pure Python
     learned  logistic regressions fitted on the MMLU training split; pure Python
              at run time, trained with the optional ``learned`` extra
     blend    ``rules`` plus a word-problem model fitted on GSM8K's development half;
              pure Python at run time
-    tiered   ``blend`` plus a prior from the tier model (reasoning or code: +1)
+    tiered   (default) ``blend`` plus a prior from the tier model (reasoning or code: +1)
     gain     the tier model's call (reasoning or code: upper half) and, inside it, the
              expected gain of the strong model fitted on the encoder's embedding and
              readable counts; numpy and the shared encoder at run time
@@ -143,7 +143,7 @@ SCORERS: dict[str, Callable[[], Scorer]] = {
     "random": RandomScorer,
 }
 BASELINES: tuple[str, ...] = ("random", "length")
-DEFAULT_SCORER = "rules"
+DEFAULT_SCORER = "tiered"
 
 
 @cache

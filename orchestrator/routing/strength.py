@@ -85,5 +85,5 @@ class StrengthPolicy:
 
 @cache
 def default_policy() -> StrengthPolicy:
-    """The rules scorer with its built-in calibration and the default quality."""
+    """The default scorer (`tiered`) with its built-in calibration and the default quality."""
     return StrengthPolicy(get_scorer(DEFAULT_SCORER), calibration.builtin(DEFAULT_SCORER))

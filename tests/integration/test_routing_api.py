@@ -33,7 +33,7 @@ def test_a_job_shows_its_tier_and_strength_decisions(
     assert tier["scorer"] == "tier-model" and tier["reasons"][0].startswith("P reasoning")
     assert tier["probabilities"]["reasoning"] == tier["score"]
     assert strength["step"] == "strength" and strength["choice"] == choice
-    assert strength["scorer"] == "rules" and strength["quality"] == quality
+    assert strength["scorer"] == "tiered" and strength["quality"] == quality
     assert isinstance(strength["score"], float) and isinstance(strength["threshold"], float)
     assert strength["reasons"][0].startswith("score ")
 

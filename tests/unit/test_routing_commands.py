@@ -27,7 +27,7 @@ def test_route_text_still_works_and_shows_every_decision() -> None:
     output = invoke("route", "Solve 3x + 5 = 20 and explain each step")
     # Then it shows the tier step, the strength step with scorer/score/threshold, and the plan
     assert "tier: reasoning" in output
-    assert "strength: " in output and "(rules score" in output and "threshold" in output
+    assert "strength: " in output and "(tiered score" in output and "threshold" in output
     assert "route plan" in output
 
 
@@ -52,7 +52,7 @@ def test_calibrate_prints_the_threshold_for_a_strong_share() -> None:
     # When the built-in calibration is asked for a 30% strong share
     found = json.loads(invoke("route", "calibrate", "--strong-share", "0.3", "--json"))
     # Then it names the scorer and a threshold in [0, 1]
-    assert found["scorer"] == "rules" and found["strong_share"] == 0.3
+    assert found["scorer"] == "tiered" and found["strong_share"] == 0.3
     assert 0.0 < found["threshold"] < 1.0
     plain = invoke("route", "calibrate", "--strong-share", "0.3")
     assert f"{found['threshold']:.4f}" in plain
@@ -86,7 +86,7 @@ def test_calibrate_on_your_own_prompts_and_save(tmp_path: Path) -> None:
 
 
 def outcomes_file(tmp_path: Path) -> Path:
-    # Long prompts need the strong model here, so rules and length both beat random
+    # Long prompts need the strong model here, so the default scorer and length beat random
     rows = []
     for i in range(40):
         long = i % 2 == 0
@@ -101,9 +101,9 @@ def test_eval_router_prints_apgr_and_cpt_with_baselines(tmp_path: Path) -> None:
     # When a router evaluation runs on a JSONL file
     found = json.loads(invoke("eval", "router", "--data", str(outcomes_file(tmp_path)), "--json"))
     # Then it prints n, APGR, CPT(50%), CPT(80%) and the baselines measured in the same run
-    assert found["n"] == 40 and found["scorer"] == "rules"
+    assert found["n"] == 40 and found["scorer"] == "tiered"
     assert {"apgr", "cpt50", "cpt80"} <= set(found)
-    assert set(found["scorers"]) == {"rules", "random", "length"}
+    assert set(found["scorers"]) == {"tiered", "random", "length"}
     assert found["apgr"] > found["scorers"]["random"]["apgr"]
 
 
