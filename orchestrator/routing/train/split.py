@@ -12,7 +12,9 @@ since we looked at it).
 
 GSM8K: the half whose ``sha256(prompt)`` starts with an even hex digit was used
 to choose the ``rules`` weights (development); the other half was not looked at
-until evaluation. No scorer is trained on GSM8K.
+until evaluation. ``gain`` and the word-problem model of ``blend``/``tiered`` are fitted
+on the development half (their figures there are cross-validated over hash slices);
+``describe()`` keeps its older wording, because the shipped artefacts record it.
 
 Contaminated prompts (RouteLLM's lists) are dropped before anything else.
 """
