@@ -12,10 +12,11 @@ Both standardizations (mean and scale) are taken over the development prompts
 same there. The word-problem model never saw an MMLU prompt, yet it ranks the
 MMLU training subjects better than ``rules`` does (ROUTING.md has the figures).
 
-The tier prior is set by hand, not fitted: RouteLLM's MT-Bench results say the
-strong model's advantage is largest on maths, reasoning and code, which neither
-MMLU nor GSM8K can show (every GSM8K prompt is ``reasoning``; on MMLU the strong
-model gains as much on ``fast`` subjects as on the others). Its weight is the
+The tier prior is set by hand, not fitted, on the premise that on chat traffic
+(MT-Bench-like) the strong model's advantage is largest on maths, reasoning and
+code, which neither MMLU nor GSM8K can test (the tier model calls almost every
+GSM8K prompt ``reasoning``; on MMLU the strong model gains as much on the prompts
+it calls ``fast`` as on the others). Its weight is the
 largest that left both development sets no worse (0.25 to 1 all did; 2 cost MMLU).
 
 Run time: pure Python for ``blend`` (regexes and a 3 x 24 dot product); ``tiered``
