@@ -32,9 +32,10 @@ import math
 from importlib import resources
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import problem
-from orchestrator.routing.scorers import RulesScorer, Scored, Scorer, sigmoid
+from orchestrator.routing.rules_scorer import RulesScorer
+from orchestrator.routing.scorer_base import Scored, Scorer, sigmoid
 
 FORMAT = "switchyard-blend-model/1"
 ARTIFACT = "blend.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
+from orchestrator.core.errors import ConfigError
 from orchestrator.routing import problem
 from orchestrator.routing.blend import ARTIFACT, BlendScorer
 from orchestrator.routing.scorers import get_scorer

@@ -26,7 +26,8 @@ from orchestrator.evaluation.data import Outcome
 from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing import problem
 from orchestrator.routing.blend import ARTIFACT, CLASSES, FORMAT, TIER_WEIGHT, BlendScorer
-from orchestrator.routing.scorers import SCORERS, RulesScorer
+from orchestrator.routing.rules_scorer import RulesScorer
+from orchestrator.routing.scorers import SCORERS
 from orchestrator.routing.train import split
 from orchestrator.routing.train.gain import FOLDS, _sklearn, group_of, labels, shared_outcomes
 
