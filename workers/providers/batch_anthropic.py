@@ -39,7 +39,15 @@ import httpx
 from orchestrator.core.catalog import Deployment
 from orchestrator.core.schemas import Completion, JobRequest
 from workers.providers.anthropic import ANTHROPIC_VERSION, build_body, parse_completion
-from workers.providers.batch_base import BatchState, BatchWire, Manifest, Results, inline_array
+from workers.providers.batch_base import (
+    BatchState,
+    BatchWire,
+    InlineRequests,
+    Manifest,
+    Results,
+    inline_array,
+    jsonl_line,
+)
 from workers.providers.errors import Unresolved
 from workers.providers.openai import SIMULATOR_API_KEY
 
@@ -73,10 +81,8 @@ def _created(data: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00"))
 
 
-class AnthropicBatchAdapter:
+class AnthropicBatchAdapter(InlineRequests):
     """Speaks Anthropic's Message Batches for one deployment over a shared client."""
-
-    uploads = False
 
     def __init__(self, client: httpx.Client, deployment: Deployment, api_key: str | None) -> None:
         self._dep = deployment
@@ -88,13 +94,7 @@ class AnthropicBatchAdapter:
 
     def line(self, custom_id: str, request: JobRequest) -> bytes:
         row = {"custom_id": custom_id, "params": build_body(self._dep, request)}
-        return json.dumps(row, separators=(",", ":")).encode() + b"\n"
-
-    def find_file(self, name: str) -> str | None:
-        return None  # no file step: requests go inline
-
-    def upload(self, name: str, lines: Sequence[bytes]) -> str:
-        raise TypeError("Anthropic's Message Batches take their requests inline")
+        return jsonl_line(row)
 
     def create(self, file_id: str | None, tag: str, lines: Sequence[bytes] = ()) -> BatchState:
         body = b'{"requests":' + inline_array(lines) + b"}"

@@ -17,11 +17,14 @@
 Each line carries the body the synchronous adapter would send, so both paths ask
 the same question; ``parse`` is the synchronous adapter's own parser, so both
 paths read the same answer. ``BatchWire`` is the shared HTTP edge: one injected
-``httpx.Client``, errors raised through ``workers.providers.errors``.
+``httpx.Client``, errors raised through ``workers.providers.errors``; ``jsonl_line``
+writes a line the way every adapter does, and ``InlineRequests`` is the file step of
+the adapters whose requests travel inline (none).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -99,6 +102,23 @@ class BatchAdapter(Protocol):
     def parse(self, body: Any, request: JobRequest) -> Completion: ...
 
     def cancel(self, batch_id: str) -> BatchState: ...
+
+
+def jsonl_line(row: dict[str, Any]) -> bytes:
+    """One compact JSON line, as every adapter writes a batch line."""
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+
+
+class InlineRequests:
+    """The file step of an adapter whose requests travel inline in the create call: none."""
+
+    uploads = False
+
+    def find_file(self, name: str) -> str | None:
+        return None  # no file step: requests go inline
+
+    def upload(self, name: str, lines: Sequence[bytes]) -> str:
+        raise TypeError(f"{type(self).__name__} sends its requests inline, with no file")
 
 
 def inline_array(lines: Sequence[bytes]) -> bytes:

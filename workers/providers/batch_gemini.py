@@ -34,7 +34,15 @@ import httpx
 
 from orchestrator.core.catalog import Deployment
 from orchestrator.core.schemas import Completion, JobRequest
-from workers.providers.batch_base import BatchState, BatchWire, Manifest, Results, inline_array
+from workers.providers.batch_base import (
+    BatchState,
+    BatchWire,
+    InlineRequests,
+    Manifest,
+    Results,
+    inline_array,
+    jsonl_line,
+)
 from workers.providers.gemini import build_body, parse_completion
 from workers.providers.openai import SIMULATOR_API_KEY
 
@@ -72,10 +80,8 @@ def _responses(operation: dict[str, Any]) -> list[dict[str, Any]]:
     return [i for i in items or [] if isinstance(i, dict)]
 
 
-class GeminiBatchAdapter:
+class GeminiBatchAdapter(InlineRequests):
     """Speaks Gemini's batch mode for one deployment over a shared client."""
-
-    uploads = False
 
     def __init__(self, client: httpx.Client, deployment: Deployment, api_key: str | None) -> None:
         self._dep = deployment
@@ -85,13 +91,7 @@ class GeminiBatchAdapter:
 
     def line(self, custom_id: str, request: JobRequest) -> bytes:
         row = {"request": build_body(self._dep, request), "metadata": {"key": custom_id}}
-        return json.dumps(row, separators=(",", ":")).encode() + b"\n"
-
-    def find_file(self, name: str) -> str | None:
-        return None  # no file step: requests go inline
-
-    def upload(self, name: str, lines: Sequence[bytes]) -> str:
-        raise TypeError("the Gemini batch adapter sends its requests inline")
+        return jsonl_line(row)
 
     def create(self, file_id: str | None, tag: str, lines: Sequence[bytes] = ()) -> BatchState:
         name = json.dumps(tag).encode()

@@ -27,7 +27,7 @@ import httpx
 
 from orchestrator.core.catalog import Deployment
 from orchestrator.core.schemas import Completion, JobRequest
-from workers.providers.batch_base import BatchState, BatchWire, Manifest, Results
+from workers.providers.batch_base import BatchState, BatchWire, Manifest, Results, jsonl_line
 from workers.providers.openai import SIMULATOR_API_KEY, build_body, parse_completion
 
 ENDPOINT = "/v1/chat/completions"
@@ -53,7 +53,7 @@ def line(deployment: Deployment, custom_id: str, request: JobRequest) -> bytes:
     """One input line: the synchronous body under the line's ``custom_id``."""
     body = build_body(deployment, request)
     row = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
-    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+    return jsonl_line(row)
 
 
 class OpenAIBatchAdapter:
