@@ -23,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.evaluation.data import Outcome
-from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing import problem
 from orchestrator.routing.blend import ARTIFACT, CLASSES, FORMAT, TIER_WEIGHT, BlendScorer
 from orchestrator.routing.rules_scorer import RulesScorer
-from orchestrator.routing.scorers import SCORERS
 from orchestrator.routing.train import split
-from orchestrator.routing.train.gain import FOLDS, _sklearn, group_of, labels, shared_outcomes
+from orchestrator.routing.train.gain import (
+    FOLDS,
+    _sklearn,
+    figures_by_part,
+    group_of,
+    labels,
+    shared_outcomes,
+)
 
 C = 0.03
 DIGITS = 6
@@ -125,20 +130,8 @@ def figures(
     blend = [(r - rm) / rs + (g - gm) / gs for r, g in zip(rules_z, oof, strict=True)]
     bumps = _tier_bumps([o.prompt for o in outcomes])
     tiered = [b + t for b, t in zip(blend, bumps, strict=True)]
-    out: dict[str, Any] = {}
-    for part in ("mmlu", "gsm8k"):
-        rows = [i for i, o in enumerate(outcomes) if o.source.startswith(part)]
-        weak = [outcomes[i].weak for i in rows]
-        strong = [outcomes[i].strong for i in rows]
-        found: dict[str, Any] = {"n": len(rows)}
-        for name, values in (("blend", blend), ("tiered", tiered), ("problem model alone", oof)):
-            found[name] = summary(curve([values[i] for i in rows], weak, strong))
-        for name in ("rules", "learned", "length"):
-            scorer = SCORERS[name]()
-            scored = [scorer.score(outcomes[i].prompt).value for i in rows]
-            found[name] = summary(curve(scored, weak, strong))
-        out[part] = found
-    return out
+    scored = {"blend": blend, "tiered": tiered, "problem model alone": oof}
+    return figures_by_part(outcomes, scored)
 
 
 def build(outcomes: Sequence[Outcome]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -146,23 +146,30 @@ def shared_outcomes(data: Path) -> list[Outcome]:
     return [o for o in kept if o.prompt not in bad]
 
 
-def figures(outcomes: Sequence[Outcome], scores: Sequence[float]) -> dict[str, Any]:
-    """APGR and CPT of the out-of-fold scores and of the other scorers, per data set."""
+def figures_by_part(
+    outcomes: Sequence[Outcome], scored: Mapping[str, Sequence[float]]
+) -> dict[str, Any]:
+    """APGR and CPT per data set (MMLU, GSM8K): of each named list of scores (one per
+    outcome), then of the ``rules``, ``learned`` and ``length`` scorers as shipped."""
     out: dict[str, Any] = {}
     for part in ("mmlu", "gsm8k"):
         rows = [i for i, o in enumerate(outcomes) if o.source.startswith(part)]
         weak = [outcomes[i].weak for i in rows]
         strong = [outcomes[i].strong for i in rows]
-        found = {
-            "n": len(rows),
-            "gain (grouped cv)": summary(curve([scores[i] for i in rows], weak, strong)),
-        }
+        found: dict[str, Any] = {"n": len(rows)}
+        for name, values in scored.items():
+            found[name] = summary(curve([values[i] for i in rows], weak, strong))
         for name in ("rules", "learned", "length"):
             scorer = SCORERS[name]()
-            values = [scorer.score(outcomes[i].prompt).value for i in rows]
-            found[name] = summary(curve(values, weak, strong))
+            baseline = [scorer.score(outcomes[i].prompt).value for i in rows]
+            found[name] = summary(curve(baseline, weak, strong))
         out[part] = found
     return out
+
+
+def figures(outcomes: Sequence[Outcome], scores: Sequence[float]) -> dict[str, Any]:
+    """APGR and CPT of the out-of-fold scores and of the other scorers, per data set."""
+    return figures_by_part(outcomes, {"gain (grouped cv)": scores})
 
 
 def row_weights(outcomes: Sequence[Outcome]) -> list[float]:
