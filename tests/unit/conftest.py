@@ -1,13 +1,15 @@
-"""Unit-test fixtures: a real provider simulator served over HTTP."""
+"""Unit-test fixtures: a real provider simulator, served over HTTP or in process."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from loadtests._serve import serving
 from orchestrator.simulator import SimulatorConfig, create_simulator_app
+from tests.unit.batch_adapters import simulator
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,10 @@ def fresh_simulator() -> Iterator[str]:
     """Root URL of a simulator of its own, for tests that change its config or read its stats."""
     with serving(create_simulator_app(config=SimulatorConfig())) as root:
         yield root
+
+
+@pytest.fixture
+def sim() -> Iterator[TestClient]:
+    """A default simulator in process (``http://testserver``), for the batch adapters' tests."""
+    with simulator() as client:
+        yield client

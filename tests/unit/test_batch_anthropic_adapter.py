@@ -17,33 +17,20 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.core.catalog import Deployment, load_catalog
-from orchestrator.core.config import Settings
 from orchestrator.core.schemas import JobRequest
-from orchestrator.costs.pricing import cost_micro_usd
-from orchestrator.simulator.app import create_simulator_app
-from orchestrator.simulator.config import SimulatorConfig
+from tests.unit.batch_adapters import (
+    assert_answers_read_as_sync,
+    ended_batch,
+    jobs,
+    sim_deployment,
+    simulator,
+)
 from workers.providers.anthropic import AnthropicMessagesAdapter, build_body
 from workers.providers.batch_anthropic import AnthropicBatchAdapter
 from workers.providers.batch_base import Manifest
 from workers.providers.errors import Unresolved
 
 DEPLOYMENT = "sim-claude-sonnet-4"
-
-
-def deployment() -> Deployment:
-    return load_catalog(Settings(simulator_url="http://testserver/v1")).get(DEPLOYMENT)
-
-
-def simulator(**profile: Any) -> TestClient:
-    config = SimulatorConfig.model_validate({"default": profile})
-    return TestClient(create_simulator_app(config=config))
-
-
-@pytest.fixture
-def sim() -> Iterator[TestClient]:
-    with simulator() as client:
-        yield client
 
 
 @pytest.fixture
@@ -53,13 +40,7 @@ def slow_sim() -> Iterator[TestClient]:
 
 
 def adapter(client: TestClient) -> AnthropicBatchAdapter:
-    return AnthropicBatchAdapter(cast(httpx.Client, client), deployment(), None)
-
-
-def jobs(n: int, prefix: str = "job") -> dict[str, JobRequest]:
-    return {
-        f"{prefix}_{i}": JobRequest(prompt=f"Say {prefix} {i}.", max_tokens=64) for i in range(n)
-    }
+    return AnthropicBatchAdapter(cast(httpx.Client, client), sim_deployment(DEPLOYMENT), None)
 
 
 def manifest(tag: str, requests: dict[str, JobRequest], **extra: Any) -> Manifest:
@@ -73,7 +54,7 @@ def submit(batches: AnthropicBatchAdapter, requests: dict[str, JobRequest]) -> s
 
 
 def test_lines_ask_and_answers_read_as_the_synchronous_call(sim: TestClient) -> None:
-    batches, dep = adapter(sim), deployment()
+    batches, dep = adapter(sim), sim_deployment(DEPLOYMENT)
     requests = jobs(3)
     # Given lines built by the adapter: each one's params is the synchronous body
     lines = [batches.line(cid, r) for cid, r in requests.items()]
@@ -87,16 +68,10 @@ def test_lines_ask_and_answers_read_as_the_synchronous_call(sim: TestClient) -> 
     state = batches.poll(made.id)
     assert (state.ended, state.status, state.completed) == (True, "ended", 3), state
     found = batches.results(made.id, state.output_file_id, None, manifest("pbat_a", requests))
-    # Then every answer parses to what the synchronous adapter gets for the same request
-    assert set(found.bodies) == set(requests) and not found.failed
+    # Then every answer parses to what the synchronous adapter gets for the same request,
+    # at the catalog's batch price: half the synchronous cost
     sync = AnthropicMessagesAdapter(cast(httpx.Client, sim), None)
-    priced = dep.batch_priced()
-    for cid, request in requests.items():
-        done = batches.parse(found.bodies[cid], request)
-        same = sync.complete(dep, request)
-        assert (done.text, done.usage) == (same.text, same.usage)
-        # and at the catalog's batch price: half the synchronous cost
-        assert abs(2 * cost_micro_usd(priced, done.usage) - cost_micro_usd(dep, done.usage)) <= 1
+    assert_answers_read_as_sync(batches, found, requests, sync, dep)
 
 
 def test_the_official_sdk_reads_the_batch_the_adapter_made(sim: TestClient) -> None:
@@ -151,21 +126,13 @@ def test_running_look_alikes_wait_until_their_results_tell(slow_sim: TestClient)
 
 
 def test_failed_lines_come_back_failed() -> None:
-    with simulator(batch_line_error_rate=1.0) as client:
-        batches, requests = adapter(client), jobs(4)
-        made = submit(batches, requests)
-        state = batches.poll(made)
-        found = batches.results(made, state.output_file_id, None, manifest("t", requests))
+    state, found, requests = ended_batch(adapter, 4, batch_line_error_rate=1.0)
     assert state.ended and state.failed == 4
     assert (found.bodies, found.failed) == ({}, set(requests))
 
 
 def test_an_expired_batch_answers_its_first_half_only() -> None:
-    with simulator(batch_expire_rate=1.0) as client:
-        batches, requests = adapter(client), jobs(4)
-        made = submit(batches, requests)
-        state = batches.poll(made)
-        found = batches.results(made, state.output_file_id, None, manifest("t", requests))
+    state, found, requests = ended_batch(adapter, 4, batch_expire_rate=1.0)
     assert state.ended and (state.completed, state.failed) == (2, 2)
     assert len(found.bodies) == 2 and len(found.failed) == 2
     assert set(found.bodies) | found.failed == set(requests)
@@ -190,7 +157,7 @@ def test_results_from_another_host_are_read_from_the_deployment_instead() -> Non
         return httpx.Response(200, content=httpx.Response(200, json=row).content + b"\n")
 
     with httpx.Client(transport=httpx.MockTransport(provider)) as http:
-        batches = AnthropicBatchAdapter(http, deployment(), "sk-ant-secret")
+        batches = AnthropicBatchAdapter(http, sim_deployment(DEPLOYMENT), "sk-ant-secret")
         found = batches.results("msgbatch_1", "https://elsewhere.example/r", None, Manifest("t"))
     # Then our key only went to the deployment's host
     assert hosts == ["testserver"] and found.failed == {"job_1"}

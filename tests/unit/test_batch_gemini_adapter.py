@@ -7,19 +7,19 @@ mode is served under ``/v1beta`` only, which the adapter speaks to.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any, cast
+from typing import cast
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.core.catalog import Deployment, load_catalog
-from orchestrator.core.config import Settings
 from orchestrator.core.schemas import JobRequest
-from orchestrator.costs.pricing import cost_micro_usd
-from orchestrator.simulator.app import create_simulator_app
-from orchestrator.simulator.config import SimulatorConfig
+from tests.unit.batch_adapters import (
+    assert_answers_read_as_sync,
+    ended_batch,
+    jobs,
+    sim_deployment,
+    simulator,
+)
 from workers.providers.batch_base import Manifest
 from workers.providers.batch_gemini import GeminiBatchAdapter, batch_root
 from workers.providers.gemini import GeminiAdapter, build_body
@@ -27,29 +27,8 @@ from workers.providers.gemini import GeminiAdapter, build_body
 DEPLOYMENT = "sim-gemini-2.5-flash"
 
 
-def deployment() -> Deployment:
-    return load_catalog(Settings(simulator_url="http://testserver/v1")).get(DEPLOYMENT)
-
-
-def simulator(**profile: Any) -> TestClient:
-    config = SimulatorConfig.model_validate({"default": profile})
-    return TestClient(create_simulator_app(config=config))
-
-
-@pytest.fixture
-def sim() -> Iterator[TestClient]:
-    with simulator() as client:
-        yield client
-
-
 def adapter(client: httpx.Client | TestClient) -> GeminiBatchAdapter:
-    return GeminiBatchAdapter(cast(httpx.Client, client), deployment(), None)
-
-
-def jobs(n: int, prefix: str = "job") -> dict[str, JobRequest]:
-    return {
-        f"{prefix}_{i}": JobRequest(prompt=f"Say {prefix} {i}.", max_tokens=64) for i in range(n)
-    }
+    return GeminiBatchAdapter(cast(httpx.Client, client), sim_deployment(DEPLOYMENT), None)
 
 
 def manifest(tag: str, requests: dict[str, JobRequest]) -> Manifest:
@@ -67,7 +46,7 @@ def test_batch_mode_is_spoken_at_v1beta() -> None:
 
 
 def test_lines_ask_and_answers_read_as_the_synchronous_call(sim: TestClient) -> None:
-    batches, dep = adapter(sim), deployment()
+    batches, dep = adapter(sim), sim_deployment(DEPLOYMENT)
     requests = jobs(3)
     # Given lines whose request is the synchronous generateContent body, keyed by custom id
     lines = [batches.line(cid, r) for cid, r in requests.items()]
@@ -80,14 +59,8 @@ def test_lines_ask_and_answers_read_as_the_synchronous_call(sim: TestClient) -> 
     assert (state.ended, state.status, state.completed) == (True, "BATCH_STATE_SUCCEEDED", 3)
     found = batches.results(made.id, None, None, manifest("pbat_g", requests))
     # Then every answer parses to what the synchronous adapter gets, at half its price
-    assert set(found.bodies) == set(requests) and not found.failed
     sync = GeminiAdapter(cast(httpx.Client, sim), None)
-    priced = dep.batch_priced()
-    for cid, request in requests.items():
-        done = batches.parse(found.bodies[cid], request)
-        same = sync.complete(dep, request)
-        assert (done.text, done.usage) == (same.text, same.usage)
-        assert abs(2 * cost_micro_usd(priced, done.usage) - cost_micro_usd(dep, done.usage)) <= 1
+    assert_answers_read_as_sync(batches, found, requests, sync, dep)
 
 
 def test_a_lost_create_reply_is_found_by_its_display_name() -> None:
@@ -105,21 +78,13 @@ def test_a_lost_create_reply_is_found_by_its_display_name() -> None:
 
 
 def test_failed_lines_come_back_failed() -> None:
-    with simulator(batch_line_error_rate=1.0) as client:
-        batches, requests = adapter(client), jobs(3)
-        made = submit(batches, "t", requests)
-        state = batches.poll(made)
-        found = batches.results(made, None, None, manifest("t", requests))
+    state, found, requests = ended_batch(adapter, 3, batch_line_error_rate=1.0)
     assert state.ended and state.failed == 3
     assert (found.bodies, found.failed) == ({}, set(requests))
 
 
 def test_an_expired_batch_has_no_output() -> None:
-    with simulator(batch_expire_rate=1.0) as client:
-        batches, requests = adapter(client), jobs(4)
-        made = submit(batches, "t", requests)
-        state = batches.poll(made)
-        found = batches.results(made, None, None, manifest("t", requests))
+    state, found, _ = ended_batch(adapter, 4, batch_expire_rate=1.0)
     assert state.ended and state.status == "BATCH_STATE_EXPIRED"
     assert (found.bodies, found.failed) == ({}, set())  # every line goes back to sync
 
