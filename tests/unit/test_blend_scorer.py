@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from importlib import resources
-from pathlib import Path
 
 import pytest
 
@@ -14,44 +10,22 @@ from orchestrator.core.errors import ConfigError
 from orchestrator.routing import problem
 from orchestrator.routing.blend import ARTIFACT, BlendScorer
 from orchestrator.routing.scorers import get_scorer
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "routing"
-WORD_PROBLEM = (
-    "A bakery sells 48 muffins on Monday and twice as many on Tuesday. On Wednesday it sells "
-    "a third of Tuesday's muffins, and each muffin costs $3.50. Half of the money pays the "
-    "rent, and the rest is shared equally among 4 workers. How much does each worker get?"
+from tests.unit.shipped_scorers import (
+    DATA,
+    WORD_PROBLEM,
+    hard_and_easy,
+    score_offline,
+    shipped,
 )
+
 POEM = "Write a short, warm poem for my grandmother's eightieth birthday party next week."
-
-OFFLINE = """
-import socket, sys
-def blocked(*args, **kwargs):
-    raise OSError("network blocked")
-socket.socket.connect = blocked
-socket.socket.connect_ex = blocked
-socket.create_connection = blocked
-socket.getaddrinfo = blocked
-from orchestrator.routing.scorers import get_scorer
-blend = get_scorer("blend").score(sys.argv[1])
-print(blend.value)
-tiered = get_scorer("tiered").score(sys.argv[1])
-print(tiered.value, "sklearn" in sys.modules, "wordllama" in sys.modules)
-"""
-
-
-def _shipped() -> dict[str, object]:
-    text = resources.files("orchestrator.routing").joinpath("models", ARTIFACT).read_text("utf-8")
-    document: dict[str, object] = json.loads(text)
-    return document
 
 
 def test_a_multi_step_word_problem_outscores_a_greeting_and_explains_itself() -> None:
     # Given the shipped blend scorer
-    scorer = get_scorer("blend")
     # When it scores a multi-step word problem and a greeting
-    hard, easy = scorer.score(WORD_PROBLEM), scorer.score("hi, how are you today?")
     # Then the problem needs the strong model more, and the reasons name both parts
-    assert 0.0 <= easy.value < hard.value <= 1.0
+    hard, _ = hard_and_easy("blend")
     assert hard.reasons[0].startswith("rules ")
     assert hard.reasons[1].startswith("word-problem model ")
 
@@ -82,22 +56,16 @@ def test_the_problem_counts_read_a_bounded_window() -> None:
 def test_it_loads_and_scores_with_sockets_blocked_and_without_scikit_learn() -> None:
     # Given a fresh interpreter that can open no socket
     # When it loads both shipped scorers and scores a prompt
-    found = subprocess.run(
-        [sys.executable, "-c", OFFLINE, WORD_PROBLEM], capture_output=True, text=True, timeout=120
-    )
+    (blend_value, tiered_value), imported = score_offline(("blend", "tiered"), WORD_PROBLEM)
     # Then both score (tiered higher: a reasoning prompt), and neither scikit-learn nor
     # wordllama itself was imported
-    assert found.returncode == 0, found.stderr
-    blend_value, (tiered_value, sklearn_loaded, wordllama_loaded) = (
-        line.split() for line in found.stdout.splitlines()
-    )
-    assert 0.0 < float(blend_value[0]) < float(tiered_value) < 1.0
-    assert (sklearn_loaded, wordllama_loaded) == ("False", "False")
+    assert 0.0 < blend_value < tiered_value < 1.0
+    assert imported == []
 
 
 def test_a_broken_artefact_is_refused_by_name() -> None:
     # Given artefacts with other features, short weights and a zero scale
-    artefact = _shipped()
+    artefact = shipped(ARTIFACT)
     broken = {
         "features": {**artefact, "features": ["words"]},
         "shapes": {**artefact, "intercept": [0.0]},
@@ -119,5 +87,5 @@ def test_the_training_script_rebuilds_the_shipped_artefact_byte_for_byte() -> No
     # When the artefact is built again (fit, standardizations, development figures)
     rebuilt = training.render(training.build(outcomes))
     # Then it is the shipped file, byte for byte
-    shipped = resources.files("orchestrator.routing").joinpath("models", ARTIFACT)
-    assert rebuilt == shipped.read_text("utf-8")
+    artefact = resources.files("orchestrator.routing").joinpath("models", ARTIFACT)
+    assert rebuilt == artefact.read_text("utf-8")

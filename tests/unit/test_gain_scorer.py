@@ -3,51 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from orchestrator.core.errors import ConfigError
 from orchestrator.routing.gain import ARTIFACT, GainScorer
-from orchestrator.routing.scorers import get_scorer
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "routing"
-WORD_PROBLEM = (
-    "A bakery sells 48 muffins on Monday and twice as many on Tuesday. On Wednesday it sells "
-    "a third of Tuesday's muffins, and each muffin costs $3.50. Half of the money pays the "
-    "rent, and the rest is shared equally among 4 workers. How much does each worker get?"
-)
-
-OFFLINE = """
-import socket, sys
-def blocked(*args, **kwargs):
-    raise OSError("network blocked")
-socket.socket.connect = blocked
-socket.socket.connect_ex = blocked
-socket.create_connection = blocked
-socket.getaddrinfo = blocked
-from orchestrator.routing.scorers import get_scorer
-scored = get_scorer("gain").score(sys.argv[1])
-print(scored.value, "sklearn" in sys.modules, "wordllama" in sys.modules)
-"""
-
-
-def _shipped() -> dict[str, object]:
-    text = resources.files("orchestrator.routing").joinpath("models", ARTIFACT).read_text("utf-8")
-    document: dict[str, object] = json.loads(text)
-    return document
+from tests.unit.shipped_scorers import DATA, WORD_PROBLEM, hard_and_easy, score_offline, shipped
 
 
 def test_a_multi_step_word_problem_outscores_a_greeting() -> None:
     # Given the shipped gain scorer from the registry
-    scorer = get_scorer("gain")
     # When it scores a multi-step maths word problem and a greeting
-    hard, easy = scorer.score(WORD_PROBLEM), scorer.score("hi, how are you today?")
     # Then the word problem needs the strong model more, and both explain themselves
-    assert 0.0 <= easy.value < hard.value <= 1.0
+    hard, _ = hard_and_easy("gain")
     assert hard.reasons[0].startswith("P(strong better)")
     assert any("quantities" in r or "topic" in r for r in hard.reasons)
 
@@ -55,19 +24,15 @@ def test_a_multi_step_word_problem_outscores_a_greeting() -> None:
 def test_it_loads_and_scores_with_sockets_blocked_and_without_scikit_learn() -> None:
     # Given a fresh interpreter that can open no socket
     # When it loads the shipped scorer and scores a prompt
-    found = subprocess.run(
-        [sys.executable, "-c", OFFLINE, WORD_PROBLEM], capture_output=True, text=True, timeout=120
-    )
+    [value], imported = score_offline(("gain",), WORD_PROBLEM)
     # Then it scores, and neither scikit-learn nor wordllama itself was imported
-    assert found.returncode == 0, found.stderr
-    value, sklearn_loaded, wordllama_loaded = found.stdout.split()
-    assert 0.0 < float(value) < 1.0
-    assert (sklearn_loaded, wordllama_loaded) == ("False", "False")
+    assert 0.0 < value < 1.0
+    assert imported == []
 
 
 def test_a_broken_or_foreign_artefact_is_refused_by_name(tmp_path: Path) -> None:
     # Given an artefact trained with another encoder, and one with missing weights
-    artefact = _shipped()
+    artefact = shipped(ARTIFACT)
     foreign = {**artefact, "encoder": {"encoder": "other", "dim": 384, "window": [1, 1]}}
     (tmp_path / "foreign.json").write_text(json.dumps(foreign))
     (tmp_path / "partial.json").write_text(json.dumps({**artefact, "intercept": [0.0]}))
@@ -90,9 +55,9 @@ def test_the_training_script_rebuilds_the_shipped_weights_exactly() -> None:
     x = training.matrix([o.prompt for o in outcomes])
     rebuilt = training.fit_gain(x, training.labels(outcomes), training.row_weights(outcomes))
     # Then every weight equals the shipped artefact's
-    shipped = _shipped()
-    assert len(outcomes) == shipped["training"]["rows"]  # type: ignore[index]
-    assert rebuilt == {k: v for k, v in shipped.items() if k != "training"}
+    artefact = shipped(ARTIFACT)
+    assert len(outcomes) == artefact["training"]["rows"]  # type: ignore[index]
+    assert rebuilt == {k: v for k, v in artefact.items() if k != "training"}
 
 
 def _traffic_rows() -> list[dict[str, object]]:
