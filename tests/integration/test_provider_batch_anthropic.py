@@ -16,26 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from loadtests._cluster import Cluster, ClusterSpec
-from orchestrator.admission.dispatch import BatchSpec
 from orchestrator.core.catalog import load_catalog
-from orchestrator.core.schemas import JobRequest, Usage
+from orchestrator.core.schemas import Usage
 from orchestrator.costs.pricing import cost_micro_usd
-from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 from orchestrator.store.provider_batch_models import ProviderBatch, ProviderBatchLine
 from tests.integration.reliability import MakeCluster, deployment, make_cluster
+from tests.integration.test_provider_batch_cluster import KNOBS, submit_native_batch
 
 pytestmark = pytest.mark.integration
 __all__ = ["make_cluster"]
-KNOBS = {
-    "PROVIDER_BATCH_ENABLED": "true",
-    "PROVIDER_BATCH_GATHER_S": "1",
-    "PROVIDER_BATCH_POLL_S": "1",
-    "PROVIDER_BATCH_POLL_MAX_S": "2",
-    "RECONCILE_INTERVAL_S": "0.5",
-    "RECONCILE_GRACE_S": "3",
-}
 NAME = "pb-claude"
 BATCH_PRICES = {"input_usd_per_mtok": 1.5, "output_usd_per_mtok": 6.0}  # half of 3 and 12
 
@@ -48,16 +39,6 @@ def spec() -> ClusterSpec:
         tiers=("fast",),
         knobs=KNOBS,
     )
-
-
-def submit_native_batch(cluster: Cluster, n: int) -> list[str]:
-    with session_scope(cluster.engine) as session:
-        tenant = repo.tenant_for_api_key(session, api_key=cluster.api_key)
-    assert tenant is not None
-    requests = [JobRequest(prompt=f"Summarise memo {i} in a line.", tier="fast") for i in range(n)]
-    window = BatchSpec(completion_window="24h")
-    batch_id = cluster.dispatcher.submit_batch(tenant_id=tenant, requests=requests, spec=window)
-    return cluster.batch_job_ids(batch_id)
 
 
 def found(cluster: Cluster, job_ids: Sequence[str]) -> dict[str, Any]:
