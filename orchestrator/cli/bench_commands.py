@@ -25,6 +25,7 @@ def available() -> list[str]:
 def run_benchmark(name: str, argv: list[str]) -> int:
     """Import ``loadtests.<name>`` and return what its ``main(argv)`` returns."""
     names = available()
+    name = name.replace("-", "_")
     if name not in names:
         listed = ", ".join(names) or "none (the loadtests package is missing: reinstall switchyard)"
         raise ConfigError(f"no benchmark {name!r}; available: {listed}")

@@ -1,0 +1,60 @@
+"""The provider-batch benchmark's core at small scale (``loadtests/provider_batch.py``).
+
+A private cluster on the real Postgres and Redis (a schema and a key prefix of
+its own), one Celery worker process and the reconciler, two deployments of two
+providers, and the simulator failing 2% of the batch lines and expiring one
+provider batch: what ``switchyard bench provider-batch`` runs with 2,000 jobs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests import provider_batch
+from loadtests._batch_plan import batch_wire_formats, choose, cluster_spec
+from tests.integration.reliability import MakeCluster, make_cluster
+
+pytestmark = pytest.mark.integration
+__all__ = ["make_cluster"]
+
+
+def run(make_cluster: MakeCluster, *options: str) -> dict[str, object]:
+    args = provider_batch.parse(
+        ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "90"]
+        + list(options)
+    )
+    plan = choose(batch_wire_formats())
+    spec = cluster_spec(
+        plan,
+        processing_s=args.processing_s,
+        line_error_rate=args.line_error_rate,
+        lines_per_batch=args.lines_per_batch,
+        concurrency=8,
+    )
+    return provider_batch.measure(make_cluster(spec), plan, args, kill=args.kill)
+
+
+def test_jobs_that_can_wait_go_by_provider_batch_at_half_price(make_cluster: MakeCluster) -> None:
+    # Given 40 jobs with a 24h window over two providers, batches of at most 8 lines,
+    # one of which expires
+    # When the benchmark's core runs them
+    result = run(make_cluster)
+    # Then every job succeeded exactly once, no provider batch was created twice,
+    # and each job's ledger is one row at the price of the path that answered it
+    assert (result["succeeded"], result["lost"]) == (40, 0), result
+    assert result["duplicate_provider_batches"] == 0, result
+    assert (result["ledger_mismatches"], result["audit_ledger_mismatches"]) == (0, 0), result
+    assert not provider_batch.failed(result)
+    # and both providers had provider batches, exactly one of which expired
+    by_provider = result["provider_batches_by_provider"]
+    assert isinstance(by_provider, dict) and len(by_provider) == 2, result
+    assert result["provider_batches_expired"] == 1, result
+    # and the lines answered by batch cost half; the expired batch's unfinished half
+    # (4 lines) and any failed line were re-run synchronously at the full price
+    assert result["batch_lines_ratio"] == pytest.approx(0.5, abs=0.005), result
+    rerun = result["lines_rerun_sync"]
+    assert isinstance(rerun, int) and rerun >= 4, result
+    assert rerun + result["answered_by_provider_batch"] == 40, result  # type: ignore[operator]
+    ratio, expected = result["ratio"], result["expected_ratio"]
+    assert isinstance(ratio, float) and 0.5 < ratio < 1.0, result
+    assert ratio == pytest.approx(expected, abs=0.05), result
