@@ -189,6 +189,8 @@ def provider_batches(cluster: Cluster) -> dict[str, Any]:
         (b.get("metadata") or {}).get("switchyard_batch") for b in _sim_openai_batches(cluster)
     )
     twice = sum(n - 1 for tag, n in tags.items() if tag is not None and n > 1)
+    files = httpx.get(f"{cluster.sim_base}/v1/files", timeout=10).json().get("data") or []
+    uploads = Counter(f.get("filename") for f in files if f.get("purpose") == "batch")
     unrecorded = max(0, created - len(set(recorded)))
     return {
         "duplicate_provider_batches": max(twice, unrecorded) + len(recorded) - len(set(recorded)),
@@ -197,5 +199,6 @@ def provider_batches(cluster: Cluster) -> dict[str, Any]:
         "provider_batches_by_state": dict(Counter(r[2] for r in ours)),
         "provider_batches_by_provider": dict(Counter(r[1] for r in ours)),
         "provider_batches_expired": sum(1 for r in ours if r[4] == "expired"),
+        "input_files_uploaded_twice": sum(n - 1 for n in uploads.values() if n > 1),
         "simulator_batches": stats["total"],
     }

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from loadtests._cluster import Cluster
@@ -34,6 +35,10 @@ BEFORE = {
     "polling": ("prepared", "uploading", "uploaded", "submitting", "submitted"),
     "download": ("prepared", "uploading", "uploaded", "submitting", "submitted", "collecting"),
 }
+WRITTEN = text(
+    "SELECT count(*) FROM provider_batch_lines"
+    " WHERE provider_batch_id = ANY(:ids) AND state IN ('answered', 'billed')"
+)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATES = text("SELECT id, state, polled_at FROM provider_batches WHERE state <> 'done'")
 
@@ -83,12 +88,26 @@ class Killer:
         after = {batch_id: state for batch_id, state, _ in self._states() if batch_id in seen}
         hit = any(_in_phase(phase, state, True) for state in after.values())
         kill = {"phase": phase, "at_s": at, "hit": hit, "batches_seen": len(seen)}
+        kill |= self._progress(phase, seen)
         self.kills.append(kill | {"states_after": after})
         self.spawned_at = datetime.now(UTC)
         self.cluster.spawn_worker()
         self.tried += 1
         if hit or self.tried >= self.tries:
             self._next(skipped=False)
+
+    def _progress(self, phase: str, seen: list[str]) -> dict[str, int]:
+        """How far the killed step had got: input files the provider holds (upload),
+        lines already written (download)."""
+        if phase == "upload":
+            files = httpx.get(f"{self.cluster.sim_base}/v1/files", timeout=10).json()
+            names = {f.get("filename") for f in files.get("data") or []}
+            return {"input_files_at_provider": sum(1 for b in seen if f"{b}.jsonl" in names)}
+        if phase == "download":
+            with self.cluster.engine.connect() as conn:
+                written = conn.execute(WRITTEN, {"ids": seen}).scalar()
+            return {"lines_written_before_kill": int(written or 0)}
+        return {}
 
     def _next(self, *, skipped: bool) -> None:
         if skipped:

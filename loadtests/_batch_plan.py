@@ -132,6 +132,7 @@ def simulator(processing_s: float, line_error_rate: float, expiring_model: str) 
     profile: dict[str, Any] = {
         "batch_processing_s": processing_s,
         "batch_line_error_rate": line_error_rate,
+        "fault_draw": "even",  # exactly that share of each model's lines, not about it
     }
     expiring = profile | {"batch_expire_rate": 1.0, "batch_expire_max": 1}
     return {"default": profile, "models": {expiring_model: expiring}}

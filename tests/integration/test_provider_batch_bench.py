@@ -8,6 +8,8 @@ provider batch: what ``switchyard bench provider-batch`` runs with 2,000 jobs.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from loadtests import provider_batch
@@ -18,11 +20,11 @@ pytestmark = pytest.mark.integration
 __all__ = ["make_cluster"]
 
 
-def run(make_cluster: MakeCluster, *options: str) -> dict[str, object]:
-    args = provider_batch.parse(
-        ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "90"]
-        + list(options)
-    )
+def run(
+    make_cluster: MakeCluster, *options: str, knobs: dict[str, str] | None = None
+) -> dict[str, object]:
+    small = ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "90"]
+    args = provider_batch.parse([*small, *options])
     plan = choose(batch_wire_formats())
     spec = cluster_spec(
         plan,
@@ -31,6 +33,7 @@ def run(make_cluster: MakeCluster, *options: str) -> dict[str, object]:
         lines_per_batch=args.lines_per_batch,
         concurrency=8,
     )
+    spec.knobs.update(knobs or {})
     return provider_batch.measure(make_cluster(spec), plan, args, kill=args.kill)
 
 
@@ -55,6 +58,29 @@ def test_jobs_that_can_wait_go_by_provider_batch_at_half_price(make_cluster: Mak
     rerun = result["lines_rerun_sync"]
     assert isinstance(rerun, int) and rerun >= 4, result
     assert rerun + result["answered_by_provider_batch"] == 40, result  # type: ignore[operator]
-    ratio, expected = result["ratio"], result["expected_ratio"]
-    assert isinstance(ratio, float) and 0.5 < ratio < 1.0, result
-    assert ratio == pytest.approx(expected, abs=0.05), result
+    # so the whole run cost more than half (which lines expire varies: no exact figure)
+    ratio, batch_ratio = result["ratio"], result["batch_lines_ratio"]
+    assert isinstance(ratio, float) and isinstance(batch_ratio, float), result
+    assert batch_ratio < ratio < 1.0, result
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SWITCHYARD_TEST_DATABASE_URL"), reason="kills are timed by Postgres rows"
+)
+def test_a_worker_killed_during_upload_polling_and_download_changes_nothing(
+    make_cluster: MakeCluster,
+) -> None:
+    # Given the same run, whose dead worker's holds lapse in 4 s
+    knobs = {"JOB_LEASE_S": "3", "PROVIDER_TIMEOUT_S": "2"}
+    # When the worker is SIGKILLed (and replaced) as soon as a provider batch is seen
+    # uploading, then polled, then downloading
+    result = run(make_cluster, "--kill", "--processing-s", "4", knobs=knobs)
+    # Then the worker was killed at least while it polled (the other two steps last
+    # milliseconds at this size: tried, and reported), and every invariant holds
+    phases = result["kills_in_phase"]
+    assert isinstance(phases, dict) and phases["polling"] == 1, result
+    assert (result["succeeded"], result["lost"]) == (40, 0), result
+    assert result["duplicate_provider_batches"] == 0, result
+    assert (result["ledger_mismatches"], result["audit_ledger_mismatches"]) == (0, 0), result
+    assert result["provider_batches_expired"] == 1, result
+    assert result["batch_lines_ratio"] == pytest.approx(0.5, abs=0.005), result
