@@ -23,7 +23,7 @@ __all__ = ["make_cluster"]
 def run(
     make_cluster: MakeCluster, *options: str, knobs: dict[str, str] | None = None
 ) -> dict[str, object]:
-    small = ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "90"]
+    small = ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "150"]
     args = provider_batch.parse([*small, *options])
     plan = choose(batch_wire_formats())
     spec = cluster_spec(
