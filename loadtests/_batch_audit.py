@@ -22,9 +22,9 @@ import httpx
 from sqlalchemy import select
 
 from loadtests._cluster import Cluster
-from orchestrator.catalog import Catalog
-from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import Usage
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.schemas import Usage
+from orchestrator.costs.pricing import cost_micro_usd
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry
 from orchestrator.store.provider_batch_models import ProviderBatch, ProviderBatchLine

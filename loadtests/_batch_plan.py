@@ -23,10 +23,10 @@ import httpx
 from sqlalchemy import create_engine
 
 from loadtests._cluster import ClusterSpec
-from orchestrator.catalog import Catalog
-from orchestrator.config import Settings
-from orchestrator.dispatch import BatchSpec
-from orchestrator.schemas import JobRequest
+from orchestrator.admission.dispatch import BatchSpec
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.config import Settings
+from orchestrator.core.schemas import JobRequest
 
 WIRE_FORMATS = ("openai", "anthropic", "gemini")
 

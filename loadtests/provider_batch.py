@@ -50,7 +50,7 @@ from loadtests._batch_kills import Killer
 from loadtests._batch_plan import WINDOW, Plan, batch_wire_formats, choose, cluster_spec, requests
 from loadtests._bench import private_services, running
 from loadtests._cluster import FINAL, Cluster
-from orchestrator.catalog import load_catalog
+from orchestrator.core.catalog import load_catalog
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.provider_batch_models import ProviderBatch

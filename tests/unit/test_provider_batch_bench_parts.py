@@ -6,10 +6,10 @@ import pytest
 
 from loadtests._batch_audit import JobAccount, Row, money, outcome_counts
 from loadtests._batch_plan import CANDIDATES, batch_wire_formats, choose
-from orchestrator.benchmarks import available, run_benchmark
-from orchestrator.catalog import Catalog
-from orchestrator.cost import cost_micro_usd
-from orchestrator.schemas import Usage
+from orchestrator.cli.bench_commands import available, run_benchmark
+from orchestrator.core.catalog import Catalog
+from orchestrator.core.schemas import Usage
+from orchestrator.costs.pricing import cost_micro_usd
 
 USAGE = Usage(input_tokens=20, output_tokens=300)
 
