@@ -7,7 +7,9 @@
     uploading   (a retry: the task before died) our file if the provider has it
                 (``find_file``), else upload; write ``uploaded`` + file id
     uploaded    write ``submitting``, create the provider batch tagged with our id
-                (inline: with its lines, fixed now from the store as above)
+                (inline: with its lines, fixed now from the store as above); a
+                provider whose batches carry no tag (Anthropic) only while no other
+                batch of it is ``submitting``, else again in a moment
     submitting  (a retry) our provider batch if it exists (``find_batch``, given
                 what the store knows: ``BatchContext.manifest``), else create;
                 write ``submitted`` + provider batch id
@@ -50,6 +52,7 @@ from workers.providers.batch_base import BatchAdapter, BatchState
 
 log = logging.getLogger(__name__)
 MAX_ERROR_BACKOFF_S = 300.0
+ALONE_WAIT_S = 2.0  # another create of the provider is under way: ask again this soon
 
 
 class Advancer:
@@ -125,12 +128,23 @@ class Advancer:
                     self.ctx.write(held, self._empty())
                     return None
             sent = {"lines": len(lines)} if lines else {}
-            self.ctx.write(held, {"state": "submitting"} | sent)
+            if not self._begin(held, adapter, {"state": "submitting"} | sent):
+                wait_s = min(self.ctx.settings.provider_batch_poll_s, ALONE_WAIT_S)
+                return self._later(held, wait_s, "waiting: another create of its provider")
             found = adapter.create(held.provider_file_id, held.id, lines)
         now = utcnow()
         values = {"state": "submitted", "provider_batch_id": found.id, "submitted_at": now}
         self.ctx.write(held, values | {"provider_status": found.status})
         return self._later(held, self.ctx.settings.provider_batch_poll_s, "submitted")
+
+    def _begin(self, held: ProviderBatch, adapter: BatchAdapter, values: dict[str, Any]) -> bool:
+        """Write ``submitting``; for a provider whose batches carry no tag of ours, only
+        while no other batch of it is submitting (False: wait), so a lost create is
+        never confused with another's (``provider_batches.begin_alone``)."""
+        if adapter.tagged:
+            self.ctx.write(held, values)
+            return True
+        return self.ctx.write_alone(held, values)
 
     def _poll(self, held: ProviderBatch, dep: Deployment, adapter: BatchAdapter) -> str | None:
         assert held.provider_batch_id is not None

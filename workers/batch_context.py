@@ -88,6 +88,23 @@ class BatchContext:
         for name, value in values.items():
             setattr(held, name, value)
 
+    def write_alone(self, held: ProviderBatch, values: dict[str, Any]) -> bool:
+        """``write`` only if no other batch of its provider is ``submitting`` (False:
+        one is; see ``provider_batches.begin_alone``); ``Lost`` as ``write``."""
+        values = {"locked_until": utcnow() + timedelta(seconds=self.hold_s)} | values
+        token = held.locked_until
+        done = self.tx(
+            lambda s: provider_batches.begin_alone(
+                s, batch_id=held.id, provider=held.provider, values=values, held_until=token
+            )
+        )
+        if done is None:
+            raise Lost(held.id)
+        if done:
+            for name, value in values.items():
+                setattr(held, name, value)
+        return done
+
     def let_go(self, held: ProviderBatch, due: datetime) -> None:
         self.write(held, {"locked_until": None, "next_poll_at": due})
 

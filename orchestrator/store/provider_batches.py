@@ -6,6 +6,8 @@
     take(session, id, now, hold_s)     hold a batch for one task (compare-and-set);
                                        a dead task's hold lapses at ``locked_until``
     advance(session, id, values, held_until)  its next state (only while still held)
+    begin_alone(session, id, provider, ...)   ``submitting``, only while no other batch
+                                       of the provider is (creates that carry no tag)
     due(session, now)                  batches not done whose next step is due
     queued_tokens(session)             input tokens queued at the provider, by deployment
     to_cancel(session, now)            submitted batches no line wants an answer from
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from orchestrator.store.models import new_id
@@ -143,6 +145,46 @@ def advance(
         .execution_options(synchronize_session=False)
     ).first()
     return done is not None
+
+
+SUBMITTING = "submitting"
+
+
+def begin_alone(
+    session: Session,
+    *,
+    batch_id: str,
+    provider: str,
+    values: dict[str, Any],
+    held_until: datetime | None,
+) -> bool | None:
+    """Write ``values`` (state ``submitting``) only if no other batch of ``provider`` is
+    ``submitting``: True written, False another is, None the hold was lost.
+
+    A provider whose batches carry no tag of ours (Anthropic) can only tell a lost
+    create's batch by its size and time; two creates under way at once could each
+    take the other's batch for their own. One at a time per provider, an untaken
+    batch made since ours was gathered can only be ours. On Postgres an advisory
+    lock on the provider orders the check and the write across transactions (the
+    next one reads the committed state); SQLite runs one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"provider_batch_submit:{provider}"},
+        )
+    busy = session.scalar(
+        select(
+            exists().where(
+                ProviderBatch.provider == provider,
+                ProviderBatch.state == SUBMITTING,
+                ProviderBatch.id != batch_id,
+            )
+        )
+    )
+    if busy:
+        return False
+    return advance(session, batch_id=batch_id, values=values, held_until=held_until) or None
 
 
 def release_hold(

@@ -9,8 +9,10 @@ the simulator in-process, as in ``test_provider_batch_steps``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -107,3 +109,86 @@ def test_an_inline_batch_goes_from_prepared_to_done(world: World, provider: str)
     # Then one provider batch was made, and both jobs have one ledger row each
     assert listed(world, list_path) == [made.provider_batch_id]
     assert all(len(rows) == 1 for rows in ledger(world, job_ids).values())
+
+
+class Killed(BaseException):
+    """The worker's SIGKILL, at a chosen point of a create call."""
+
+
+class Dying:
+    """A batch adapter whose ``create`` may die before or after the provider has it."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.dies: str | None = None  # "before" | "after" the create reaches the provider
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def create(self, file_id: str | None, tag: str, lines: Sequence[bytes] = ()) -> Any:
+        if self.dies == "before":
+            raise Killed(tag)
+        made = self.real.create(file_id, tag, lines)
+        if self.dies == "after":
+            raise Killed(tag)
+        return made
+
+
+def advance(world: World, batch_id: str) -> str:
+    """One delivery of the advance task; a killed worker's hold lapses at once."""
+    try:
+        return world.advancer.advance(batch_id)
+    except Killed:
+        world.die_holding(batch_id)
+        return "killed"
+
+
+@pytest.fixture
+def slow_world(private_database: str, tmp_path: Path) -> Iterator[World]:
+    config = SimulatorConfig.model_validate({"default": {"batch_processing_s": 1.0}})
+    yield from make_world(private_database, tmp_path, config)
+
+
+def test_two_anthropic_creates_killed_at_once_never_take_each_others_batch(
+    slow_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = slow_world
+    name, model, tier, list_path = CASES["anthropic"]
+    dep = world.catalog.get(name)
+    # Given two provider batches of one Anthropic deployment, of the same size, that
+    # run a second at the provider (its batches carry no tag: a lost create is found by
+    # size and time, and a batch still running cannot show whose lines it holds)
+    first_jobs = submit(world, model, tier, 3)
+    first = world.gather()
+    second_jobs = submit(world, model, tier, 3)
+    second = world.gather()
+    dying = Dying(world.advancer.ctx.adapter(dep))
+    monkeypatch.setattr(world.advancer.ctx, "adapter", lambda _dep: dying)
+    # When one worker is killed just after the first's create reached Anthropic, and
+    # (the same SIGKILL) while the second's create had not yet left
+    dying.dies = "after"
+    assert advance(world, first) == "killed"
+    dying.dies = "before"
+    advance(world, second)
+    # and both are advanced again, in turn, until submitted
+    dying.dies = None
+    for _ in range(3):
+        for batch_id in (second, first):
+            if world.batch(batch_id).state != "submitted":
+                world.die_holding(batch_id)
+                advance(world, batch_id)
+    # Then Anthropic holds exactly two batches, one recorded by each of ours
+    made = {world.batch(first).provider_batch_id, world.batch(second).provider_batch_id}
+    assert None not in made and len(made) == 2
+    assert set(listed(world, list_path)) == made
+    # and each is collected with its own lines: every job answered once, by batch
+    for batch_id in (first, second):
+        said = "polled"
+        for _ in range(50):
+            world.die_holding(batch_id)
+            said = advance(world, batch_id)
+            if not said.startswith("polled"):
+                break
+            time.sleep(0.1)
+        assert said == "done: 3 answered, 0 sent back"
+    assert all(len(rows) == 1 for rows in ledger(world, first_jobs + second_jobs).values())

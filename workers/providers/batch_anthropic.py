@@ -84,6 +84,8 @@ def _created(data: dict[str, Any]) -> datetime:
 class AnthropicBatchAdapter(InlineRequests):
     """Speaks Anthropic's Message Batches for one deployment over a shared client."""
 
+    tagged = False  # see BatchAdapter.tagged
+
     def __init__(self, client: httpx.Client, deployment: Deployment, api_key: str | None) -> None:
         self._dep = deployment
         headers = {

@@ -3,6 +3,11 @@
     uploads                          True: an input file is uploaded before the batch is
                                      created (OpenAI); False: the requests travel inline
                                      in the create call (Anthropic, Gemini)
+    tagged                           True: a created batch carries our tag, so
+                                     ``find_batch`` is exact (OpenAI metadata, Gemini
+                                     displayName); False (Anthropic): it is found by
+                                     size and time, so creates of one provider run one
+                                     at a time (``provider_batches.begin_alone``)
     line(custom_id, request)         one request in the provider's batch shape (its bytes
                                      count against the catalog's ``batch.max_bytes``)
     find_file(name), upload(...)     the input file step (only when ``uploads``)
@@ -81,6 +86,11 @@ class BatchAdapter(Protocol):
     @property
     def uploads(self) -> bool:
         """Whether an input file is uploaded first (else requests go inline)."""
+        ...
+
+    @property
+    def tagged(self) -> bool:
+        """Whether a created batch carries our tag (``find_batch`` is then exact)."""
         ...
 
     def line(self, custom_id: str, request: JobRequest) -> bytes: ...

@@ -83,6 +83,8 @@ def _responses(operation: dict[str, Any]) -> list[dict[str, Any]]:
 class GeminiBatchAdapter(InlineRequests):
     """Speaks Gemini's batch mode for one deployment over a shared client."""
 
+    tagged = True  # see BatchAdapter.tagged
+
     def __init__(self, client: httpx.Client, deployment: Deployment, api_key: str | None) -> None:
         self._dep = deployment
         headers = {"x-goog-api-key": api_key or SIMULATOR_API_KEY}

@@ -60,6 +60,7 @@ class OpenAIBatchAdapter:
     """Speaks OpenAI's Files and Batches endpoints for one deployment over a shared client."""
 
     uploads = True
+    tagged = True  # see BatchAdapter.tagged
 
     def __init__(self, client: httpx.Client, deployment: Deployment, api_key: str | None) -> None:
         self._dep = deployment
