@@ -7,8 +7,9 @@
                               twice for one gathering, or created and never recorded
 
 A job's path is its line's state: ``answered`` (by provider batch, billed at the
-catalog's batch prices) or ``released`` (sent back after a failed line or an
-expired batch, run synchronously at the sync prices).
+catalog's batch prices, perhaps by a later batch after a failed line or an
+expired batch: ``tries``) or ``released`` (sent to the synchronous path once its
+tries were used up, run at the sync prices).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class JobAccount:
     answered: int = 0
     rows: list[Row] = field(default_factory=list)
     line: str | None = None
+    tries: int = 0  # provider batches that gave its line no answer
 
     @property
     def by_batch(self) -> bool:
@@ -80,9 +82,9 @@ def jobs(cluster: Cluster, job_ids: Sequence[str]) -> dict[str, JobAccount]:
             .where(LedgerEntry.job_id.in_(ids))
         ).all()
         lines = session.execute(
-            select(ProviderBatchLine.job_id, ProviderBatchLine.state).where(
-                ProviderBatchLine.job_id.in_(ids)
-            )
+            select(
+                ProviderBatchLine.job_id, ProviderBatchLine.state, ProviderBatchLine.tries
+            ).where(ProviderBatchLine.job_id.in_(ids))
         ).all()
     for job_id, outcome in outcomes:
         if outcome == "ok" and job_id in found:
@@ -90,8 +92,8 @@ def jobs(cluster: Cluster, job_ids: Sequence[str]) -> dict[str, JobAccount]:
     for job_id, outcome, dep, tokens_in, tokens_out, cached, cost in ledger:
         usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out, cached_input_tokens=cached)
         found[job_id].rows.append(Row(outcome, dep, usage, int(cost)))
-    for job_id, state in lines:
-        found[job_id].line = state
+    for job_id, state, tries in lines:
+        found[job_id].line, found[job_id].tries = state, tries
     return found
 
 
@@ -152,6 +154,10 @@ def outcome_counts(accounts: dict[str, JobAccount]) -> dict[str, Any]:
         "lost": len(lost),
         "answered_by_provider_batch": sum(1 for a in accounts.values() if a.by_batch),
         "lines_rerun_sync": sum(1 for a in accounts.values() if a.line == "released"),
+        "lines_sent_again_by_batch": sum(1 for a in accounts.values() if a.tries > 0),
+        "lines_answered_after_a_retry": sum(
+            1 for a in accounts.values() if a.by_batch and a.tries > 0
+        ),
         "lines_by_state": dict(Counter(a.line or "none" for a in accounts.values())),
         "statuses": dict(Counter(a.status for a in accounts.values())),
     }

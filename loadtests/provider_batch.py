@@ -13,25 +13,26 @@ One run, on this machine, with nothing shared (issue 26's first acceptance item)
 
 N jobs with a 24h completion window are admitted as one native Switchyard batch
 by the real dispatcher, spread evenly over the two deployments. They go by
-provider batch; failed lines and the expired batch's unfinished lines are sent
-back and run synchronously at the full price. With ``--kill`` the worker is
-SIGKILLed while a batch is uploaded, polled and downloaded (``loadtests._batch_kills``).
+provider batch; failed lines and the expired batch's unfinished lines wait for
+the next provider batch of their deployment (at half price), and run
+synchronously at the full price only once sent ``provider_batch_max_tries``
+times. With ``--kill`` the worker is SIGKILLed while a batch is uploaded, polled
+and downloaded (``loadtests._batch_kills``).
 
 The baseline is measured in the same run: every job's answered tokens priced at
 its deployment's synchronous catalog prices (``sync_cost_usd``). ``ratio`` is
 what was billed over that. Lines answered by provider batch cost half
 (``batch_lines_ratio``), re-run lines the full price, so the expected ratio is
 ``0.5 + 0.5 x s`` for a share ``s`` of the jobs re-run synchronously
-(token-weighted): ``expected_ratio`` gives that for the configured failure rate
-and expired batch, and ``ratio_floor_with_failed_lines`` the least any run with
-that failure rate can reach (no batch expiring).
+(token-weighted): ``expected_ratio`` gives that for the configured failure rate,
+expired batch and tries (``expected``).
 
 Prints JSON: ``jobs``, ``succeeded``, ``lost`` (not succeeded exactly once),
 ``duplicate_provider_batches`` (created at the simulator beyond those recorded,
 or twice for one gathering), ``ledger_mismatches`` (jobs whose ledger is not one
 row at the price of the path that answered), ``total_cost_usd``, ``sync_cost_usd``,
-``ratio``, ``lines_rerun_sync``, ``wall_s``, the providers used and, with
-``--kill``, the kills performed. Exits 1 if an invariant failed.
+``ratio``, ``lines_rerun_sync``, ``lines_sent_again_by_batch``, ``wall_s``, the
+providers used and, with ``--kill``, the kills performed. Exits 1 if an invariant failed.
 """
 
 from __future__ import annotations
@@ -110,23 +111,34 @@ def wait(
 
 
 def expected(
-    args: argparse.Namespace, money: account.Money, expiring: str, expired_lines: int
+    args: argparse.Namespace,
+    money: account.Money,
+    expiring: str,
+    expired_lines: int,
+    max_tries: int,
 ) -> dict[str, float]:
-    """The ratio the design predicts from the configured failure rate and expired batch:
-    failed lines and the expired batch's unfinished half at the full price, the rest at
-    half; each deployment's jobs weighted by their mean synchronous cost in this run."""
-    rate, total, rerun_all = args.line_error_rate, 0.0, 0.0
+    """What the design predicts from the configured failure rate and expired batch.
+
+    A failed line, and each unfinished line of the expired batch, waits for the next
+    provider batch (at half price) until it has been sent ``max_tries`` times; only
+    then does it run synchronously at the full price. With a share ``r`` of batch
+    lines failing, a line goes synchronous with probability ``r ** max_tries`` (an
+    expired one ``r ** (max_tries - 1)``). Each deployment's jobs are weighted by
+    their mean synchronous cost in this run."""
+    rate, total, sync_all, again_all = args.line_error_rate, 0.0, 0.0, 0.0
     for name, jobs in money.jobs_by_deployment.items():
         unfinished = expired_lines // 2 if name == expiring else 0
-        rerun = rate * (jobs - unfinished) + unfinished
-        rerun_all += rerun
+        again = rate * (jobs - unfinished) + unfinished
+        rerun = (jobs - unfinished) * rate**max_tries + unfinished * rate ** (max_tries - 1)
+        sync_all += rerun
+        again_all += again
         mean = money.sync_by_deployment[name] / jobs
         total += mean * (TARGET_RATIO * (jobs - rerun) + rerun)
     sync = money.sync_micro_usd
     return {
-        "expected_lines_rerun_sync": round(rerun_all, 1),
+        "expected_lines_sent_again_by_batch": round(again_all, 1),
+        "expected_lines_rerun_sync": round(sync_all, 2),
         "expected_ratio": round(total / sync, 4) if sync else 0.0,
-        "ratio_floor_with_failed_lines": round(TARGET_RATIO + (1 - TARGET_RATIO) * rate, 4),
     }
 
 
@@ -147,6 +159,7 @@ def measure(
     ratio = money.report()["ratio"]
     expiring = plan.candidates[0].name  # its first batch expires (loadtests._batch_plan)
     expired_lines = min(args.lines_per_batch, (args.jobs + 1) // 2)
+    max_tries = cluster.settings.provider_batch_max_tries
     result: dict[str, Any] = {
         "jobs": args.jobs,
         **account.outcome_counts(jobs),
@@ -155,7 +168,7 @@ def measure(
         "ratio_target": f"within {TOLERANCE:.0%} of {TARGET_RATIO}",
         "ratio_target_met": ratio is not None
         and abs(ratio - TARGET_RATIO) <= TOLERANCE * TARGET_RATIO,
-        **expected(args, money, expiring, expired_lines),
+        **expected(args, money, expiring, expired_lines, max_tries),
         "audit_ledger_mismatches": audit.ledger_mismatches,
         "audit_duplicate_successes": audit.duplicate_successes,
         "wall_s": round(wall_s, 1),

@@ -187,12 +187,13 @@ class Advancer:
         values = {
             "state": "done",
             "succeeded": len(done.answered) + len(done.billed),
-            "failed": len(done.released),
+            "failed": len(done.released) + len(done.waiting),
             "finished_at": utcnow(),
             "locked_until": None,
         }
         self.ctx.write(held, values)
-        return f"done: {len(done.answered)} answered, {len(done.released)} sent back"
+        said = f"done: {len(done.answered)} answered, {len(done.released)} sent back"
+        return said + (f", {len(done.waiting)} back to wait" if done.waiting else "")
 
     @staticmethod
     def _empty() -> dict[str, Any]:
@@ -223,7 +224,7 @@ class Advancer:
 
     def _give_up(self, held: ProviderBatch, error: str) -> str:
         """Send every line back to the synchronous path and end the batch."""
-        released = self.ctx.send_back(held)
+        _, released = self.ctx.send_back(held)
         values = {"state": "done", "error": error[:1000], "finished_at": utcnow()}
         self.ctx.write(held, values | {"failed": len(released), "locked_until": None})
         return f"gave up: {error}"
@@ -259,7 +260,8 @@ def collect_all(
         ctx.after_answers(done.answered + done.billed, done.answered)
         total.answered += done.answered
         total.billed += done.billed
-    total.released = ctx.send_back(held)  # failed lines, and any an end left unfinished
+    # failed lines, and any an end left unfinished: another batch, or sync
+    total.waiting, total.released = ctx.send_back(held, frozenset(found.final))
     return total
 
 

@@ -15,8 +15,13 @@
                                    the answer, so it has its one ledger row, but it
                                    is never the job's answer (nor a second success)
     send_back(...)                 every line still ``batched`` (failed at the
-                                   provider, expired, cancelled, never answered)
-                                   -> ``release``: its job is due now on the
+                                   provider, expired, cancelled, never answered):
+                                   back to ``waiting`` for the next provider batch
+                                   of its deployment, at the batch price, if its
+                                   failure may go away, it was sent fewer than
+                                   ``provider_batch_max_tries`` times and its job's
+                                   sync time is ``provider_batch_retry_min_s`` away;
+                                   else ``release``: its job is due now on the
                                    synchronous path, with the usual retries and
                                    fallbacks while its deadline allows
 
@@ -61,6 +66,7 @@ class Collected:
     answered: list[str] = field(default_factory=list)
     billed: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # back to wait for another batch
 
 
 def completions(
@@ -122,9 +128,8 @@ def write_chunk(
     return done
 
 
-def send_back(session: Session, *, batch_id: str) -> list[str]:
-    """Release every line of the batch still ``batched``; the jobs sent back."""
-    left = [line.job_id for line in provider_batch_lines.lines_of(session, batch_id=batch_id)]
-    if not left:
-        return []
-    return [r[0] for r in provider_batch_lines.release(session, job_ids=left, now=utcnow())]
+def send_back(
+    session: Session, *, batch_id: str, retry: provider_batch_lines.Retry | None
+) -> tuple[list[str], list[str]]:
+    """Every line of the batch still ``batched``: (back to wait, released to sync)."""
+    return provider_batch_lines.send_back(session, batch_id=batch_id, now=utcnow(), retry=retry)

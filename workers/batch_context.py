@@ -27,7 +27,7 @@ from orchestrator.services.provider_batch_driver import Due, queue_of
 from orchestrator.store import budget_holds, provider_batches
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Job, utcnow
-from orchestrator.store.provider_batch_lines import Line, lines_of
+from orchestrator.store.provider_batch_lines import Line, Retry, lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
 from workers.batch_collect import send_back
 from workers.providers.batch_base import BatchAdapter, Manifest
@@ -133,8 +133,17 @@ class BatchContext:
             taken=frozenset(taken - {held.provider_batch_id or ""}),
         )
 
-    def send_back(self, held: ProviderBatch) -> list[str]:
-        return self.tx(lambda s: send_back(s, batch_id=held.id))
+    def send_back(
+        self, held: ProviderBatch, final: frozenset[str] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """The batch's unanswered lines: (back to wait for another provider batch,
+        released to sync). ``final``: custom ids whose failure will not go away;
+        None: none may wait (the provider refused the whole batch)."""
+        retry = None
+        if final is not None:
+            before = utcnow() + timedelta(seconds=self.settings.provider_batch_retry_min_s)
+            retry = Retry(self.settings.provider_batch_max_tries, before, final)
+        return self.tx(lambda s: send_back(s, batch_id=held.id, retry=retry))
 
     def after_answers(self, job_ids: Sequence[str], answered: Sequence[str]) -> None:
         """Settle the budgets of billed jobs, then wake whoever waits for the answered."""

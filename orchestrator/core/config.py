@@ -122,13 +122,19 @@ class Settings(BaseSettings):
     # away, whose first deployment offers a batch API (catalog ``batch``) is gathered
     # per deployment for provider_batch_gather_s (or until a file is full) into one
     # provider batch; one still there provider_batch_sync_margin_s before its
-    # deadline runs synchronously. Polls back off from poll_s to poll_max_s.
+    # deadline runs synchronously. Polls back off from poll_s to poll_max_s. A line that
+    # failed at the provider (retryably) or whose batch expired or was cancelled there
+    # waits for the next provider batch, at the batch price, if it has been sent fewer
+    # than max_tries times and its sync time is retry_min_s away; else it runs
+    # synchronously at once.
     provider_batch_enabled: bool = False
     provider_batch_gather_s: float = Field(default=10.0, ge=0)
     provider_batch_min_wait_s: int = Field(default=86_400, ge=0)
     provider_batch_sync_margin_s: int = Field(default=1_800, ge=0)
     provider_batch_poll_s: float = Field(default=5.0, gt=0)
     provider_batch_poll_max_s: float = Field(default=300.0, gt=0)
+    provider_batch_max_tries: int = Field(default=3, ge=1)
+    provider_batch_retry_min_s: int = Field(default=3_600, ge=0)
 
     # Strong/weak routing inside a tier (see ROUTING.md): the scorer by name, the
     # default share of strong calls, and a calibration saved by `route calibrate`.

@@ -204,7 +204,7 @@ def _answer(batch: SimBatch, line: BatchLine, engine: Engine) -> None:
         line.outcome, line.failure = "errored", line.error
         return
     try:
-        line.answer = engine.answer_line(batch.fmt, line.call)
+        line.answer = engine.answer_line(batch.fmt, line.call, batch.id)
         line.outcome = "succeeded"
     except SimError as exc:
         line.outcome, line.failure = "errored", exc

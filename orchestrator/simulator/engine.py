@@ -33,6 +33,7 @@ from orchestrator.simulator.wire import (
     generate,
     header_ms,
     injected_failure,
+    seed_of,
 )
 
 LATENCY_HEADER = "x-simulator-latency-ms"
@@ -131,14 +132,18 @@ class Engine:
             raise limited
         return Admitted(answer, fmt.limit_headers(decision))
 
-    def answer_line(self, fmt: ModuleType, call: SimCall) -> Answer:
-        """A batch line's answer, or its ``SimError`` (window, then ``batch_line_error_rate``)."""
+    def answer_line(self, fmt: ModuleType, call: SimCall, batch_id: str = "") -> Answer:
+        """A batch line's answer, or its ``SimError`` (window, then ``batch_line_error_rate``).
+
+        The line's 500 is a server error of that delivery, as a provider's is: it is
+        drawn per (input, batch), so the same input sent again in another batch is
+        drawn again (and answered synchronously as usual)."""
         profile = self.config.profile(call.model)
         _check_window(fmt, call, profile)
         answer = generate(call)
         self.faults.apply(call, answer, profile)
         rate = profile.batch_line_error_rate
-        topic = call.topic or call.seed
+        topic = seed_of("batch_line", call.topic or call.seed, batch_id)
         draw = profile.fault_draw
         if rate > 0 and self.faults.picked(call.model, "batch_line", topic, rate, draw):
             raise self.error_for("500")

@@ -7,6 +7,8 @@
                                ended or runs synchronously; the line is then only billed)
     mark(session, ...)         the line's end: answered, billed or released
     release(session, ...)      send jobs back to the synchronous path, due now
+    send_back(session, ...)    a provider batch's lines left unanswered: back to wait
+                               for the next provider batch (``Retry``), or released
     withdraw(session, ...)     take jobs out of their provider batch (cancelled, or
                                gone to the synchronous path near their deadline)
     stale(session, ...)        lines whose job no longer waits for them
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, insert, or_, select, update
@@ -153,6 +155,70 @@ def release(
         .execution_options(synchronize_session=False)
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """When an unanswered line waits for another provider batch instead of going
+    synchronous: sent fewer than ``max_tries`` times, its failure not ``final``
+    (custom ids whose failure will not go away), its job still waiting and its time
+    to run synchronously (``next_attempt_at``) later than ``before``."""
+
+    max_tries: int
+    before: datetime
+    final: frozenset[str] = frozenset()
+
+
+def send_back(
+    session: Session, *, batch_id: str, now: datetime, retry: Retry | None
+) -> tuple[list[str], list[str]]:
+    """The batch's lines still ``batched`` (no answer): each counts one more try, then
+    waits for the next provider batch (``Retry``) or is released; (waiting, released)."""
+    rows = session.execute(
+        select(
+            ProviderBatchLine.job_id,
+            ProviderBatchLine.custom_id,
+            ProviderBatchLine.tries,
+            Job.status,
+            Job.next_attempt_at,
+        )
+        .join(Job, Job.id == ProviderBatchLine.job_id)
+        .where(
+            ProviderBatchLine.provider_batch_id == batch_id, ProviderBatchLine.state == "batched"
+        )
+        .order_by(ProviderBatchLine.job_id)
+        .with_for_update(of=ProviderBatchLine)
+    ).all()
+    if not rows:
+        return [], []
+    again = [r[0] for r in rows if retry is not None and _again(retry, r[1], r[2], r[3], r[4])]
+    session.execute(
+        update(ProviderBatchLine)
+        .where(ProviderBatchLine.job_id.in_([r[0] for r in rows]))
+        .values(tries=ProviderBatchLine.tries + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if again:
+        session.execute(
+            update(ProviderBatchLine)
+            .where(ProviderBatchLine.job_id.in_(again))
+            .values(state="waiting", provider_batch_id=None)
+            .execution_options(synchronize_session=False)
+        )
+    waits = set(again)
+    rest = [r[0] for r in rows if r[0] not in waits]
+    released = [r[0] for r in release(session, job_ids=rest, now=now)] if rest else []
+    return again, released
+
+
+def _again(retry: Retry, custom_id: str, tries: int, status: str, sync_at: datetime | None) -> bool:
+    if tries + 1 >= retry.max_tries or custom_id in retry.final or status not in WAITING:
+        return False
+    return sync_at is not None and _aware(sync_at) > retry.before
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 OPEN = ("waiting", "batched")

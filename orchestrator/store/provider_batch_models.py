@@ -82,6 +82,9 @@ class ProviderBatchLine(Base):
     state: Mapped[str] = mapped_column(String(16), default="waiting")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # provider batches the line was sent in that gave it no answer (failed, expired,
+    # cancelled); it waits for another while this is under provider_batch_max_tries
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # a tenant's provider batch ledger rows, read for spend by path (orchestrator.costs.spend_by_path)

@@ -227,16 +227,53 @@ def failing_world(private_database: str, tmp_path: Path) -> Iterator[World]:
     yield from make_world(private_database, tmp_path, config)
 
 
-def test_an_expired_batch_sends_its_unfinished_jobs_back_at_once(failing_world: World) -> None:
-    world = failing_world
-    # Given four held jobs in a provider batch that will expire half-done
-    job_ids = world.submit(4)
+def expire_half(world: World, n: int) -> tuple[list[str], str, str]:
+    """``n`` held jobs in a provider batch that expires half-done, collected."""
+    job_ids = world.submit(n)
     batch_id = world.gather()
     world.advancer.advance(batch_id)
     world.die_holding(batch_id)
+    return job_ids, batch_id, world.advancer.advance(batch_id)
+
+
+def test_an_expired_batch_s_unfinished_lines_wait_for_the_next_batch(failing_world: World) -> None:
+    world = failing_world
+    # Given four held jobs with a 24h window in a provider batch that expires half-done
     # When it is collected
-    said = world.advancer.advance(batch_id)
-    # Then the finished half is answered, and the rest is due now on the synchronous path
+    job_ids, batch_id, said = expire_half(world, 4)
+    # Then the finished half is answered, and the rest waits for the next provider
+    # batch (at the batch price): its lines count one try, its jobs stay queued until
+    # their time to run synchronously
+    assert said == "done: 2 answered, 0 sent back, 2 back to wait", said
+    assert world.batch(batch_id).provider_status == "expired"
+    with session_scope(world.engine) as session:
+        jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        lines = {ln.job_id: ln for ln in session.scalars(select(ProviderBatchLine))}
+    back = [j for j in jobs.values() if lines[j.id].state == "waiting"]
+    assert len(back) == 2 and all(j.status == "queued" for j in back)
+    assert all(lines[j.id].tries == 1 and lines[j.id].provider_batch_id is None for j in back)
+    later = utcnow() + timedelta(hours=20)
+    assert all(j.next_attempt_at is not None and j.next_attempt_at > later for j in back)
+    assert sum(1 for j in jobs.values() if j.status == "succeeded") == 2
+    # and the next gathering puts them in a new provider batch
+    again = world.gather()
+    assert again != batch_id and world.batch(again).lines == 2
+
+
+@pytest.mark.parametrize(
+    "knob", [{"provider_batch_max_tries": 1}, {"provider_batch_retry_min_s": 86_400}]
+)
+def test_an_expired_batch_sends_its_unfinished_jobs_to_sync_when_no_try_or_time_is_left(
+    failing_world: World, knob: dict[str, int]
+) -> None:
+    world = failing_world
+    # Given lines that may be sent once only, or jobs whose time to run synchronously
+    # (23.5 h away) is nearer than a retry needs
+    ctx = world.advancer.ctx
+    ctx.settings = ctx.settings.model_copy(update=knob)
+    # When their provider batch expires half-done and is collected
+    job_ids, _, said = expire_half(world, 4)
+    # Then the unfinished half is due now on the synchronous path
     assert said == "done: 2 answered, 2 sent back", said
     with session_scope(world.engine) as session:
         jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
@@ -245,7 +282,6 @@ def test_an_expired_batch_sends_its_unfinished_jobs_back_at_once(failing_world: 
     assert len(back) == 2 and all(j.status == "queued" for j in back)
     assert all(j.next_attempt_at is not None and j.next_attempt_at <= utcnow() for j in back)
     assert sum(1 for j in jobs.values() if j.status == "succeeded") == 2
-    assert world.batch(batch_id).provider_status == "expired"
 
 
 def test_turning_the_path_off_sends_waiting_jobs_to_sync_at_once(world: World) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests._batch_audit import JobAccount, Row, money, outcome_counts
+from loadtests import provider_batch
+from loadtests._batch_audit import JobAccount, Money, Row, money, outcome_counts
 from loadtests._batch_plan import CANDIDATES, batch_wire_formats, choose
 from orchestrator.cli.bench_commands import available, run_benchmark
 from orchestrator.core.catalog import Catalog
@@ -80,3 +81,23 @@ def test_the_bench_is_registered_and_runs_by_its_hyphenated_name(
         run_benchmark("provider-batch", ["--help"])
     assert exited.value.code == 0
     assert "switchyard bench provider-batch" in capsys.readouterr().out
+
+
+def test_expected_ratio_counts_failed_and_expired_lines_at_half_price_until_tries_run_out() -> None:
+    # Given 2,000 jobs on two deployments of equal cost, 2% of batch lines failing
+    # and 50 unfinished lines of an expired batch on the first
+    args = provider_batch.parse(["--jobs", "2000", "--line-error-rate", "0.02"])
+    spent = Money(sync_micro_usd=2000)
+    spent.jobs_by_deployment.update({"pb-openai": 1000, "pb-anthropic": 1000})
+    spent.sync_by_deployment.update({"pb-openai": 1000, "pb-anthropic": 1000})
+    # When the design's expectation is taken with three tries, and with one
+    three = provider_batch.expected(args, spent, "pb-openai", 100, 3)
+    one = provider_batch.expected(args, spent, "pb-openai", 100, 1)
+    # Then with three tries almost nothing runs synchronously: the ratio is half
+    # (within 1%), and 89 lines were sent again by batch
+    assert three["expected_lines_sent_again_by_batch"] == pytest.approx(89.0)
+    assert three["expected_lines_rerun_sync"] == pytest.approx(0.04, abs=0.005)
+    assert three["expected_ratio"] == pytest.approx(0.5, abs=0.0001)
+    # and with one try every failed and expired line is re-run at the full price
+    assert one["expected_lines_rerun_sync"] == pytest.approx(89.0)
+    assert one["expected_ratio"] == pytest.approx(0.5 + 0.5 * 89 / 2000, abs=0.0001)

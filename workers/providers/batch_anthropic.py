@@ -52,6 +52,17 @@ from workers.providers.errors import Unresolved
 from workers.providers.openai import SIMULATOR_API_KEY
 
 CLOCK_SKEW = timedelta(minutes=10)
+# error types that refuse the request itself (canceled, expired, api_error and
+# overloaded_error lines may be answered by another batch)
+REFUSED = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+    }
+)
 PAGE = 100
 MAX_PAGES = 20
 
@@ -132,6 +143,9 @@ class AnthropicBatchAdapter(InlineRequests):
                 found.bodies[str(custom_id)] = result.get("message")
             else:
                 found.failed.add(str(custom_id))
+                why = (result.get("error") or {}).get("error") or {}
+                if result.get("type") == "errored" and why.get("type") in REFUSED:
+                    found.final.add(str(custom_id))  # the request itself: no retry helps
         return found
 
     def _recent(self, floor: datetime) -> Iterator[dict[str, Any]]:

@@ -74,10 +74,14 @@ class Manifest:
 
 @dataclass
 class Results:
-    """A ended batch's answers: provider bodies by custom id, and custom ids that failed."""
+    """An ended batch's answers: provider bodies by custom id, the custom ids that
+    failed, and those among them whose failure will not go away (``final``: the
+    request itself was refused, e.g. a 400; they go synchronous, which reports it;
+    any other unanswered line may wait for another provider batch)."""
 
     bodies: dict[str, Any] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    final: set[str] = field(default_factory=set)
 
 
 class BatchAdapter(Protocol):

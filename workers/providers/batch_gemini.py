@@ -51,6 +51,9 @@ ENDED = frozenset(
 )
 PAGE = 100
 MAX_PAGES = 20
+# google.rpc codes that refuse the request itself: INVALID_ARGUMENT, NOT_FOUND,
+# PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED
+REFUSED = frozenset({3, 5, 7, 9, 11, 12, 16})
 
 
 def batch_root(base_url: str) -> str:
@@ -151,4 +154,6 @@ class GeminiBatchAdapter(InlineRequests):
                 found.bodies[str(key)] = item["response"]
             else:
                 found.failed.add(str(key))
+                if (item.get("error") or {}).get("code") in REFUSED:
+                    found.final.add(str(key))  # the request itself: no retry helps
         return found

@@ -56,6 +56,12 @@ def line(deployment: Deployment, custom_id: str, request: JobRequest) -> bytes:
     return jsonl_line(row)
 
 
+def refused(status: Any) -> bool:
+    """Whether a line's HTTP status says the request itself was refused (a 4xx other
+    than timeout, conflict and rate limit): asking again would not help."""
+    return isinstance(status, int) and 400 <= status < 500 and status not in (408, 409, 429)
+
+
 class OpenAIBatchAdapter:
     """Speaks OpenAI's Files and Batches endpoints for one deployment over a shared client."""
 
@@ -116,10 +122,15 @@ class OpenAIBatchAdapter:
                 found.bodies[str(row["custom_id"])] = response.get("body")
             elif row.get("custom_id"):
                 found.failed.add(str(row["custom_id"]))
+                if refused(response.get("status_code")):
+                    found.final.add(str(row["custom_id"]))
         for row in self.read(error) if error else []:
             if row.get("custom_id"):
                 found.failed.add(str(row["custom_id"]))
+                if refused((row.get("response") or {}).get("status_code")):
+                    found.final.add(str(row["custom_id"]))
         found.failed -= set(found.bodies)
+        found.final &= found.failed
         return found
 
     def parse(self, body: Any, request: JobRequest) -> Completion:
