@@ -17,14 +17,24 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 
+from orchestrator.cluster.bootstrap import ensure_tenant_key
 from tests.integration.conftest import ADMIN_KEY, Cluster
 
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_OPERATION = 20
 
 
-def send(case: Case, cluster: Cluster) -> None:
-    key = ADMIN_KEY if case.path.startswith("/admin") else cluster.api_key
+@pytest.fixture(scope="module")
+def fuzz_key(cluster: Cluster) -> str:
+    """A tenant of the fuzzer's own: what its valid requests create (an experiment on
+    every tier, a session, a budget) must not change how the shared tenant's jobs route
+    for the tests after it."""
+    state_dir = cluster.settings.state_path / "fuzz"
+    return ensure_tenant_key(cluster.engine, state_dir=state_dir, tenant="it-fuzz")
+
+
+def send(case: Case, cluster: Cluster, tenant_key: str) -> None:
+    key = ADMIN_KEY if case.path.startswith("/admin") else tenant_key
     response = case.call(
         base_url=cluster.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     )
@@ -36,7 +46,9 @@ def send(case: Case, cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_input_earns_a_server_error(cluster: Cluster, mode: GenerationMode) -> None:
+def test_no_input_earns_a_server_error(
+    cluster: Cluster, fuzz_key: str, mode: GenerationMode
+) -> None:
     # Given the API's own schema
     schema = schemathesis.openapi.from_url(f"{cluster.api_url}/openapi.json")
     failures: list[str] = []
@@ -54,7 +66,7 @@ def test_no_input_earns_a_server_error(cluster: Cluster, mode: GenerationMode) -
         )
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: Case) -> None:
-            send(case, cluster)
+            send(case, cluster, fuzz_key)
 
         try:
             fuzz()
@@ -109,7 +121,7 @@ HOSTILE_PLACES = st.sampled_from(
 )  # fmt: skip
 
 
-def test_hostile_json_earns_no_server_error_and_no_reset(cluster: Cluster) -> None:
+def test_hostile_json_earns_no_server_error_and_no_reset(cluster: Cluster, fuzz_key: str) -> None:
     # Given generated bodies with hostile values where real requests have values
     @settings(
         max_examples=40,
@@ -122,7 +134,7 @@ def test_hostile_json_earns_no_server_error_and_no_reset(cluster: Cluster) -> No
     @given(place=HOSTILE_PLACES, value=HOSTILE_VALUES)
     def fuzz(place: tuple[str, str, str, str], value: str) -> None:
         method, path, kind, template = place
-        key = ADMIN_KEY if path.startswith("/admin") else cluster.api_key
+        key = ADMIN_KEY if path.startswith("/admin") else fuzz_key
         headers = {"Authorization": f"Bearer {key}", "Content-Type": f"application/{kind}"}
         # When each is sent to the real API on a connection of its own
         try:
