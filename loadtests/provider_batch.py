@@ -50,7 +50,7 @@ from loadtests import _batch_audit as account
 from loadtests._batch_kills import Killer
 from loadtests._batch_plan import WINDOW, Plan, batch_wire_formats, choose, cluster_spec, requests
 from loadtests._bench import private_services, running
-from loadtests._cluster import FINAL, Cluster
+from loadtests._cluster import FINAL, Cluster, ClusterSpec
 from orchestrator.core.catalog import load_catalog
 from orchestrator.store import repo
 from orchestrator.store.db import session_scope
@@ -196,16 +196,22 @@ def failed(result: dict[str, Any]) -> bool:
     return any(result[k] for k in keys) or result["succeeded"] != result["jobs"]
 
 
-def main(argv: list[str]) -> int:
-    args = parse(argv)
+def planned(args: argparse.Namespace, concurrency: int | None = None) -> tuple[Plan, ClusterSpec]:
+    """The two deployments the run uses and the cluster that serves them, from the options."""
     plan = choose(batch_wire_formats())
     spec = cluster_spec(
         plan,
         processing_s=args.processing_s,
         line_error_rate=args.line_error_rate,
         lines_per_batch=args.lines_per_batch,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency if concurrency is None else concurrency,
     )
+    return plan, spec
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    plan, spec = planned(args)
     with private_services() as services, running(spec, services) as cluster:
         result = measure(cluster, plan, args, kill=args.kill)
         if failed(result):  # keep the processes' logs for the post-mortem

@@ -13,7 +13,6 @@ import os
 import pytest
 
 from loadtests import provider_batch
-from loadtests._batch_plan import batch_wire_formats, choose, cluster_spec
 from tests.integration.reliability import MakeCluster, make_cluster
 
 pytestmark = pytest.mark.integration
@@ -25,14 +24,7 @@ def run(
 ) -> dict[str, object]:
     small = ["--jobs", "40", "--lines-per-batch", "8", "--processing-s", "2", "--timeout", "150"]
     args = provider_batch.parse([*small, *options])
-    plan = choose(batch_wire_formats())
-    spec = cluster_spec(
-        plan,
-        processing_s=args.processing_s,
-        line_error_rate=args.line_error_rate,
-        lines_per_batch=args.lines_per_batch,
-        concurrency=8,
-    )
+    plan, spec = provider_batch.planned(args, concurrency=8)
     spec.knobs.update(knobs or {})
     return provider_batch.measure(make_cluster(spec), plan, args, kill=args.kill)
 
