@@ -156,39 +156,33 @@ def wait_until(
 
 
 def batch_state(settings: Settings, engine: Engine, batch_id: str) -> dict[str, object]:
-    """Jobs of the batch by status and tier, and the broker's lists and hashes."""
+    """Jobs of the batch by status and tier, a few waiting ones with their attempts, and
+    the size of each of the broker's lists, hashes and sorted sets."""
     with session_scope(engine) as session:
         rows = session.execute(
             select(Job.status, Job.tier, func.count())
             .where(Job.batch_id == batch_id)
             .group_by(Job.status, Job.tier)
         ).all()
-    state: dict[str, object] = {f"{status}/{tier}": int(n) for status, tier, n in rows}
-    with session_scope(engine) as session:
         waiting = session.execute(
             select(Job.id, Job.lease_owner, Job.deliveries, Job.attempts, Job.next_attempt_at)
             .where(Job.batch_id == batch_id, Job.status == "queued")
             .limit(5)
         ).all()
-        state["waiting"] = [tuple(map(str, w)) for w in waiting]
-        ids = [w.id for w in waiting]
-        state["attempts"] = [
-            tuple(map(str, a))
-            for a in session.execute(
-                select(Attempt.job_id, Attempt.outcome, Attempt.http_status, Attempt.error).where(
-                    Attempt.job_id.in_(ids)
-                )
-            ).all()
-        ]
+        attempts = session.execute(
+            select(Attempt.job_id, Attempt.outcome, Attempt.http_status, Attempt.error).where(
+                Attempt.job_id.in_([w.id for w in waiting])
+            )
+        ).all()
+    state: dict[str, object] = {f"{status}/{tier}": int(n) for status, tier, n in rows}
+    state["waiting"] = [tuple(map(str, w)) for w in waiting]
+    state["attempts"] = [tuple(map(str, a)) for a in attempts]
     broker = redis.Redis.from_url(settings.effective_redis_url)
+    sizes = {b"list": broker.llen, b"hash": broker.hlen, b"zset": broker.zcard}
     for key in broker.scan_iter(f"{settings.redis_key_prefix}*"):
-        kind = broker.type(key)
-        if kind == b"list":
-            state[key.decode()] = int(broker.llen(key))
-        elif kind == b"hash":
-            state[key.decode()] = int(broker.hlen(key))
-        elif kind == b"zset":
-            state[key.decode()] = int(broker.zcard(key))
+        size = sizes.get(broker.type(key))
+        if size is not None:
+            state[key.decode()] = int(size(key))
     return state
 
 
