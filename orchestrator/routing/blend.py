@@ -102,6 +102,13 @@ class BlendScorer(Scorer):
         return (exp[strong] - exp[weak]) / total, [(f"{found[n]} {n}", p) for n, p in strongest]
 
     def score(self, text: str) -> Scored:
+        return self._score(text, None)
+
+    def score_in_tier(self, text: str, tier: str) -> Scored:
+        return self._score(text, tier)
+
+    def _score(self, text: str, named: str | None) -> Scored:
+        """The score; ``named``: the tier the request named (the tier model is not asked)."""
         rules_z, rules_why = self.rules.logit(text)
         gain, pushes = self.gain(text)
         part_rules = (rules_z - self.rules_mean) / self.rules_scale
@@ -110,7 +117,11 @@ class BlendScorer(Scorer):
         reasons = [f"rules {part_rules:+.2f} ({', '.join(rules_why[:2])})"]
         shown = ", ".join(f"{label} {push:+.2f}" for label, push in pushes)
         reasons.append(f"word-problem model {part_gain:+.2f} (P gain {gain:+.2f}; {shown})")
-        if self.tiered:
+        if self.tiered and named is not None:
+            bump = self.tier_weight if named != "fast" else 0.0
+            z += bump
+            reasons.append(f"tier {named} requested ({bump:+.2f})")
+        elif self.tiered:
             tier, probability = _tier_call(text)
             bump = self.tier_weight if tier != "fast" else 0.0
             z += bump

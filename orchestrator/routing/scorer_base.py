@@ -52,6 +52,11 @@ class Scorer(ABC):
     def score(self, text: str) -> Scored:
         """How much ``text`` needs the strong model, in [0, 1], with reasons."""
 
+    def score_in_tier(self, text: str, tier: str) -> Scored:
+        """``score`` for a request that named its tier; a scorer that weighs the tier
+        (``tiered``) takes the named one instead of guessing it."""
+        return self.score(text)
+
     def held_in(self, text: str) -> bool:
         """True if this scorer was developed or trained on ``text`` (never report it)."""
         return self.uses_held_in and prompt_key(text) in held_in_keys()

@@ -70,7 +70,10 @@ class StrengthPolicy:
         if request.model is not None:
             reason = f"model '{request.model}' requested: no strong/weak choice"
             return StrengthDecision("pinned", name, None, None, quality, (reason,))
-        scored = self.scorer.score(scored_text(request))
+        text = scored_text(request)
+        named = request.tier  # a named tier is certain: the tiered scorer takes it as given
+        scorer = self.scorer
+        scored = scorer.score(text) if named is None else scorer.score_in_tier(text, named.value)
         threshold = self.calibration.threshold_for(quality)
         strong = quality >= 1.0 or (quality > 0.0 and scored.value >= threshold)
         verdict = (

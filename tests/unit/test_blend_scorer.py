@@ -43,6 +43,26 @@ def test_tiered_lifts_what_the_tier_model_calls_reasoning_and_leaves_fast_alone(
     assert poem_tiered.reasons[-1].startswith("tier model: fast")
 
 
+def test_a_named_tier_is_taken_as_given_and_the_tier_model_is_not_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the tiered scorer, with the tier model made to fail if it is asked
+    tiered = get_scorer("tiered")
+
+    def asked(text: str) -> tuple[str, float]:
+        raise AssertionError("the tier model was asked for a request that named its tier")
+
+    monkeypatch.setattr("orchestrator.routing.blend._tier_call", asked)
+    # When a word problem is scored for a request that named the fast tier, and one
+    # that named the reasoning tier
+    as_fast = tiered.score_in_tier(WORD_PROBLEM, "fast")
+    as_reasoning = tiered.score_in_tier(WORD_PROBLEM, "reasoning")
+    # Then only the reasoning request gets the tier's lift, and the reason says why
+    assert as_reasoning.value > as_fast.value
+    assert as_fast.value == get_scorer("blend").score(WORD_PROBLEM).value
+    assert as_reasoning.reasons[-1] == "tier reasoning requested (+1.00)"
+
+
 def test_the_problem_counts_read_a_bounded_window() -> None:
     # Given a 400,000-character prompt made of one repeated sentence
     text = "Ann has 3 apples and buys 2 more. " * 12_000
