@@ -14,6 +14,10 @@ same run:
                                UPDATE the job with its answer (after the event: the most
                                lenient order, as no reply waits for that write)
 
+``SWITCHYARD_FLOOR_ANSWER_FIRST=1`` (``floor_durable`` in the bench) writes the answer
+before the event instead, as a design must that never tells a client of an answer it
+has not recorded (Switchyard's answer and ledger row commit before its event).
+
 Raw psycopg statements on a four-column table; no authentication, routing, rate
 limits, breakers, ledger, metrics or ORM. ``SWITCHYARD_FLOOR_DB=0`` drops the
 database altogether: below the design (Postgres is where a job lives), it shows
@@ -57,6 +61,7 @@ DB_URL = os.environ.get("SWITCHYARD_FLOOR_DATABASE_URL", "")
 REDIS_URL = os.environ.get("SWITCHYARD_FLOOR_REDIS_URL", "redis://127.0.0.1:6379/15")
 SIM_URL = os.environ.get("SWITCHYARD_FLOOR_SIMULATOR_URL", "")
 WITH_DB = os.environ.get("SWITCHYARD_FLOOR_DB", "1") == "1"
+ANSWER_FIRST = WITH_DB and os.environ.get("SWITCHYARD_FLOOR_ANSWER_FIRST", "0") == "1"
 API_CONNECTIONS = 8
 TABLE = (
     "CREATE TABLE IF NOT EXISTS floor_jobs (id text PRIMARY KEY, status text NOT NULL,"
@@ -101,13 +106,19 @@ def run(job_id: str, prompt: str | None = None) -> None:
     body["max_tokens"] = 8
     headers = {"Authorization": "Bearer sim-key"}
     answer = _state.http.post(f"{SIM_URL}/chat/completions", json=body, headers=headers).content
+    if ANSWER_FIRST:
+        _write(job_id, answer)
     with _events.pipeline(transaction=False) as pipe:
         pipe.lpush(_done_key(job_id), answer)
         pipe.expire(_done_key(job_id), 60)
         pipe.execute()
-    if WITH_DB:
-        write = "UPDATE floor_jobs SET status = 'succeeded', answer = %s WHERE id = %s"
-        _db().execute(f"{write} AND status = 'running'", (answer.decode(), job_id))
+    if WITH_DB and not ANSWER_FIRST:
+        _write(job_id, answer)
+
+
+def _write(job_id: str, answer: bytes) -> None:
+    write = "UPDATE floor_jobs SET status = 'succeeded', answer = %s WHERE id = %s"
+    _db().execute(f"{write} AND status = 'running'", (answer.decode(), job_id))
 
 
 class _Pool:
@@ -177,7 +188,13 @@ class Floor:
 
 @contextmanager
 def floor_processes(
-    *, database_url: str, redis_url: str, simulator_url: str, log_dir: Path, with_db: bool
+    *,
+    database_url: str,
+    redis_url: str,
+    simulator_url: str,
+    log_dir: Path,
+    with_db: bool,
+    answer_first: bool = False,
 ) -> Iterator[Floor]:
     """A floor worker (32 threads) and API, stopped on exit."""
     env = {
@@ -185,6 +202,7 @@ def floor_processes(
         "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
         "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
         "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",
+        "SWITCHYARD_FLOOR_ANSWER_FIRST": "1" if answer_first else "0",
     }
     port = free_port()
     env["SWITCHYARD_FLOOR_QUEUE"] = queue = f"floor-bench-{port}"

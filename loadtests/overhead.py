@@ -28,8 +28,10 @@ the claim to the final write (warm-up requests included).
 With ``--floor`` (quiet cluster only) two more phases measure the least that the
 mandated stack adds on this machine in this run (``loadtests/_floor.py``): a bare
 FastAPI -> Postgres insert -> Celery -> threads worker (claim, call, event, write)
-path, ``floor_p50_added_ms`` / ``floor_p99_added_ms``; and the same without its
-database, ``floor_no_db_*``. Each runs against a direct phase measured just before
+path, ``floor_p50_added_ms`` / ``floor_p99_added_ms``; the same with the answer
+written before the completion event, as a design must that never tells a client of an
+answer it has not recorded (Switchyard does), ``floor_durable_*``; and the same without
+its database, ``floor_no_db_*``. Each runs against a direct phase measured just before
 it. ``*cpu_ms_per_request`` is what a request cost every process (API, workers,
 Postgres, Redis, simulator, this client), warm-up included.
 
@@ -179,13 +181,16 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
     """The floor's added latency, with its database statements and without, against a
     direct phase run just before each; and the CPU a request of it cost all processes."""
     figures: dict[str, float] = {}
-    for name, with_db in (("floor", True), ("floor_no_db", False)):
+    variants = [("floor", True, False), ("floor_durable", True, True)]
+    variants.append(("floor_no_db", False, False))
+    for name, with_db, answer_first in variants:
         with floor_processes(
             database_url=services.database_url,
             redis_url=services.redis_url,
             simulator_url=f"{cluster.sim_base}/v1",
             log_dir=services.workdir / "floor",
             with_db=with_db,
+            answer_first=answer_first,
         ) as run:
             direct = phase(*_direct_args(cluster, args))
             before = _stack_cpu(cluster, services, run.pids)
