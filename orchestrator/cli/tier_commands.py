@@ -81,9 +81,9 @@ def run_train(
 
     found, files = _read_rows(data, from_jobs, tenant, corpus)
     artefact, _ = build_from(found, files, seed=seed, progress=_progress)
-    scored = _gain_part(data)
-    if scored is not None:  # rows with weak_score/strong_score: the gain scorer too
-        artefact["gain"] = scored
+    scored, blended = _scorer_parts(data, TierModel(artefact, str(out)))
+    if scored is not None:  # rows with weak_score/strong_score: the gain and blend scorers too
+        artefact["gain"], artefact["blend"] = scored, blended
     out.write_text(dumps(artefact), encoding="utf-8")
     training = artefact["training"]
     summary = {
@@ -92,6 +92,7 @@ def run_train(
         "skipped": training["skipped"],
         "held_out": training.get("held_out"),
         "gain": scored["training"] if scored else None,
+        "blend": blended["training"] if blended else None,
     }
     if as_json:
         print(json.dumps(summary, indent=1))
@@ -102,17 +103,25 @@ def run_train(
         console.print(f"  held out {held['n']}: accuracy {held['accuracy']}, F1 {held['macro_f1']}")
     if training["skipped"]:
         console.print(f"  skipped: {training['skipped']}")
-    if scored:
+    if scored and blended:
         console.print(f"  gain scorer retrained: {scored['training']['development']}")
+        console.print(f"  blend/tiered retrained: {blended['training']['development']}")
     console.print(f"  use it: SWITCHYARD_ROUTER_MODEL_PATH={out.resolve()}")
 
 
-def _gain_part(data: Sequence[Path]) -> dict[str, Any] | None:
-    """The gain scorer fitted on the rows of ``data`` that carry both scores, if any do."""
+def _scorer_parts(
+    data: Sequence[Path], tiers: TierModel
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The gain scorer and the blend scorer's word-problem model (the default ``tiered``
+    scorer's, with ``tiers`` as its prior) fitted on the rows of ``data`` that carry both
+    scores, if any do."""
+    from orchestrator.routing.train import blend
     from orchestrator.routing.train.gain_user import fit_user, read_scored
 
     scored = read_scored(data)
-    return fit_user(scored) if scored else None
+    if not scored:
+        return None, None
+    return fit_user(scored), blend.fit_user(scored, tiers)
 
 
 def _pipelines(models: Sequence[Path], classifiers: Sequence[str]) -> dict[str, list[Stage]]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ConfigError
@@ -82,6 +83,24 @@ class BlendScorer(Scorer):
         source = resources.files("orchestrator.routing").joinpath("models", ARTIFACT)
         document = json.loads(source.read_text(encoding="utf-8"))
         return cls(document, f"(shipped {ARTIFACT})", tiered=tiered)
+
+    @classmethod
+    def configured(cls, model_path: Path | None, *, tiered: bool = False) -> BlendScorer:
+        """The ``blend`` part of a ``route train`` model file, if it has one; else the shipped one.
+
+        ``model_path`` is ``SWITCHYARD_ROUTER_MODEL_PATH``: the file that also holds the
+        tier model (whose call is ``tiered``'s prior), and a word-problem model refitted
+        on the user's outcomes when the training rows carried scores.
+        """
+        if model_path is None:
+            return cls.load(tiered=tiered)
+        try:
+            document = json.loads(Path(model_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read router model {model_path}: {exc}") from exc
+        if not isinstance(document, dict) or "blend" not in document:
+            return cls.load(tiered=tiered)
+        return cls(document["blend"], f"{model_path} (blend)", tiered=tiered)
 
     def gain(self, text: str) -> tuple[float, list[tuple[str, float]]]:
         """P(strong better) - P(weak better), and the counts that pushed it hardest."""

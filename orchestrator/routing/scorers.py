@@ -67,15 +67,17 @@ def _learned() -> Scorer:
 
 
 def _blend() -> Scorer:
+    from orchestrator.core.config import get_settings
     from orchestrator.routing.blend import BlendScorer
 
-    return BlendScorer.load()
+    return BlendScorer.configured(get_settings().router_model_path)
 
 
 def _tiered() -> Scorer:
+    from orchestrator.core.config import get_settings
     from orchestrator.routing.blend import BlendScorer
 
-    return BlendScorer.load(tiered=True)
+    return BlendScorer.configured(get_settings().router_model_path, tiered=True)
 
 
 def _gain() -> Scorer:

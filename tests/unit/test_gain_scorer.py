@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.errors import ConfigError
+from orchestrator.routing.blend import ARTIFACT as BLEND_ARTIFACT
+from orchestrator.routing.blend import BlendScorer
 from orchestrator.routing.gain import ARTIFACT, GainScorer
 from tests.unit.shipped_scorers import DATA, WORD_PROBLEM, hard_and_easy, score_offline, shipped
 
@@ -87,7 +89,9 @@ def _traffic_rows() -> list[dict[str, object]]:
     return rows
 
 
-def test_route_train_with_scores_retrains_gain_into_the_model_file(tmp_path: Path) -> None:
+def test_route_train_with_scores_retrains_gain_and_blend_into_the_model_file(
+    tmp_path: Path,
+) -> None:
     from typer.testing import CliRunner
 
     from orchestrator.cli.main import app
@@ -107,3 +111,15 @@ def test_route_train_with_scores_retrains_gain_into_the_model_file(tmp_path: Pat
     retrained = GainScorer.configured(out)
     assert retrained.origin.endswith("(gain)") and retrained.training["rows"] == 120
     assert GainScorer.configured(None).origin == f"(shipped {ARTIFACT})"
+    # And the default scorer's word-problem model (blend, tiered) is refitted there too,
+    # with cross-validated figures beside the shipped tiered scorer's on the same rows
+    figures = summary["blend"]["development"]
+    assert summary["blend"]["rows"] == 120
+    assert {"retrained tiered (5-fold cv)", "tiered", "length"} <= set(figures)
+    assert figures["retrained blend (5-fold cv)"]["apgr"] > 0.5
+    tiered = BlendScorer.configured(out, tiered=True)
+    assert tiered.origin == f"{out} (blend)" and tiered.training["rows"] == 120
+    shipped = BlendScorer.configured(None, tiered=True)
+    assert shipped.origin == f"(shipped {BLEND_ARTIFACT})"
+    hard = "Compute: add 1 and take a third of it then add 2 and take a third of it then add 3"
+    assert tiered.score(hard).value != shipped.score(hard).value

@@ -22,10 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.errors import ConfigError
 from orchestrator.evaluation.data import Outcome
+from orchestrator.evaluation.metrics import curve, summary
 from orchestrator.routing import problem
 from orchestrator.routing.blend import ARTIFACT, CLASSES, FORMAT, TIER_WEIGHT, BlendScorer
 from orchestrator.routing.rules_scorer import RulesScorer
+from orchestrator.routing.scorers import LengthScorer
+from orchestrator.routing.tier_model import TierModel
 from orchestrator.routing.train import split
 from orchestrator.routing.train.gain import (
     FOLDS,
@@ -35,6 +39,7 @@ from orchestrator.routing.train.gain import (
     labels,
     shared_outcomes,
 )
+from orchestrator.routing.train.gain_user import MIN_ROWS
 
 C = 0.03
 DIGITS = 6
@@ -99,9 +104,15 @@ def artefact_of(outcomes: Sequence[Outcome]) -> tuple[dict[str, Any], list[float
 
 def out_of_fold_gains(outcomes: Sequence[Outcome], gains: Sequence[float]) -> list[float]:
     """GSM8K rows: fitted without their hash slice; MMLU rows: ``gains`` (never fitted on)."""
-    np, _, group_kfold = _sklearn()
     rows = [i for i, o in enumerate(outcomes) if o.source == "gsm8k"]
-    out = list(gains)
+    return _refitted_out_of_fold(outcomes, rows, list(gains))
+
+
+def _refitted_out_of_fold(
+    outcomes: Sequence[Outcome], rows: Sequence[int], out: list[float]
+) -> list[float]:
+    """``out`` with the gain of each of ``rows`` from a model fitted without its fold."""
+    np, _, group_kfold = _sklearn()
     groups = [group_of(outcomes[i]) for i in rows]
     for train, held in group_kfold(n_splits=FOLDS).split(np.zeros(len(rows)), groups=groups):
         fitted = [outcomes[rows[i]] for i in train]
@@ -112,12 +123,54 @@ def out_of_fold_gains(outcomes: Sequence[Outcome], gains: Sequence[float]) -> li
     return out
 
 
-def _tier_bumps(prompts: Sequence[str]) -> list[float]:
-    from orchestrator.routing.tier_model import TierModel
-
-    tiers = TierModel.load()
+def _tier_bumps(prompts: Sequence[str], tiers: TierModel | None = None) -> list[float]:
+    tiers = tiers or TierModel.load()
     fast = [t.value for t in tiers.tiers].index("fast")
     return [0.0 if int(tiers.probabilities(p).argmax()) == fast else TIER_WEIGHT for p in prompts]
+
+
+def fit_user(outcomes: Sequence[Outcome], tiers: TierModel | None = None) -> dict[str, Any]:
+    """The word-problem model and its scales refitted on a user's outcomes (``switchyard
+    route train``), with 5-fold cross-validated figures on them beside the shipped
+    ``tiered`` scorer's and length's; ``tiers`` gives the prior (the file's tier model)."""
+    if len(outcomes) < MIN_ROWS:
+        raise ConfigError(
+            f"retraining the blend scorer needs at least {MIN_ROWS} rows with weak_score and"
+            f" strong_score; found {len(outcomes)}"
+        )
+    prompts = [o.prompt for o in outcomes]
+    try:
+        part = fit_problem(prompts, labels(outcomes))
+        oof = _refitted_out_of_fold(outcomes, range(len(outcomes)), [0.0] * len(outcomes))
+    except ValueError as exc:  # a fold (or all) without one of the three outcomes
+        raise ConfigError(f"retraining the blend scorer: {exc}") from exc
+    rules = RulesScorer()
+    rules_z = [rules.logit(p)[0] for p in prompts]
+    artefact = {
+        **part,
+        "rules_logit": _mean_scale(rules_z),
+        "problem_gain": _mean_scale(_gains(part, prompts)),
+        "tier_weight": TIER_WEIGHT,
+    }
+    (rm, rs), (gm, gs) = artefact["rules_logit"], artefact["problem_gain"]
+    blend = [(r - rm) / rs + (g - gm) / gs for r, g in zip(rules_z, oof, strict=True)]
+    bumps = _tier_bumps(prompts, tiers)
+    weak, strong = [o.weak for o in outcomes], [o.strong for o in outcomes]
+    scored = {
+        "retrained blend (5-fold cv)": blend,
+        "retrained tiered (5-fold cv)": [b + t for b, t in zip(blend, bumps, strict=True)],
+        "tiered": [BlendScorer.load(tiered=True).score(p).value for p in prompts],
+        "length": [LengthScorer().score(p).value for p in prompts],
+    }
+    artefact["training"] = {
+        "data": "user outcomes (switchyard route train)",
+        "rows": len(outcomes),
+        "C": C,
+        "development": {k: summary(curve(v, weak, strong)) for k, v in scored.items()},
+        "development_note": "retrained: 5-fold CV over hash slices of the rows (scales over"
+        " all of them); tiered and length: as shipped, on the same rows",
+    }
+    return artefact
 
 
 def figures(
