@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -93,7 +93,6 @@ class TierModel:
             raise ConfigError(f"invalid tier model {origin}: {exc}") from exc
         self.origin = origin
         self.training: dict[str, Any] = dict(artefact.get("training", {}))
-        self._last = threading.local()  # this thread's last prompt and its logits
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> TierModel:
@@ -108,19 +107,7 @@ class TierModel:
             raise ConfigError(f"cannot read tier model {path}: {exc}") from exc
 
     def logits(self, text: str) -> tuple[Matrix, Matrix, Matrix, encoder.Grams]:
-        """Per-tier logits and their two parts (embedding, n-grams), with the n-grams read.
-
-        One routing asks twice for the same prompt (the tier classifier, then the
-        ``tiered`` scorer's prior): the thread's last answer is kept and reused.
-        """
-        last = getattr(self._last, "entry", None)
-        if last is not None and last[0] == text:
-            return cast(tuple[Matrix, Matrix, Matrix, encoder.Grams], last[1])
-        found = self._logits(text)
-        self._last.entry = (text, found)
-        return found
-
-    def _logits(self, text: str) -> tuple[Matrix, Matrix, Matrix, encoder.Grams]:
+        """Per-tier logits and their two parts (embedding, n-grams), with the n-grams read."""
         emb = encoder.embed(text)
         grams = encoder.ngrams(text, self.buckets)
         from_emb: Matrix = (self.embedding @ emb).astype(np.float32, copy=False)

@@ -114,30 +114,3 @@ def test_the_model_keeps_its_development_figures(catalog: Catalog, name: str, fl
     # When the shipped model classifies it, Then it stays above the floor ROUTING.md reports
     found = evaluate_tiers(examples, catalog, MODEL)
     assert found["accuracy"] >= floor, found["confusion"]
-
-
-def test_one_routing_reads_a_prompt_once_for_the_classifier_and_the_tiered_prior(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the shipped model, with its encoder counted
-    from orchestrator.routing import route
-
-    model = tier_model.current()
-    seen: list[str] = []
-    read = encoder.embed
-
-    def counted(text: str) -> object:
-        seen.append(text)
-        return read(text)
-
-    monkeypatch.setattr(encoder, "embed", counted)
-    prompt = "Solve for y: 5y - 3 = 2y + 9, and check the answer by substitution."
-    # When a request without a tier is routed (the tier model classifies it, then the
-    # default tiered scorer asks for its tier prior)
-    decision = route(JobRequest(prompt=prompt), catalog)
-    # Then the prompt was embedded once, both read the same logits, and a new prompt is
-    # read afresh
-    assert decision.strength.scorer == "tiered"
-    assert seen == [prompt]
-    model.probabilities("Write a haiku about rain.")
-    assert seen == [prompt, "Write a haiku about rain."]
