@@ -36,7 +36,7 @@ from typing import Any
 from orchestrator.core.errors import ConfigError
 from orchestrator.routing import problem
 from orchestrator.routing.rules_scorer import RulesScorer
-from orchestrator.routing.scorer_base import Scored, Scorer, sigmoid
+from orchestrator.routing.scorer_base import Scored, Scorer, sigmoid, trained_part
 
 FORMAT = "switchyard-blend-model/1"
 ARTIFACT = "blend.json"
@@ -92,15 +92,8 @@ class BlendScorer(Scorer):
         tier model (whose call is ``tiered``'s prior), and a word-problem model refitted
         on the user's outcomes when the training rows carried scores.
         """
-        if model_path is None:
-            return cls.load(tiered=tiered)
-        try:
-            document = json.loads(Path(model_path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read router model {model_path}: {exc}") from exc
-        if not isinstance(document, dict) or "blend" not in document:
-            return cls.load(tiered=tiered)
-        return cls(document["blend"], f"{model_path} (blend)", tiered=tiered)
+        found = trained_part(model_path, "blend")
+        return cls.load(tiered=tiered) if found is None else cls(*found, tiered=tiered)
 
     def gain(self, text: str) -> tuple[float, list[tuple[str, float]]]:
         """P(strong better) - P(weak better), and the counts that pushed it hardest."""

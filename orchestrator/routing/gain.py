@@ -39,7 +39,7 @@ import numpy.typing as npt
 from orchestrator.core.errors import ConfigError
 from orchestrator.routing import encoder, quantities, tier_model
 from orchestrator.routing.complexity import FEATURES, Complexity
-from orchestrator.routing.scorer_base import Scored, Scorer
+from orchestrator.routing.scorer_base import Scored, Scorer, trained_part
 
 FORMAT = "switchyard-gain-model/1"
 ARTIFACT = "gain.json"
@@ -133,15 +133,8 @@ class GainScorer(Scorer):
         alone (``gain-fitted``).
         """
         tiers = tier_model.current(model_path) if prior else None
-        if model_path is None:
-            return cls.load(tiers=tiers)
-        try:
-            document = json.loads(Path(model_path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read router model {model_path}: {exc}") from exc
-        if not isinstance(document, dict) or "gain" not in document:
-            return cls.load(tiers=tiers)
-        return cls(document["gain"], f"{model_path} (gain)", tiers)
+        found = trained_part(model_path, "gain")
+        return cls.load(tiers=tiers) if found is None else cls(*found, tiers)
 
     def probabilities(self, z: Vector, embedding: Vector) -> Vector:
         logits = self.intercept + self.w_counts @ z + self.w_embedding @ embedding

@@ -8,11 +8,16 @@ ones (``learned``, ``gain``) import this module, not the registry.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.errors import ConfigError
 
 HELD_IN_FILE = "held_in.txt"
 
@@ -36,6 +41,21 @@ def held_in_keys() -> frozenset[str]:
     path = resources.files("orchestrator.routing").joinpath("models", HELD_IN_FILE)
     lines = path.read_text(encoding="utf-8").splitlines()
     return frozenset(line.strip() for line in lines if line.strip() and line[0] != "#")
+
+
+def trained_part(model_path: Path | None, key: str) -> tuple[dict[str, Any], str] | None:
+    """The ``key`` part of a ``route train`` model file (``SWITCHYARD_ROUTER_MODEL_PATH``)
+    and its origin, or None when there is no file or the file has no such part (the
+    training rows carried no scores): the scorer then loads its shipped artefact."""
+    if model_path is None:
+        return None
+    try:
+        document = json.loads(Path(model_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read router model {model_path}: {exc}") from exc
+    if not isinstance(document, dict) or key not in document:
+        return None
+    return document[key], f"{model_path} ({key})"
 
 
 def sigmoid(z: float) -> float:
