@@ -131,7 +131,7 @@ def test_a_native_batch_with_a_window_goes_by_provider_batch(make_cluster: MakeC
     lines = assert_each_once_at_its_price(cluster, job_ids)
     with session_scope(cluster.engine) as session:
         found = session.execute(select(ProviderBatchLine.job_id, ProviderBatchLine.tries))
-        tries = dict(found.tuples().all())
+        tries = {job_id: n for job_id, n in found}
     assert any(tries[j] > 0 for j in job_ids), tries
     for job_id in job_ids:
         assert lines[job_id] == "answered" or (lines[job_id], tries[job_id]) == ("released", 3)
