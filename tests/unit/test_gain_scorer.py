@@ -123,3 +123,20 @@ def test_route_train_with_scores_retrains_gain_and_blend_into_the_model_file(
     assert shipped.origin == f"(shipped {BLEND_ARTIFACT})"
     hard = "Compute: add 1 and take a third of it then add 2 and take a third of it then add 3"
     assert tiered.score(hard).value != shipped.score(hard).value
+
+
+def test_a_model_file_with_a_broken_scorer_part_is_refused_by_name(tmp_path: Path) -> None:
+    # Given model files whose gain and blend parts are not what their scorers read,
+    # and one that is not JSON
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"gain": {"format": "x"}, "blend": {"format": "x"}}))
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{not json")
+    # When the scorers are configured from them
+    # Then each is a ConfigError naming the file (and the part), never the shipped scorer
+    with pytest.raises(ConfigError, match=r"bad\.json \(blend\).*format"):
+        BlendScorer.configured(bad, tiered=True)
+    with pytest.raises(ConfigError, match=r"bad\.json \(gain\)"):
+        GainScorer.configured(bad, prior=False)
+    with pytest.raises(ConfigError, match=r"cannot read router model .*garbled\.json"):
+        BlendScorer.configured(garbled)
