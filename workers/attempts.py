@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 from orchestrator.core.catalog import Catalog, Deployment
 from orchestrator.core.schemas import Completion, JobRequest
 from orchestrator.core.tokens import estimate_request_tokens
-from orchestrator.store.models import Job, utcnow
+from orchestrator.store.models import Job, as_utc, utcnow
 from workers.guards import (
     Answered,
     Call,
@@ -160,7 +159,7 @@ class AttemptLoop:
         if self.held.lost.is_set():
             return Verdict(Ending.LOST, "the lease was lost")
         deadline = self.job.deadline_at
-        if deadline is not None and _aware(deadline) <= utcnow():
+        if deadline is not None and as_utc(deadline) <= utcnow():
             return Verdict(Ending.EXPIRED, "deadline passed before the job could finish")
         return None
 
@@ -203,7 +202,3 @@ def _first(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "request"
     return f"{where}: {first['msg']}"[:500]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -14,7 +14,7 @@
                                    gets a ``superseded`` attempt: the provider bills
                                    the answer, so it has its one ledger row, but it
                                    is never the job's answer (nor a second success)
-    send_back(...)                 every line still ``batched`` (failed at the
+    provider_batch_lines.send_back(...)  every line still ``batched`` (failed at the
                                    provider, expired, cancelled, never answered):
                                    back to ``waiting`` for the next provider batch
                                    of its deployment, at the batch price, if its
@@ -42,7 +42,7 @@ from orchestrator.core.catalog import Deployment
 from orchestrator.core.schemas import Completion, JobRequest
 from orchestrator.store import answered, provider_batch_lines, repo
 from orchestrator.store.answered import Answer
-from orchestrator.store.models import Job, new_id, utcnow
+from orchestrator.store.models import Job, new_id
 from orchestrator.store.provider_batch_lines import Line
 from workers.paid import answer_columns, answer_record
 from workers.providers.errors import ProviderError
@@ -126,10 +126,3 @@ def write_chunk(
     provider_batch_lines.mark(session, job_ids=done.answered, state="answered")
     provider_batch_lines.mark(session, job_ids=done.billed, state="billed")
     return done
-
-
-def send_back(
-    session: Session, *, batch_id: str, retry: provider_batch_lines.Retry | None
-) -> tuple[list[str], list[str]]:
-    """Every line of the batch still ``batched``: (back to wait, released to sync)."""
-    return provider_batch_lines.send_back(session, batch_id=batch_id, now=utcnow(), retry=retry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -24,12 +24,11 @@ from orchestrator.core.catalog import Catalog, Deployment
 from orchestrator.core.config import Settings
 from orchestrator.costs.budgets import Budgets
 from orchestrator.services.provider_batch_driver import Due, queue_of
-from orchestrator.store import budget_holds, provider_batches
+from orchestrator.store import budget_holds, provider_batch_lines, provider_batches
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Job, utcnow
+from orchestrator.store.models import Job, as_utc, utcnow
 from orchestrator.store.provider_batch_lines import Line, Retry, lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
-from workers.batch_collect import send_back
 from workers.providers.batch_base import BatchAdapter, Manifest
 from workers.providers.batches import batch_adapter_for
 
@@ -129,7 +128,7 @@ class BatchContext:
             tag=held.id,
             sent=held.lines,
             custom_ids=tuple(line.custom_id for line in found),
-            since=since if since.tzinfo is not None else since.replace(tzinfo=UTC),
+            since=as_utc(since),
             taken=frozenset(taken - {held.provider_batch_id or ""}),
         )
 
@@ -143,7 +142,9 @@ class BatchContext:
         if final is not None:
             before = utcnow() + timedelta(seconds=self.settings.provider_batch_retry_min_s)
             retry = Retry(self.settings.provider_batch_max_tries, before, final)
-        return self.tx(lambda s: send_back(s, batch_id=held.id, retry=retry))
+        return self.tx(
+            lambda s: provider_batch_lines.send_back(s, batch_id=held.id, now=utcnow(), retry=retry)
+        )
 
     def after_answers(self, job_ids: Sequence[str], answered: Sequence[str]) -> None:
         """Settle the budgets of billed jobs, then wake whoever waits for the answered."""

@@ -36,6 +36,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored time, timezone-aware: SQLite hands back naive datetimes; all are UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def new_id(prefix: str) -> str:
     """A sortable-enough random id with a readable prefix, e.g. ``job_3f2a...``."""
     return f"{prefix}_{secrets.token_hex(12)}"

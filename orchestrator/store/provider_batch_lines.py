@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, insert, or_, select, update
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.schemas import JobStatus
 from orchestrator.store.leases import WAITING, by_id_only
-from orchestrator.store.models import Job, utcnow
+from orchestrator.store.models import Job, as_utc, utcnow
 from orchestrator.store.provider_batch_models import ProviderBatchLine
 
 
@@ -214,11 +214,7 @@ def send_back(
 def _again(retry: Retry, custom_id: str, tries: int, status: str, sync_at: datetime | None) -> bool:
     if tries + 1 >= retry.max_tries or custom_id in retry.final or status not in WAITING:
         return False
-    return sync_at is not None and _aware(sync_at) > retry.before
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return sync_at is not None and as_utc(sync_at) > retry.before
 
 
 OPEN = ("waiting", "batched")

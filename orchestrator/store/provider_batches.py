@@ -19,13 +19,13 @@ The lifecycle's states are listed in ``orchestrator.store.provider_batch_models`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from orchestrator.store.models import new_id
+from orchestrator.store.models import as_utc, new_id
 from orchestrator.store.provider_batch_models import ProviderBatch, ProviderBatchLine
 
 ENDED = ("done",)
@@ -80,7 +80,7 @@ def gather(
         rows = _fitting(rows, room_tokens)
     if not rows:
         return None
-    oldest = _aware(rows[0][1])
+    oldest = as_utc(rows[0][1])
     if len(rows) < max_lines and oldest > now - timedelta(seconds=gather_s):
         return None
     batch = ProviderBatch(
@@ -281,7 +281,3 @@ def recorded_since(session: Session, *, since: datetime) -> set[str]:
         ProviderBatch.provider_batch_id.is_not(None), ProviderBatch.created_at >= since
     )
     return {str(r) for r in session.scalars(found)}
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
