@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy import text
 
 from loadtests._cluster import Cluster
+from orchestrator.store.models import as_utc
 
 PHASES = ("upload", "polling", "download")
 BEFORE = {
@@ -79,7 +80,7 @@ class Killer:
     def _states(self) -> list[tuple[str, str, bool]]:
         with self.cluster.engine.connect() as conn:
             rows = conn.execute(STATES).all()
-        return [(r[0], r[1], r[2] is not None and _aware(r[2]) >= self.spawned_at) for r in rows]
+        return [(r[0], r[1], r[2] is not None and as_utc(r[2]) >= self.spawned_at) for r in rows]
 
     def _kill(self, phase: str, seen: list[str]) -> None:
         worker = self.cluster.workers[0]
@@ -131,7 +132,3 @@ def _in_phase(phase: str, state: str, polled: bool) -> bool:
     if phase == "polling":
         return state == "submitted" and polled
     return state == "collecting"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from orchestrator.core.catalog import Deployment
-from orchestrator.store.models import utcnow
+from orchestrator.store.models import as_utc, utcnow
 from orchestrator.store.provider_batch_lines import batched_left, lines_of
 from orchestrator.store.provider_batch_models import ProviderBatch
 from workers.batch_collect import CHUNK, WITHDRAWN, Collected, completions, write_chunk
@@ -202,7 +202,7 @@ class Advancer:
     def _backoff_s(self, held: ProviderBatch, now: datetime) -> float:
         """Capped exponential: wait as long again as the batch has run so far."""
         settings = self.ctx.settings
-        since = _aware(held.submitted_at or now)
+        since = as_utc(held.submitted_at or now)
         waited = (now - since).total_seconds()
         return min(settings.provider_batch_poll_max_s, max(settings.provider_batch_poll_s, waited))
 
@@ -268,8 +268,4 @@ def collect_all(
 def _elapsed_ms(start: datetime | None, end: datetime | None) -> int:
     if start is None or end is None:
         return 0
-    return max(0, int((_aware(end) - _aware(start)).total_seconds() * 1000))
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return max(0, int((as_utc(end) - as_utc(start)).total_seconds() * 1000))

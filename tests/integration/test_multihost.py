@@ -34,7 +34,7 @@ from orchestrator.core.config import Settings
 from orchestrator.queues.app import make_celery
 from orchestrator.store import migrate
 from orchestrator.store.db import dispose_engines, get_engine, session_scope
-from orchestrator.store.models import Attempt, Job, LedgerEntry
+from orchestrator.store.models import Attempt, Job, LedgerEntry, as_utc
 from tests.conftest import free_port, private_schema
 from tests.integration.conftest import settings_env
 from tests.integration.test_pipeline import mixed_jobs
@@ -249,9 +249,5 @@ def test_sigterm_to_one_host_mid_batch_loses_no_job(rehearsal: Rehearsal) -> Non
         pid = (owner or "").split(":")[1]
         return next(h for h, ps in pids.items() if pid in ps)
 
-    after = Counter(host_of(j.lease_owner) for j in jobs if _aware(j.finished_at) > sigterm_at)
+    after = Counter(host_of(j.lease_owner) for j in jobs if as_utc(j.finished_at) > sigterm_at)
     assert after["host-a"] > 0 and after["host-b"] > 0, after
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
