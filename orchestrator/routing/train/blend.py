@@ -39,7 +39,7 @@ from orchestrator.routing.train.gain import (
     labels,
     shared_outcomes,
 )
-from orchestrator.routing.train.gain_user import MIN_ROWS
+from orchestrator.routing.train.gain_user import enough_rows
 
 C = 0.03
 DIGITS = 6
@@ -129,15 +129,25 @@ def _tier_bumps(prompts: Sequence[str], tiers: TierModel | None = None) -> list[
     return [0.0 if int(tiers.probabilities(p).argmax()) == fast else TIER_WEIGHT for p in prompts]
 
 
+def _blend_and_tiered(
+    artefact: dict[str, Any],
+    rules_z: Sequence[float],
+    gains: Sequence[float],
+    prompts: Sequence[str],
+    tiers: TierModel | None,
+) -> tuple[list[float], list[float]]:
+    """The ``blend`` and ``tiered`` logits of each prompt under ``artefact``'s scales."""
+    (rm, rs), (gm, gs) = artefact["rules_logit"], artefact["problem_gain"]
+    blend = [(r - rm) / rs + (g - gm) / gs for r, g in zip(rules_z, gains, strict=True)]
+    bumps = _tier_bumps(prompts, tiers)
+    return blend, [b + t for b, t in zip(blend, bumps, strict=True)]
+
+
 def fit_user(outcomes: Sequence[Outcome], tiers: TierModel | None = None) -> dict[str, Any]:
     """The word-problem model and its scales refitted on a user's outcomes (``switchyard
     route train``), with 5-fold cross-validated figures on them beside the shipped
     ``tiered`` scorer's and length's; ``tiers`` gives the prior (the file's tier model)."""
-    if len(outcomes) < MIN_ROWS:
-        raise ConfigError(
-            f"retraining the blend scorer needs at least {MIN_ROWS} rows with weak_score and"
-            f" strong_score; found {len(outcomes)}"
-        )
+    enough_rows(outcomes, "blend")
     prompts = [o.prompt for o in outcomes]
     try:
         part = fit_problem(prompts, labels(outcomes))
@@ -152,13 +162,11 @@ def fit_user(outcomes: Sequence[Outcome], tiers: TierModel | None = None) -> dic
         "problem_gain": _mean_scale(_gains(part, prompts)),
         "tier_weight": TIER_WEIGHT,
     }
-    (rm, rs), (gm, gs) = artefact["rules_logit"], artefact["problem_gain"]
-    blend = [(r - rm) / rs + (g - gm) / gs for r, g in zip(rules_z, oof, strict=True)]
-    bumps = _tier_bumps(prompts, tiers)
+    blend, tiered = _blend_and_tiered(artefact, rules_z, oof, prompts, tiers)
     weak, strong = [o.weak for o in outcomes], [o.strong for o in outcomes]
     scored = {
         "retrained blend (5-fold cv)": blend,
-        "retrained tiered (5-fold cv)": [b + t for b, t in zip(blend, bumps, strict=True)],
+        "retrained tiered (5-fold cv)": tiered,
         "tiered": [BlendScorer.load(tiered=True).score(p).value for p in prompts],
         "length": [LengthScorer().score(p).value for p in prompts],
     }
@@ -179,10 +187,8 @@ def figures(
 ) -> dict[str, Any]:  # fmt: skip
     """APGR and CPT per development set: the new scorers out of fold, the others as shipped."""
     oof = out_of_fold_gains(outcomes, gains)
-    (rm, rs), (gm, gs) = artefact["rules_logit"], artefact["problem_gain"]
-    blend = [(r - rm) / rs + (g - gm) / gs for r, g in zip(rules_z, oof, strict=True)]
-    bumps = _tier_bumps([o.prompt for o in outcomes])
-    tiered = [b + t for b, t in zip(blend, bumps, strict=True)]
+    prompts = [o.prompt for o in outcomes]
+    blend, tiered = _blend_and_tiered(artefact, rules_z, oof, prompts, None)
     scored = {"blend": blend, "tiered": tiered, "problem model alone": oof}
     return figures_by_part(outcomes, scored)
 

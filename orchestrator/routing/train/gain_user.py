@@ -24,6 +24,15 @@ from orchestrator.routing.train import gain as training
 MIN_ROWS = 100
 
 
+def enough_rows(outcomes: Sequence[Outcome], scorer: str) -> None:
+    """Refuse to retrain ``scorer`` on fewer than ``MIN_ROWS`` scored rows."""
+    if len(outcomes) < MIN_ROWS:
+        raise ConfigError(
+            f"retraining the {scorer} scorer needs at least {MIN_ROWS} rows with weak_score"
+            f" and strong_score; found {len(outcomes)}"
+        )
+
+
 def _score(row: dict[str, Any], key: str, where: str) -> float:
     value = row[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -55,11 +64,7 @@ def read_scored(paths: Sequence[Path]) -> list[Outcome]:
 
 def fit_user(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """A gain artefact fitted on ``outcomes``, with cross-validation figures on them."""
-    if len(outcomes) < MIN_ROWS:
-        raise ConfigError(
-            f"retraining the gain scorer needs at least {MIN_ROWS} rows with weak_score and"
-            f" strong_score; found {len(outcomes)}"
-        )
+    enough_rows(outcomes, "gain")
     np = training._sklearn()[0]
     x = training.matrix([o.prompt for o in outcomes])
     y = training.labels(outcomes)
