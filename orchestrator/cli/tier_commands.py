@@ -81,7 +81,7 @@ def run_train(
 
     found, files = _read_rows(data, from_jobs, tenant, corpus)
     artefact, _ = build_from(found, files, seed=seed, progress=_progress)
-    scored, blended = _scorer_parts(data, TierModel(artefact, str(out)))
+    scored, blended = _scorer_parts(data, artefact, out)
     if scored is not None:  # rows with weak_score/strong_score: the gain and blend scorers too
         artefact["gain"], artefact["blend"] = scored, blended
     out.write_text(dumps(artefact), encoding="utf-8")
@@ -110,18 +110,18 @@ def run_train(
 
 
 def _scorer_parts(
-    data: Sequence[Path], tiers: TierModel
+    data: Sequence[Path], tier_artefact: dict[str, Any], out: Path
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The gain scorer and the blend scorer's word-problem model (the default ``tiered``
-    scorer's, with ``tiers`` as its prior) fitted on the rows of ``data`` that carry both
-    scores, if any do."""
+    scorer's, with the tier model just fitted as its prior) fitted on the rows of
+    ``data`` that carry both scores, if any do."""
     from orchestrator.routing.train import blend
     from orchestrator.routing.train.gain_user import fit_user, read_scored
 
     scored = read_scored(data)
     if not scored:
         return None, None
-    return fit_user(scored), blend.fit_user(scored, tiers)
+    return fit_user(scored), blend.fit_user(scored, TierModel(tier_artefact, str(out)))
 
 
 def _pipelines(models: Sequence[Path], classifiers: Sequence[str]) -> dict[str, list[Stage]]:
