@@ -26,6 +26,18 @@ what the web server and the queue alone add.
 ``floor_processes`` starts one worker and one API process (``python -m celery
 -A loadtests._floor worker``, ``python -m uvicorn loadtests._floor:api``) under the
 ``switchyard up`` supervisor (``orchestrator.cluster.supervisor``).
+
+The batch floor (``switchyard bench pipeline --floor``, issue 24) is the same for a
+batch of jobs, grouped as Switchyard groups them:
+
+    bench process              INSERT the jobs 1,000 to a statement, and after each
+                               statement publish their ids 16 to a Celery message
+                               (``publish_batch``: kombu's pipelined ``Producer.batch``)
+    worker (``run_many``)      claim a message's jobs in one UPDATE ... RETURNING,
+                               POST each to the simulator, write every answer in one
+                               UPDATE, count them done (one Redis INCRBY)
+
+``floor_workers`` starts its worker processes.
 """
 
 from __future__ import annotations
@@ -56,6 +68,10 @@ from orchestrator.queues.app import PRIORITY_VALUE, make_celery
 
 QUEUE = os.environ.get("SWITCHYARD_FLOOR_QUEUE", "floor-bench")  # one per floor run
 TASK = "floor.run"
+BATCH_TASK = "floor.run_many"
+BATCH = PRIORITY_VALUE[Priority.BATCH]
+MESSAGE_JOBS = 16  # ids per batch message, as SWITCHYARD_BATCH_MESSAGE_JOBS
+INSERT_ROWS = 1000
 INTERACTIVE = PRIORITY_VALUE[Priority.INTERACTIVE]  # the top step, as a chat completion rides
 DB_URL = os.environ.get("SWITCHYARD_FLOOR_DATABASE_URL", "")
 REDIS_URL = os.environ.get("SWITCHYARD_FLOOR_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -76,6 +92,11 @@ def _done_key(job_id: str) -> str:
     return f"floor:done:{job_id}"
 
 
+def done_count_key(queue: str) -> str:
+    """How many jobs the batch floor on ``queue`` has ended (one Redis counter)."""
+    return f"floor:done-count:{queue}"
+
+
 class _ThreadState(threading.local):
     db: psycopg.Connection[Any] | None = None
     http: httpx.Client | None = None
@@ -91,6 +112,16 @@ def _db() -> psycopg.Connection[Any]:
     return _state.db
 
 
+def _call(prompt: str) -> bytes:
+    """One chat completion from the simulator, on this thread's kept-alive client."""
+    if _state.http is None:
+        _state.http = httpx.Client(timeout=30)
+    messages = [{"role": "user", "content": prompt}]
+    body = {"model": "bench-fast", "messages": messages, "max_tokens": 8}
+    headers = {"Authorization": "Bearer sim-key"}
+    return _state.http.post(f"{SIM_URL}/chat/completions", json=body, headers=headers).content
+
+
 @app.task(name=TASK, ignore_result=True)  # type: ignore[untyped-decorator]
 def run(job_id: str, prompt: str | None = None) -> None:
     """Claim, call, tell, write (the prompt travels only when there is no database)."""
@@ -100,12 +131,7 @@ def run(job_id: str, prompt: str | None = None) -> None:
         if row is None:
             return
         prompt = row[0]
-    if _state.http is None:
-        _state.http = httpx.Client(timeout=30)
-    body = {"model": "bench-fast", "messages": [{"role": "user", "content": prompt}]}
-    body["max_tokens"] = 8
-    headers = {"Authorization": "Bearer sim-key"}
-    answer = _state.http.post(f"{SIM_URL}/chat/completions", json=body, headers=headers).content
+    answer = _call(str(prompt))
     if ANSWER_FIRST:
         _write(job_id, answer)
     with _events.pipeline(transaction=False) as pipe:
@@ -119,6 +145,38 @@ def run(job_id: str, prompt: str | None = None) -> None:
 def _write(job_id: str, answer: bytes) -> None:
     write = "UPDATE floor_jobs SET status = 'succeeded', answer = %s WHERE id = %s"
     _db().execute(f"{write} AND status = 'running'", (answer.decode(), job_id))
+
+
+@app.task(name=BATCH_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+def run_many(job_ids: list[str]) -> None:
+    """A batch message: one claim for its jobs, a call each, one write for every answer."""
+    claim = "UPDATE floor_jobs SET status = 'running' WHERE id = ANY(%s) AND status = 'queued'"
+    claimed = _db().execute(f"{claim} RETURNING id, prompt", (job_ids,)).fetchall()
+    answers = [_call(str(prompt)).decode() for _, prompt in claimed]
+    write = (
+        "UPDATE floor_jobs AS f SET status = 'succeeded', answer = a.answer"
+        " FROM unnest(%s::text[], %s::text[]) AS a (id, answer)"
+        " WHERE f.id = a.id AND f.status = 'running'"
+    )
+    _db().execute(write, ([str(row[0]) for row in claimed], answers))
+    _events.incrby(done_count_key(QUEUE), len(claimed))
+
+
+def publish_batch(conn: psycopg.Connection[Any], prompts: list[str], *, queue: str) -> None:
+    """Insert the batch's jobs and publish their ids, as ``run_many`` messages (bench side)."""
+    job_ids = [secrets.token_hex(12) for _ in prompts]
+    insert = (
+        "INSERT INTO floor_jobs (id, status, prompt)"
+        " SELECT id, 'queued', prompt FROM unnest(%s::text[], %s::text[]) AS j (id, prompt)"
+    )
+    task = app.signature(BATCH_TASK)
+    for start in range(0, len(job_ids), INSERT_ROWS):
+        ids = job_ids[start : start + INSERT_ROWS]
+        conn.execute(insert, (ids, prompts[start : start + INSERT_ROWS]))
+        with app.producer_or_acquire() as producer, producer.batch(max_size=INSERT_ROWS):
+            for first in range(0, len(ids), MESSAGE_JOBS):
+                message = ids[first : first + MESSAGE_JOBS]
+                task.apply_async(args=[message], queue=queue, priority=BATCH, producer=producer)
 
 
 class _Pool:
@@ -197,22 +255,15 @@ def floor_processes(
     answer_first: bool = False,
 ) -> Iterator[Floor]:
     """A floor worker (32 threads) and API, stopped on exit."""
-    env = {
-        "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
-        "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
-        "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
-        "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",
-        "SWITCHYARD_FLOOR_ANSWER_FIRST": "1" if answer_first else "0",
-    }
+    env = _env(database_url, redis_url, simulator_url, with_db=with_db)
+    env["SWITCHYARD_FLOOR_ANSWER_FIRST"] = "1" if answer_first else "0"
     port = free_port()
     env["SWITCHYARD_FLOOR_QUEUE"] = queue = f"floor-bench-{port}"
-    worker = [sys.executable, "-m", "celery", "-A", "loadtests._floor", "worker", "-P", "threads"]
-    worker += ["-c", "32", "-Q", queue, "-n", f"floor{port}@%h", "-l", "WARNING"]
-    worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     server = [sys.executable, "-m", "uvicorn", "loadtests._floor:api", "--port", str(port)]
     server += ["--log-level", "warning"]
     supervisor = Supervisor(env=env, log_dir=log_dir)
     try:
+        worker = _worker_command(queue, f"floor{port}", threads=32)
         pids = {"floor-worker": supervisor.run("floor-worker", *worker).pid}
         pids["floor-api"] = supervisor.run("floor-api", *server).pid
         url = f"http://127.0.0.1:{port}"
@@ -220,3 +271,50 @@ def floor_processes(
         yield Floor(url, pids)
     finally:
         supervisor.stop()
+
+
+@dataclass(frozen=True)
+class FloorWorkers:
+    """Running batch-floor workers: the queue they consume and their processes' ids."""
+
+    queue: str
+    pids: dict[str, int]
+
+
+@contextmanager
+def floor_workers(
+    *,
+    database_url: str,
+    redis_url: str,
+    simulator_url: str,
+    log_dir: Path,
+    processes: int,
+    threads: int,
+) -> Iterator[FloorWorkers]:
+    """``processes`` batch-floor workers of ``threads`` threads each, stopped on exit."""
+    env = _env(database_url, redis_url, simulator_url, with_db=True)
+    env["SWITCHYARD_FLOOR_QUEUE"] = queue = f"floor-batch-{free_port()}"
+    supervisor = Supervisor(env=env, log_dir=log_dir)
+    try:
+        pids = {}
+        for i in range(processes):
+            command = _worker_command(queue, f"{queue}-{i}", threads=threads)
+            pids[f"floor-worker-{i}"] = supervisor.run(f"floor-worker-{i}", *command).pid
+        yield FloorWorkers(queue, pids)
+    finally:
+        supervisor.stop()
+
+
+def _env(database_url: str, redis_url: str, simulator_url: str, *, with_db: bool) -> dict[str, str]:
+    return {
+        "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
+        "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
+        "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
+        "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",
+    }
+
+
+def _worker_command(queue: str, name: str, *, threads: int) -> list[str]:
+    worker = [sys.executable, "-m", "celery", "-A", "loadtests._floor", "worker", "-P", "threads"]
+    worker += ["-c", str(threads), "-Q", queue, "-n", f"{name}@%h", "-l", "WARNING"]
+    return [*worker, "--without-gossip", "--without-mingle", "--without-heartbeat"]

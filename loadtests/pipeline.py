@@ -15,19 +15,29 @@ Both halves run in one process, one after the other, on the same private Redis
 
 Each half first runs a warm-up of ``--warmup`` jobs so that start-up is not timed.
 Prints ``jobs_per_s``, ``raw_celery_per_s`` and ``ratio`` (the first over the second).
+
+With ``--floor`` (issue 24) a third half measures the least the mandated stack does for
+the same jobs (``loadtests/_floor.py``, the batch floor): raw psycopg on a four-column
+table, ids 16 to a Celery message with Switchyard's delivery settings, one claim and
+one answer write per message, an httpx call per job to the same simulator, the same
+worker processes and threads; no routing, attempts, ledger, guards or ORM. Prints
+``floor_per_s``, ``floor_ratio`` (over raw Celery) and ``floor_cpu_s``: a ``ratio``
+target above ``floor_ratio`` asks more of Switchyard than its bare stack reaches.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import redis
 from sqlalchemy import func, select
 
-from loadtests import _raw
+from loadtests import _floor, _raw
 from loadtests._bench import (
     Services,
     cluster_cpu,
@@ -60,6 +70,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="defaults",
         help="the baseline's Celery settings: the library's defaults, or Switchyard's "
         "delivery settings (late acks, prefetch 1, task events, priority lists)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the bare mandated stack on the same jobs (loadtests/_floor.py)",
     )
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--json", action="store_true", help="print JSON only (the default)")
@@ -127,11 +142,61 @@ def measure_raw(args: argparse.Namespace, services: Services) -> tuple[float, di
     }
 
 
+def measure_floor(args: argparse.Namespace, services: Services) -> tuple[float, dict[str, float]]:
+    """The batch floor's seconds for ``args.jobs`` jobs (inserted, published, answered, written),
+    and the CPU its processes, the simulator, Postgres, Redis and the bench spent on them."""
+    spec = ClusterSpec(
+        deployments=deployments(), simulator=sim_profile(0.0), workers=0, reconciler=False
+    )
+    conninfo = services.database_url.replace("postgresql+psycopg", "postgresql")
+    client = redis.Redis.from_url(services.redis_url)
+    _floor.app.conf.broker_url = services.redis_url
+    prompts = [str(j["prompt"]) for j in jobs(args.jobs, ["fast"], tag="floor")]
+    with (
+        running(spec, services) as cluster,
+        psycopg.connect(conninfo, autocommit=True) as conn,
+        _floor.floor_workers(
+            database_url=services.database_url,
+            redis_url=services.redis_url,
+            simulator_url=f"{cluster.sim_base}/v1",
+            log_dir=services.workdir / "floor-logs",
+            processes=args.workers,
+            threads=args.concurrency,
+        ) as floor,
+    ):
+        conn.execute(_floor.TABLE)
+        simulator = [p.pid for name, p in cluster.supervisor.children if name == "simulator"]
+        roots = dict(floor.pids, simulator=simulator[0])
+        roots.update(postgres=services.postgres_pid, redis=services.redis_pid)
+        for n in (args.warmup, args.jobs):  # a warm-up, then the timed batch
+            client.delete(_floor.done_count_key(floor.queue))
+            before = {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+            t0 = time.monotonic()
+            _floor.publish_batch(conn, prompts[:n], queue=floor.queue)
+            t1 = _wait_count(client, _floor.done_count_key(floor.queue), n, args.timeout)
+        after = {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+    used = cpu_delta(before, after)
+    workers = sum(v for k, v in used.items() if k.startswith("floor-worker"))
+    cpu = {k: v for k, v in used.items() if not k.startswith("floor-worker")}
+    return t1 - t0, {**cpu, "workers": round(workers, 2)}
+
+
+def _wait_count(client: redis.Redis, key: str, n: int, timeout_s: float) -> float:
+    """Wait until the batch floor counted ``n`` jobs done; the monotonic time it saw them."""
+    deadline = time.monotonic() + timeout_s
+    while int(client.get(key) or 0) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the batch floor finished fewer than {n} jobs")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     with private_services() as services:
         raw_s, raw_cpu = measure_raw(args, services)
         ours = measure_switchyard(args, services)
+        floors = _floor_figures(args, services, args.jobs / raw_s) if args.floor else {}
     jobs_per_s = args.jobs / ours["seconds"]
     raw_per_s = args.jobs / raw_s
     return emit(
@@ -150,5 +215,19 @@ def main(argv: list[str]) -> int:
             "ratio": round(jobs_per_s / raw_per_s, 3),
             "cpu_s": ours["cpu_s"],
             "raw_cpu_s": raw_cpu,
+            **floors,
         }
     )
+
+
+def _floor_figures(
+    args: argparse.Namespace, services: Services, raw_per_s: float
+) -> dict[str, Any]:
+    floor_s, floor_cpu = measure_floor(args, services)
+    floor_per_s = args.jobs / floor_s
+    return {
+        "floor_seconds": round(floor_s, 2),
+        "floor_per_s": round(floor_per_s, 1),
+        "floor_ratio": round(floor_per_s / raw_per_s, 3),
+        "floor_cpu_s": floor_cpu,
+    }
