@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from orchestrator.evaluation.tiers import evaluate_tiers, with_image
 from orchestrator.routing import classify, encoder, tier_model
 from orchestrator.routing.classify import stages_of
 from orchestrator.routing.tier_model import ARTIFACT, TierModel
-from orchestrator.routing.train import tiers
+from orchestrator.routing.train import tier_fit, tiers
 from orchestrator.routing.train.tier_data import CORPUS, file_digests
 
 SHIPPED = Path(tiers.MODELS) / ARTIFACT
@@ -94,15 +98,40 @@ def test_a_model_trained_with_another_encoder_is_refused() -> None:
 
 
 def test_the_training_script_rebuilds_the_shipped_artefact_exactly() -> None:
-    # Given the corpus files the shipped artefact records (new files may since have been added)
+    # Given the corpus files the shipped artefact records, and no others in the corpus
     shipped = SHIPPED.read_text(encoding="utf-8")
     recorded = json.loads(shipped)["training"]
-    files = [CORPUS / f["file"] for f in recorded["files"]]
-    assert file_digests(files) == recorded["files"], "corpus changed: retrain"
-    # When the training script runs again with the recorded seed
-    artefact, _ = tiers.build(files, seed=recorded["seed"])
+    assert file_digests(sorted(CORPUS.glob("*.jsonl"))) == recorded["files"], "retrain"
+    # When the training command runs again, as a user runs it (in a process of its own,
+    # which holds OpenBLAS to the kernels the artefact was fitted with on any x86-64 CPU)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    command = [sys.executable, "-m", "orchestrator.routing.train.tiers", "--check"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     # Then it writes the same bytes
-    assert tiers.dumps(artefact) == shipped
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"rebuilt_identical": True}
+
+
+def test_the_training_command_holds_openblas_to_one_kernel_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenBLAS picks kernels by CPU (SkylakeX on one machine, Haswell on another) and
+    their sums round differently: the command starts again with them pinned."""
+    execs: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda *a: execs.append(a))
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    tier_fit.run_pinned("orchestrator.routing.train.tiers", ["--check"])
+    assert len(execs) == 1
+    assert execs[0][1][1:] == ["-m", "orchestrator.routing.train.tiers", "--check"]
+    assert execs[0][2]["OPENBLAS_CORETYPE"] == tier_fit.BLAS_CORE
+    # Already pinned, or not x86-64: it goes on in this process
+    monkeypatch.setenv("OPENBLAS_CORETYPE", tier_fit.BLAS_CORE)
+    tier_fit.run_pinned("orchestrator.routing.train.tiers", [])
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    tier_fit.run_pinned("orchestrator.routing.train.tiers", [])
+    assert len(execs) == 1
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@
 writes ``orchestrator/routing/models/gain.json`` from the MMLU training subjects and
 the GSM8K development half (the split in ``split.py``), with grouped
 cross-validation figures beside the ``rules``, ``learned`` and ``length`` scorers.
-Fitting is deterministic (L-BFGS from zero, no random step): the same data gives
-the same file, which a test checks. ``fit_gain`` also retrains the scorer on a
-user's own outcomes (``switchyard route train --data FILE.jsonl`` with scores).
+Fitting is deterministic (L-BFGS from zero, no random step, OpenBLAS's kernels pinned
+by ``tier_fit.run_pinned``): the same data gives the same file on any x86-64 machine,
+which a test checks (``--check``: rebuild, compare, write nothing). ``fit_gain`` also
+retrains the scorer on a user's own outcomes (``switchyard route train --data FILE.jsonl``
+with scores).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +38,7 @@ from orchestrator.routing.gain import (
 )
 from orchestrator.routing.scorers import SCORERS
 from orchestrator.routing.train import split
+from orchestrator.routing.train.tier_fit import run_pinned
 
 C = 0.01
 FOLDS = 5
@@ -197,12 +201,19 @@ def build(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    run_pinned("orchestrator.routing.train.gain", sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m orchestrator.routing.train.gain")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/routing"))
     parser.add_argument("--out", type=Path, default=MODELS / ARTIFACT)
+    parser.add_argument("--check", action="store_true", help="rebuild and compare, write nothing")
     args = parser.parse_args(argv)
     artefact = build(shared_outcomes(args.data))
-    args.out.write_text(json.dumps(artefact, indent=1) + "\n", encoding="utf-8")
+    text = json.dumps(artefact, indent=1) + "\n"
+    if args.check:
+        same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
+        print(json.dumps({"rebuilt_identical": same}))
+        return 0 if same else 1
+    args.out.write_text(text, encoding="utf-8")
     print(json.dumps(artefact["training"]["development"], indent=1))
     return 0
 

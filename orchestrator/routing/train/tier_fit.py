@@ -7,10 +7,19 @@ Features are the shared encoder's: the 256-d embedding times ``EMBEDDING_SCALE``
 beside the hashed char n-grams (each part has unit length, so the scale sets
 their balance). One multinomial L2 logistic regression (lbfgs, ``C``), weighted
 by ``tier_data.weights``, on one BLAS thread so the same rows give the same bytes.
+
+Same bytes on another machine too: OpenBLAS picks its kernels for the CPU it finds
+(SkylakeX on an AVX-512 Intel, Haswell on an AMD EPYC that has AVX-512 as well), and
+their sums round differently, so the training command runs with
+``OPENBLAS_CORETYPE=BLAS_CORE`` (``run_pinned``): the AVX2 kernels every x86-64
+server of the last decade has.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -25,7 +34,24 @@ from orchestrator.routing.train.tier_data import TIERS, Labelled, weights
 SEED = 21
 C = 4.0
 EMBEDDING_SCALE = 0.5
+BLAS_CORE = "Haswell"
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
+
+
+def run_pinned(module: str, argv: Sequence[str]) -> None:
+    """Run ``python -m module argv`` again in this process's place with OpenBLAS held to
+    ``BLAS_CORE``, unless it already is or this is not x86-64 (then: return and go on).
+
+    OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when numpy loads it, which importing
+    ``orchestrator.routing`` has already done; hence a new process.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    if os.environ.get("OPENBLAS_CORETYPE") == BLAS_CORE:
+        return
+    env = dict(os.environ, OPENBLAS_CORETYPE=BLAS_CORE)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
 
 
 def _quiet(items: Iterable[Any], _: str) -> Iterable[Any]:

@@ -6,7 +6,9 @@
 Reads every ``corpus/*.jsonl`` (``tier_data``), keeps the held-out tenth aside,
 fits on the rest (``tier_fit``), and records in the artefact the corpus files and
 their sha256, the split, the seed, and the model's figures on the held-out rows.
-The same files and seed give the same bytes (a test rebuilds the shipped artefact).
+The same files and seed give the same bytes (a test rebuilds the shipped artefact),
+on any x86-64 machine: the command runs with OpenBLAS's kernels pinned
+(``tier_fit.run_pinned``).
 Prints the figures; with ``--dev FILE`` (MT-Bench questions) also those on a
 development set, beside the rules classifier's.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from orchestrator.routing.train.tier_data import (
     is_held_out,
     read_labelled,
 )
-from orchestrator.routing.train.tier_fit import SEED, Progress, _quiet, fit, scores
+from orchestrator.routing.train.tier_fit import SEED, Progress, _quiet, fit, run_pinned, scores
 
 MIN_ROWS_TO_HOLD_OUT = 100
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -110,6 +113,7 @@ def compare(model: TierModel, examples: Sequence[TierExample]) -> dict[str, Any]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    run_pinned("orchestrator.routing.train.tiers", sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m orchestrator.routing.train.tiers")
     parser.add_argument("--corpus", type=Path, action="append", help=f"default: {CORPUS}")
     parser.add_argument("--out", type=Path, default=MODELS / ARTIFACT)
