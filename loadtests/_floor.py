@@ -238,10 +238,12 @@ async def chat(request: Request) -> Response:
 
 @dataclass(frozen=True)
 class Floor:
-    """A running floor: its API's base URL and its processes' ids."""
+    """A running floor: its processes' ids, the queue its workers consume, and its API's
+    base URL (none for the batch floor's workers alone)."""
 
-    url: str
     pids: dict[str, int]
+    queue: str
+    url: str = ""
 
 
 @contextmanager
@@ -268,17 +270,9 @@ def floor_processes(
         pids["floor-api"] = supervisor.run("floor-api", *server).pid
         url = f"http://127.0.0.1:{port}"
         supervisor.wait_http(f"{url}/health", timeout_s=30.0)
-        yield Floor(url, pids)
+        yield Floor(pids, queue, url)
     finally:
         supervisor.stop()
-
-
-@dataclass(frozen=True)
-class FloorWorkers:
-    """Running batch-floor workers: the queue they consume and their processes' ids."""
-
-    queue: str
-    pids: dict[str, int]
 
 
 @contextmanager
@@ -290,7 +284,7 @@ def floor_workers(
     log_dir: Path,
     processes: int,
     threads: int,
-) -> Iterator[FloorWorkers]:
+) -> Iterator[Floor]:
     """``processes`` batch-floor workers of ``threads`` threads each, stopped on exit."""
     env = _env(database_url, redis_url, simulator_url, with_db=True)
     env["SWITCHYARD_FLOOR_QUEUE"] = queue = f"floor-batch-{free_port()}"
@@ -300,7 +294,7 @@ def floor_workers(
         for i in range(processes):
             command = _worker_command(queue, f"{queue}-{i}", threads=threads)
             pids[f"floor-worker-{i}"] = supervisor.run(f"floor-worker-{i}", *command).pid
-        yield FloorWorkers(queue, pids)
+        yield Floor(pids, queue)
     finally:
         supervisor.stop()
 
