@@ -101,7 +101,7 @@ def measure_switchyard(args: argparse.Namespace, services: Services) -> dict[str
         t0 = time.perf_counter()
         batch_id = _submit(cluster, args.jobs, "timed")
         admit_s = time.perf_counter() - t0
-        wait_batch(cluster, batch_id, args.jobs, args.timeout)
+        wait_batch(cluster, batch_id, args.jobs, args.timeout, poll_s=1.0)  # end: finished_at
         cpu = cpu_delta(cpu_before, cluster_cpu(cluster, services))
         with session_scope(cluster.engine) as session:
             last = session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch_id))
