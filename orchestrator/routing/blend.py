@@ -129,15 +129,14 @@ class BlendScorer(Scorer):
         reasons = [f"rules {part_rules:+.2f} ({', '.join(rules_why[:2])})"]
         shown = ", ".join(f"{label} {push:+.2f}" for label, push in pushes)
         reasons.append(f"word-problem model {part_gain:+.2f} (P gain {gain:+.2f}; {shown})")
-        if self.tiered and named is not None:
-            bump = self.tier_weight if named != "fast" else 0.0
-            z += bump
-            reasons.append(f"tier {named} requested ({bump:+.2f})")
-        elif self.tiered:
-            tier, probability = _tier_call(text)
+        if self.tiered:
+            tier, probability = (named, None) if named is not None else _tier_call(text)
             bump = self.tier_weight if tier != "fast" else 0.0
             z += bump
-            reasons.append(f"tier model: {tier} ({probability:.2f}, {bump:+.2f})")
+            if probability is None:
+                reasons.append(f"tier {tier} requested ({bump:+.2f})")
+            else:
+                reasons.append(f"tier model: {tier} ({probability:.2f}, {bump:+.2f})")
         return Scored(round(sigmoid(z), 4), tuple(reasons))
 
 
