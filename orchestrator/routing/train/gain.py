@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from orchestrator.routing.gain import (
 )
 from orchestrator.routing.scorers import SCORERS
 from orchestrator.routing.train import split
-from orchestrator.routing.train.tier_fit import run_pinned
+from orchestrator.routing.train.tier_fit import check_rebuilt, run_pinned
 
 C = 0.01
 FOLDS = 5
@@ -201,7 +200,7 @@ def build(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    run_pinned("orchestrator.routing.train.gain", sys.argv[1:] if argv is None else argv)
+    run_pinned("orchestrator.routing.train.gain", argv)
     parser = argparse.ArgumentParser(prog="python -m orchestrator.routing.train.gain")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/routing"))
     parser.add_argument("--out", type=Path, default=MODELS / ARTIFACT)
@@ -210,9 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     artefact = build(shared_outcomes(args.data))
     text = json.dumps(artefact, indent=1) + "\n"
     if args.check:
-        same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
-        print(json.dumps({"rebuilt_identical": same}))
-        return 0 if same else 1
+        return check_rebuilt(args.out, text)
     args.out.write_text(text, encoding="utf-8")
     print(json.dumps(artefact["training"]["development"], indent=1))
     return 0

@@ -17,11 +17,13 @@ server of the last decade has.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,9 +40,10 @@ BLAS_CORE = "Haswell"
 Progress = Callable[[Iterable[Any], str], Iterable[Any]]
 
 
-def run_pinned(module: str, argv: Sequence[str]) -> None:
-    """Run ``python -m module argv`` again in this process's place with OpenBLAS held to
-    ``BLAS_CORE``, unless it already is or this is not x86-64 (then: return and go on).
+def run_pinned(module: str, argv: Sequence[str] | None) -> None:
+    """Run ``python -m module argv`` (``argv`` None: this process's own arguments) again in
+    this process's place with OpenBLAS held to ``BLAS_CORE``, unless it already is or this
+    is not x86-64 (then: return and go on).
 
     OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when numpy loads it, which importing
     ``orchestrator.routing`` has already done; hence a new process.
@@ -51,7 +54,16 @@ def run_pinned(module: str, argv: Sequence[str]) -> None:
         return
     env = dict(os.environ, OPENBLAS_CORETYPE=BLAS_CORE)
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
+    args = sys.argv[1:] if argv is None else argv
+    os.execve(sys.executable, [sys.executable, "-m", module, *args], env)
+
+
+def check_rebuilt(out: Path, text: str) -> int:
+    """``--check`` of a training command: print whether ``text`` is ``out``'s bytes; the
+    exit status (0 iff it is)."""
+    same = out.is_file() and out.read_text(encoding="utf-8") == text
+    print(json.dumps({"rebuilt_identical": same}))
+    return 0 if same else 1
 
 
 def _quiet(items: Iterable[Any], _: str) -> Iterable[Any]:

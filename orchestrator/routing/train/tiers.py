@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,15 @@ from orchestrator.routing.train.tier_data import (
     is_held_out,
     read_labelled,
 )
-from orchestrator.routing.train.tier_fit import SEED, Progress, _quiet, fit, run_pinned, scores
+from orchestrator.routing.train.tier_fit import (
+    SEED,
+    Progress,
+    _quiet,
+    check_rebuilt,
+    fit,
+    run_pinned,
+    scores,
+)
 
 MIN_ROWS_TO_HOLD_OUT = 100
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -113,7 +120,7 @@ def compare(model: TierModel, examples: Sequence[TierExample]) -> dict[str, Any]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    run_pinned("orchestrator.routing.train.tiers", sys.argv[1:] if argv is None else argv)
+    run_pinned("orchestrator.routing.train.tiers", argv)
     parser = argparse.ArgumentParser(prog="python -m orchestrator.routing.train.tiers")
     parser.add_argument("--corpus", type=Path, action="append", help=f"default: {CORPUS}")
     parser.add_argument("--out", type=Path, default=MODELS / ARTIFACT)
@@ -124,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     artefact, held = build(args.corpus or [CORPUS], seed=args.seed)
     text = dumps(artefact)
     if args.check:
-        same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
-        print(json.dumps({"rebuilt_identical": same}))
-        return 0 if same else 1
+        return check_rebuilt(args.out, text)
     args.out.write_text(text, encoding="utf-8")
     model = TierModel(artefact, str(args.out))
     report: dict[str, Any] = {"held_out": compare(model, [example(r) for r in held])}
