@@ -191,6 +191,15 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
 
 
+def stack_cpu(cluster: Cluster, services: Services, pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the processes in ``pids`` (a floor's, a peer's) and of what
+    serves them: the cluster's simulator, Postgres, Redis, and this process (``bench``)."""
+    roots = dict(pids, postgres=services.postgres_pid, redis=services.redis_pid)
+    simulator = [proc.pid for name, proc in cluster.supervisor.children if name == "simulator"]
+    roots.update(simulator=simulator[0])
+    return {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+
+
 def cluster_cpu(cluster: Cluster, services: Services) -> dict[str, float]:
     """CPU seconds so far of each part of a benchmark run (workers summed), and of this process."""
     roots = {name: proc.pid for name, proc in cluster.supervisor.children}

@@ -60,7 +60,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from loadtests._services import free_port
+from loadtests._services import free_port, libpq_url
 from orchestrator.cluster.supervisor import Supervisor
 from orchestrator.core.config import Settings
 from orchestrator.core.schemas import Priority
@@ -301,7 +301,7 @@ def floor_workers(
 
 def _env(database_url: str, redis_url: str, simulator_url: str, *, with_db: bool) -> dict[str, str]:
     return {
-        "SWITCHYARD_FLOOR_DATABASE_URL": database_url.replace("postgresql+psycopg", "postgresql"),
+        "SWITCHYARD_FLOOR_DATABASE_URL": libpq_url(database_url),
         "SWITCHYARD_FLOOR_REDIS_URL": redis_url,
         "SWITCHYARD_FLOOR_SIMULATOR_URL": simulator_url,
         "SWITCHYARD_FLOOR_DB": "1" if with_db else "0",

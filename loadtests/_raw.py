@@ -63,8 +63,8 @@ def noop(job_id: str) -> None:
     _counter().incr(DONE_KEY)
 
 
-def done_count(client: redis.Redis) -> int:
-    return int(client.get(DONE_KEY) or 0)
+def done_count(client: redis.Redis, key: str = DONE_KEY) -> int:
+    return int(client.get(key) or 0)
 
 
 @contextmanager
@@ -108,11 +108,12 @@ def publish_noops(celery: Celery, n: int, *, batched: bool) -> float:
     return time.perf_counter() - started
 
 
-def wait_count(client: redis.Redis, n: int, timeout_s: float) -> float:
-    """Wait until ``n`` no-ops ran; the monotonic time at which the count was seen."""
+def wait_count(client: redis.Redis, n: int, timeout_s: float, *, key: str = DONE_KEY) -> float:
+    """Wait until the counter ``key`` (the no-ops', or another benchmark's) reaches ``n``;
+    the monotonic time at which the count was seen."""
     deadline = time.monotonic() + timeout_s
-    while done_count(client) < n:
+    while done_count(client, key) < n:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"only {done_count(client)} of {n} no-op tasks ran")
+            raise TimeoutError(f"only {done_count(client, key)} of {n} counted done ({key})")
         time.sleep(0.02)
     return time.monotonic()

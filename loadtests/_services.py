@@ -87,6 +87,11 @@ def _as_postgres_user() -> Callable[[], None] | None:
     return demote
 
 
+def libpq_url(database_url: str) -> str:
+    """A SQLAlchemy ``postgresql+psycopg://`` URL as psycopg (libpq) itself takes it."""
+    return database_url.replace("postgresql+psycopg", "postgresql")
+
+
 class PrivatePostgres:
     """A throw-away Postgres cluster (initdb) on its own port, restartable like a crash.
 

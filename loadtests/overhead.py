@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,13 +60,13 @@ from loadtests._bench import (
     Services,
     cluster_cpu,
     cpu_delta,
-    cpu_seconds,
     deployments,
     emit,
     jobs,
     percentile,
     private_services,
     running,
+    stack_cpu,
 )
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
@@ -193,9 +192,9 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
             answer_first=answer_first,
         ) as run:
             direct = phase(*_direct_args(cluster, args))
-            before = _stack_cpu(cluster, services, run.pids)
+            before = stack_cpu(cluster, services, run.pids)
             floored = phase(f"{run.url}/v1/chat/completions", BODY, {}, args.rps, args.seconds)
-            used = cpu_delta(before, _stack_cpu(cluster, services, run.pids))
+            used = cpu_delta(before, stack_cpu(cluster, services, run.pids))
         figures[f"{name}_p50_added_ms"] = _added(floored, direct, 0.5)
         figures[f"{name}_p99_added_ms"] = _added(floored, direct, 0.99)
         figures[f"{name}_cpu_ms_per_request"] = _per_request(used, args)
@@ -208,11 +207,11 @@ def peer(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict
     sim_v1 = f"{cluster.sim_base}/v1"
     with litellm_proxy(simulator_v1=sim_v1, workdir=services.workdir / "peer") as run:
         direct = phase(*_direct_args(cluster, args))
-        before = _stack_cpu(cluster, services, {"peer": run.pid})
+        before = stack_cpu(cluster, services, {"peer": run.pid})
         url = f"{run.url}/v1/chat/completions"
         headers = {"Authorization": f"Bearer {run.key}"}
         theirs = phase(url, {**BODY, "model": MODEL}, headers, args.rps, args.seconds)
-        used = cpu_delta(before, _stack_cpu(cluster, services, {"peer": run.pid}))
+        used = cpu_delta(before, stack_cpu(cluster, services, {"peer": run.pid}))
     return {
         "peer": f"{args.peer} {run.version}",
         "peer_p50_added_ms": _added(theirs, direct, 0.5),
@@ -227,14 +226,6 @@ def _ratio_to_peer(p50_added_ms: float, peers: dict[str, Any]) -> dict[str, floa
         return {}
     theirs = float(peers["peer_p50_added_ms"])
     return {"p50_ratio_to_peer": round(p50_added_ms / theirs, 3) if theirs > 0 else None}
-
-
-def _stack_cpu(cluster: Cluster, services: Services, pids: dict[str, int]) -> dict[str, float]:
-    """CPU so far of what serves the floor: its processes, the simulator, Postgres, Redis."""
-    roots = dict(pids, postgres=services.postgres_pid, redis=services.redis_pid)
-    simulator = [proc.pid for name, proc in cluster.supervisor.children if name == "simulator"]
-    roots.update(simulator=simulator[0])
-    return {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
 
 
 def _per_request(cpu: dict[str, float], args: argparse.Namespace) -> float:

@@ -28,7 +28,6 @@ target above ``floor_ratio`` asks more of Switchyard than its bare stack reaches
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -48,10 +47,12 @@ from loadtests._bench import (
     jobs,
     private_services,
     running,
+    stack_cpu,
     wait_batch,
 )
 from loadtests._bench import simulator as sim_profile
 from loadtests._cluster import Cluster, ClusterSpec
+from loadtests._services import libpq_url
 from orchestrator.core.schemas import JobRequest
 from orchestrator.core.tiers import ALL_TIERS
 from orchestrator.store.db import session_scope
@@ -148,13 +149,12 @@ def measure_floor(args: argparse.Namespace, services: Services) -> tuple[float, 
     spec = ClusterSpec(
         deployments=deployments(), simulator=sim_profile(0.0), workers=0, reconciler=False
     )
-    conninfo = services.database_url.replace("postgresql+psycopg", "postgresql")
     client = redis.Redis.from_url(services.redis_url)
     _floor.app.conf.broker_url = services.redis_url
     prompts = [str(j["prompt"]) for j in jobs(args.jobs, ["fast"], tag="floor")]
     with (
         running(spec, services) as cluster,
-        psycopg.connect(conninfo, autocommit=True) as conn,
+        psycopg.connect(libpq_url(services.database_url), autocommit=True) as conn,
         _floor.floor_workers(
             database_url=services.database_url,
             redis_url=services.redis_url,
@@ -165,30 +165,18 @@ def measure_floor(args: argparse.Namespace, services: Services) -> tuple[float, 
         ) as floor,
     ):
         conn.execute(_floor.TABLE)
-        simulator = [p.pid for name, p in cluster.supervisor.children if name == "simulator"]
-        roots = dict(floor.pids, simulator=simulator[0])
-        roots.update(postgres=services.postgres_pid, redis=services.redis_pid)
+        done = _floor.done_count_key(floor.queue)
         for n in (args.warmup, args.jobs):  # a warm-up, then the timed batch
-            client.delete(_floor.done_count_key(floor.queue))
-            before = {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+            client.delete(done)
+            before = stack_cpu(cluster, services, floor.pids)
             t0 = time.monotonic()
             _floor.publish_batch(conn, prompts[:n], queue=floor.queue)
-            t1 = _wait_count(client, _floor.done_count_key(floor.queue), n, args.timeout)
-        after = {**cpu_seconds(roots), "bench": sum(os.times()[:2])}
+            t1 = _raw.wait_count(client, n, args.timeout, key=done)
+        after = stack_cpu(cluster, services, floor.pids)
     used = cpu_delta(before, after)
     workers = sum(v for k, v in used.items() if k.startswith("floor-worker"))
     cpu = {k: v for k, v in used.items() if not k.startswith("floor-worker")}
     return t1 - t0, {**cpu, "workers": round(workers, 2)}
-
-
-def _wait_count(client: redis.Redis, key: str, n: int, timeout_s: float) -> float:
-    """Wait until the batch floor counted ``n`` jobs done; the monotonic time it saw them."""
-    deadline = time.monotonic() + timeout_s
-    while int(client.get(key) or 0) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the batch floor finished fewer than {n} jobs")
-        time.sleep(0.02)
-    return time.monotonic()
 
 
 def main(argv: list[str]) -> int:

@@ -17,13 +17,14 @@ from openai.types.chat import ChatCompletion
 
 from loadtests import _floor
 from loadtests._floor import floor_processes
+from loadtests._services import libpq_url
 from tests.integration.conftest import Cluster
 
 BODY = {"model": "floor", "messages": [{"role": "user", "content": "Say hello."}]}
 
 
 def _rows(database_url: str) -> list[tuple[str, str]]:
-    conninfo = database_url.replace("postgresql+psycopg", "postgresql")
+    conninfo = libpq_url(database_url)
     with psycopg.connect(conninfo) as conn:
         return [(str(s), str(a)) for s, a in conn.execute("SELECT status, answer FROM floor_jobs")]
 
@@ -68,7 +69,7 @@ def test_the_batch_floor_answers_every_job_of_a_batch(
     messages, the last short) are claimed, answered by the simulator and written."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the floor runs on Postgres: set SWITCHYARD_TEST_DATABASE_URL")
-    conninfo = database_url.replace("postgresql+psycopg", "postgresql")
+    conninfo = libpq_url(database_url)
     client = redis.Redis.from_url(redis_url)
     _floor.app.conf.broker_url = redis_url
     prompts = [f"floor {i}: say hello." for i in range(40)]
