@@ -180,8 +180,11 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
     """The floor's added latency, with its database statements and without, against a
     direct phase run just before each; and the CPU a request of it cost all processes."""
     figures: dict[str, float] = {}
-    variants = [("floor", True, False), ("floor_durable", True, True)]
-    variants.append(("floor_no_db", False, False))
+    variants = (
+        ("floor", True, False),
+        ("floor_durable", True, True),
+        ("floor_no_db", False, False),
+    )
     for name, with_db, answer_first in variants:
         with floor_processes(
             database_url=services.database_url,
