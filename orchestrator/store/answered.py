@@ -25,12 +25,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.schemas import JobStatus
 from orchestrator.store import leases, repo
 from orchestrator.store.bulk import dumps, with_defaults
+from orchestrator.store.db import driver_rows
 from orchestrator.store.models import Attempt, Job, LedgerEntry, utcnow
 
 SUCCEEDED = JobStatus.SUCCEEDED.value
@@ -85,9 +86,14 @@ def write_answers(
         row["cost_micro_usd"] = answer.cost_micro_usd  # added to the job's
         jobs.append(row)
     statement = _statement(tuple(attempts[0]), tuple(ledger[0]) if ledger else (), tuple(jobs[0]))
-    params = {"attempts": dumps(attempts), "ledger": dumps(ledger), "jobs": dumps(jobs)}
-    for job_id, cost, finished_at in session.connection().execute(statement, params):
-        won[job_id] = Written(cost, finished_at)
+    params: dict[str, Any] = {
+        "attempts": dumps(attempts),
+        "ledger": dumps(ledger),
+        "jobs": dumps(jobs),
+        "ids": [row["id"] for row in jobs],
+    }
+    for row in driver_rows(session.connection(), statement, params):
+        won[row["id"]] = Written(row["cost_micro_usd"], row["finished_at"])
     for answer in answers:
         if answer.job.id not in won:  # the lease was lost: the call counts all the same
             repo.bill_job(session, job_id=answer.job.id, cost_micro_usd=answer.cost_micro_usd)
@@ -133,9 +139,11 @@ def _not_written(
 @lru_cache(maxsize=16)
 def _statement(
     attempt_columns: tuple[str, ...], ledger_columns: tuple[str, ...], job_columns: tuple[str, ...]
-) -> TextClause:
+) -> str:
+    """The answers' statement, as SQL for psycopg (``db.driver_rows``)."""
+
     def rows(table: str, param: str) -> str:
-        return f'json_populate_recordset(NULL::"{table}", CAST(:{param} AS json))'
+        return f'json_populate_recordset(NULL::"{table}", %({param})s::json)'
 
     def insert(table: str, columns: tuple[str, ...], param: str) -> str:
         names = ", ".join(f'"{c}"' for c in columns)
@@ -150,11 +158,13 @@ def _statement(
         "attempts = jobs.attempts + 1",
         "cost_micro_usd = jobs.cost_micro_usd + answer.cost_micro_usd",
     ]
-    return text(
+    return (
         f"WITH attempt_rows AS ({insert('attempts', attempt_columns, 'attempts')})"
         f"{ledger if ledger_columns else ''}"
         f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
-        f" WHERE jobs.id = answer.id AND (jobs.status = '{leases.RUNNING}'"
+        # the ids again, as ``leases._claim_many_sql`` gives them: reached by the index
+        " WHERE jobs.id = answer.id AND jobs.id = ANY(%(ids)s::text[])"
+        f" AND (jobs.status = '{leases.RUNNING}'"
         " AND jobs.lease_owner = answer.lease_owner) IS TRUE"  # leases.by_id_only
         " RETURNING jobs.id, jobs.cost_micro_usd, jobs.finished_at"
     )

@@ -20,8 +20,10 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, TextClause, text
+from sqlalchemy import Connection, Table
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
+
+from orchestrator.store.db import driver_rows
 
 CHUNK = 500  # rows per statement (json.dumps holds the interpreter while it runs)
 
@@ -40,7 +42,7 @@ def insert_many(
             continue
         statement = _json_insert(table, names)
         for start in range(0, len(group), chunk):
-            connection.execute(statement, {"rows": dumps(group[start : start + chunk])})
+            driver_rows(connection, statement, {"rows": dumps(group[start : start + chunk])})
 
 
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +64,12 @@ def _python_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
 
 
 @lru_cache(maxsize=64)
-def _json_insert(table: Table, names: tuple[str, ...]) -> TextClause:
+def _json_insert(table: Table, names: tuple[str, ...]) -> str:
+    """The insert of one group of rows, as SQL for psycopg (``db.driver_rows``)."""
     columns = ", ".join(f'"{name}"' for name in names)
-    return text(
+    return (
         f'INSERT INTO "{table.name}" ({columns}) SELECT {columns}'
-        f' FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json))'
+        f' FROM json_populate_recordset(NULL::"{table.name}", %(rows)s::json)'
     )
 
 

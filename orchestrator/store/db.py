@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[str, Engine] = {}
@@ -158,3 +160,32 @@ def statement_scope(engine: Engine) -> Iterator[Session]:
     """
     with session_scope(_autocommit_engine(engine)) as session:
         yield session
+
+
+def driver_rows(
+    connection: Connection, sql: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One fixed statement of a job's path, run by psycopg itself on ``connection``.
+
+    Postgres only. The claim, the answer and the job insert are prebuilt SQL whose
+    values psycopg adapts as they are; SQLAlchemy's execution and result machinery
+    around them (bind processing, a description and result processor for each of the
+    claim's 47 columns, per call) cost three to four times the CPU of psycopg's own
+    work (BENCHMARKS.md, twelfth session). The statement joins the connection's
+    transaction as any other. Errors come out as SQLAlchemy's (``OperationalError``
+    and the rest, which the workers' retries know), and a connection found broken is
+    invalidated, as SQLAlchemy does with its own statements.
+    """
+    proxied = connection.connection
+    driver = cast(psycopg.Connection[Any], proxied.driver_connection)
+    try:
+        with driver.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+    except psycopg.Error as exc:
+        gone = connection.dialect.is_disconnect(cast(Any, exc), proxied.dbapi_connection, None)
+        if gone:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, dict(params), exc, psycopg.Error, connection_invalidated=gone
+        ) from exc

@@ -1,0 +1,94 @@
+"""``db.driver_rows``: the job path's fixed statements run by psycopg itself, on Postgres.
+
+They join the session's transaction, and fail as SQLAlchemy's own statements fail: the
+same exception classes (which the workers' database retries catch), and a connection
+the server dropped is invalidated, so the pool does not lend it out again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from loadtests._services import libpq_url
+from orchestrator.store import repo
+from orchestrator.store.db import driver_rows, get_engine, session_scope
+from orchestrator.store.models import Job, new_id, utcnow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("driver_rows is the Postgres path (SQLite runs SQLAlchemy's own)")
+    yield get_engine(database_url)
+
+
+def _job(tenant_id: str) -> dict[str, object]:
+    return {
+        "id": new_id("job"),
+        "tenant_id": tenant_id,
+        "status": "queued",
+        "tier": "fast",
+        "tier_reasons": [],
+        "plan": ["sim-gpt-4o-mini"],
+        "priority": 6,
+        "request": {"prompt": "hi"},
+        "created_at": utcnow(),
+    }
+
+
+def test_rows_come_back_keyed_by_column_and_join_the_sessions_transaction(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=f"drv-{secrets.token_hex(4)}").id
+    row = _job(tenant)
+    # Given a transaction that inserts a job through psycopg, then fails
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        repo.insert_jobs(session, rows=[row])
+        query = "SELECT id, request FROM jobs WHERE id = %(id)s"
+        found = driver_rows(session.connection(), query, {"id": row["id"]})
+        # Then the statement saw the transaction's own row, its JSON decoded
+        assert found == [{"id": row["id"], "request": {"prompt": "hi"}}]
+        raise RuntimeError("roll back")
+    # and the rollback took the row with it
+    with session_scope(engine) as session:
+        assert session.scalar(select(Job.id).where(Job.id == row["id"])) is None
+
+
+def test_a_failing_statement_raises_sqlalchemys_exception(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=f"drv-{secrets.token_hex(4)}").id
+    row = _job(tenant)
+    with session_scope(engine) as session:
+        repo.insert_jobs(session, rows=[row])
+    with pytest.raises(IntegrityError) as duplicate, session_scope(engine) as session:
+        repo.insert_jobs(session, rows=[row])  # the same primary key again
+    assert isinstance(duplicate.value.orig, psycopg.errors.UniqueViolation)
+    with pytest.raises(ProgrammingError), session_scope(engine) as session:
+        driver_rows(session.connection(), "SELECT no_such_column FROM jobs", {})
+
+
+def test_a_connection_the_server_dropped_is_invalidated_and_raised_as_operational(
+    engine: Engine, database_url: str
+) -> None:
+    with session_scope(engine) as session:
+        connection = session.connection()
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(OperationalError) as dropped:
+            driver_rows(connection, "SELECT 1 AS one", {})
+        assert dropped.value.connection_invalidated
+        assert connection.invalidated
+        session.rollback()
+    # the pool lends a working connection next
+    with session_scope(engine) as session:
+        assert driver_rows(session.connection(), "SELECT 1 AS one", {}) == [{"one": 1}]
