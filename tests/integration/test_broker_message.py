@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery.utils.saferepr import saferepr
 from kombu import Consumer
 from kombu.message import Message
 from sqlalchemy import select
@@ -72,6 +73,9 @@ def test_task_message_holds_job_id_and_no_prompt(database_url: str, redis_url: s
             assert b"Lovelace" not in body and b"4111" not in body
             args, kwargs, _ = json.loads(body)
             assert kwargs == {}
+            # and what Flower shows of it is what Celery's own saferepr would write
+            headers = envelope["headers"]
+            assert (headers["argsrepr"], headers["kwargsrepr"]) == (saferepr(args), "{}")
             assert len(args) == 1
             ids = args[0] if isinstance(args[0], list) else [args[0]]
             assert all(isinstance(i, str) and i.startswith("job_") for i in ids), ids
