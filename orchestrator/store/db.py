@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import ClauseElement, Connection, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -160,6 +162,26 @@ def statement_scope(engine: Engine) -> Iterator[Session]:
     """
     with session_scope(_autocommit_engine(engine)) as session:
         yield session
+
+
+@dataclass(frozen=True)
+class DriverSQL:
+    """A Core statement compiled once for ``driver_rows``: its SQL, and the values of
+    the constants it binds (the caller's parameters are added at each call)."""
+
+    sql: str
+    fixed: dict[str, Any]
+
+    def bound(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.fixed, **params}
+
+
+def driver_sql(statement: ClauseElement) -> DriverSQL:
+    """``statement`` compiled for psycopg, once (no expanding ``IN``: its parameters are
+    rendered only at execution)."""
+    compiled = statement.compile(dialect=psycopg_dialect.dialect())  # type: ignore[no-untyped-call]
+    names = compiled.bind_names.items()  # type: ignore[attr-defined]
+    return DriverSQL(str(compiled), {name: b.value for b, name in names if not b.required})
 
 
 def driver_rows(

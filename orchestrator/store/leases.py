@@ -21,11 +21,23 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Text,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from orchestrator.core.schemas import JobStatus
-from orchestrator.store.db import driver_rows
+from orchestrator.store.db import driver_rows, driver_sql
 from orchestrator.store.models import Job, utcnow
 
 RUNNING = JobStatus.RUNNING.value
@@ -55,19 +67,38 @@ def by_id_only(condition: Any) -> Any:
     return condition.is_(True)
 
 
-def _claim_statement() -> Any:
-    """The claim of one job as a prebuilt Core UPDATE ... RETURNING (``c_id``, ``c_owner``)."""
+def _claim_statement(*, many: bool) -> Any:
+    """The claim as one prebuilt Core UPDATE ... RETURNING (bound per call, compiled once).
+
+    One job: ``c_id`` and ``c_owner``. ``many``: ids and owners arrive as two
+    arrays (``c_ids``, ``c_owners``), unnested side by side and joined by id, and the
+    ids are also given as ``id = ANY(...)``: joined to the unnested arrays alone, the
+    planner read the whole table whenever its statistics thought it small (a fresh
+    table taking its first thousand jobs), on every claim.
+    """
     jobs: Any = Job.__table__
     c = jobs.c
     now: Any = bindparam("c_now")
+    if many:
+        ids = bindparam("c_ids", type_=ARRAY(Text))
+        wanted: Any = (
+            func.unnest(ids, bindparam("c_owners", type_=ARRAY(Text)))
+            .table_valued("id", "owner")
+            .render_derived(with_types=False)
+            .alias("wanted")
+        )
+        which, owner = (c.id == wanted.c.id) & (c.id == any_(ids)), wanted.c.owner
+    else:
+        which, owner = c.id == bindparam("c_id"), bindparam("c_owner")
     due = or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("c_soon"))
     expired = (c.status == RUNNING) & (c.lease_expires_at < now)
+    waiting = c.status.in_([literal(status) for status in WAITING])  # fixed: no expanding IN
     return (
         update(jobs)
-        .where(c.id == bindparam("c_id"), by_id_only(or_(c.status.in_(WAITING) & due, expired)))
+        .where(which, by_id_only(or_(waiting & due, expired)))
         .values(
             status=RUNNING,
-            lease_owner=bindparam("c_owner"),
+            lease_owner=owner,
             lease_expires_at=bindparam("c_until"),
             started_at=func.coalesce(c.started_at, now),
             next_attempt_at=None,
@@ -75,37 +106,12 @@ def _claim_statement() -> Any:
             deliveries=c.deliveries + 1,
             lease_expiries=c.lease_expiries + case((c.status == RUNNING, 1), else_=0),
         )
-        .returning(*jobs.c)  # the claimed row in the same round trip
+        .returning(*jobs.c)  # the claimed rows in the same round trip
     )
 
 
-def _claim_many_sql() -> str:
-    """``_claim_statement`` for many jobs, as SQL for psycopg (``db.driver_rows``).
-
-    Ids and owners arrive as two arrays (``c_ids``, ``c_owners``), unnested side by
-    side and joined by id. The ids are also given as ``id = ANY(...)``: joined to the
-    unnested arrays alone, the planner read the whole table whenever its statistics
-    thought it small (a fresh table taking its first thousand jobs), on every claim.
-    """
-    waiting = ", ".join(f"'{status}'" for status in WAITING)
-    columns = ", ".join(f"jobs.{column.name}" for column in Job.__table__.c)
-    return (
-        f"UPDATE jobs SET status = '{RUNNING}', lease_owner = wanted.owner,"
-        " lease_expires_at = %(c_until)s, started_at = coalesce(jobs.started_at, %(c_now)s),"
-        " next_attempt_at = NULL, requeued_at = NULL, deliveries = jobs.deliveries + 1,"
-        f" lease_expiries = jobs.lease_expiries + CASE WHEN jobs.status = '{RUNNING}'"
-        " THEN 1 ELSE 0 END"
-        " FROM unnest(%(c_ids)s::text[], %(c_owners)s::text[]) AS wanted (id, owner)"
-        " WHERE jobs.id = wanted.id AND jobs.id = ANY(%(c_ids)s::text[])"
-        f" AND (jobs.status IN ({waiting}) AND (jobs.next_attempt_at IS NULL"
-        " OR jobs.next_attempt_at <= %(c_soon)s)"
-        f" OR jobs.status = '{RUNNING}' AND jobs.lease_expires_at < %(c_now)s) IS TRUE"
-        f" RETURNING {columns}"
-    )
-
-
-_CLAIM = _claim_statement()
-_CLAIM_MANY = _claim_many_sql()
+_CLAIM = _claim_statement(many=False)
+_CLAIM_MANY = driver_sql(_claim_statement(many=True))  # run by psycopg (``db.driver_rows``)
 _ATTRS = {column.key: attr.key for attr in Job.__mapper__.column_attrs for column in attr.columns}
 _NEW_JOB = Job._sa_class_manager.new_instance  # type: ignore[attr-defined]
 
@@ -163,7 +169,7 @@ def claim_jobs(session: Session, *, owners: dict[str, str], lease_s: float) -> d
         "c_until": now + timedelta(seconds=lease_s),
     }
     claims: dict[str, Claim] = {}
-    for row in driver_rows(session.connection(), _CLAIM_MANY, params):
+    for row in driver_rows(session.connection(), _CLAIM_MANY.sql, _CLAIM_MANY.bound(params)):
         job = _job_from_row(row)
         claims[job.id] = Claim(job)
     missed = [job_id for job_id in owners if job_id not in claims]
