@@ -162,7 +162,7 @@ def _statement(
         f"WITH attempt_rows AS ({insert('attempts', attempt_columns, 'attempts')})"
         f"{ledger if ledger_columns else ''}"
         f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
-        # the ids again, as ``leases._claim_many_sql`` gives them: reached by the index
+        # the ids again, as the claim of many jobs gives them: reached by the index
         " WHERE jobs.id = answer.id AND jobs.id = ANY(%(ids)s::text[])"
         f" AND (jobs.status = '{leases.RUNNING}'"
         " AND jobs.lease_owner = answer.lease_owner) IS TRUE"  # leases.by_id_only
