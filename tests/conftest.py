@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,24 @@ from orchestrator.store import migrate
 from orchestrator.store.db import dispose_engines
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def private_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database of its own: a new schema on the shared Postgres, or a SQLite file."""
     shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
     if not shared:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'switchyard.db'}"
         migrate.upgrade(url)
         yield url
-        dispose_engines()
+        dispose_engines(url)
         return
     with private_schema(shared) as url:
         migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with private_database(tmp_path_factory) as url:
         yield url
 
 

@@ -17,13 +17,17 @@ from orchestrator.core.schemas import JobStatus
 from orchestrator.store import answered, leases, lifecycle, repo
 from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, new_id, utcnow
+from tests.conftest import private_database
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    yield get_engine(database_url)
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    # Its own database: the session's cluster runs a reconciler that would take the
+    # lost and dead jobs these tests write before the finders under test see them.
+    with private_database(tmp_path_factory) as url:
+        yield get_engine(url)
 
 
 @pytest.fixture

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from orchestrator.store import migrate
-from orchestrator.store.db import dispose_engines
-from tests.conftest import private_schema
+from tests.conftest import private_database
 from tests.integration.experiments.cluster import Private, private_settings, running
 
 
 @pytest.fixture(scope="module")
 def exp_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database private to the test module: a new Postgres schema, or a SQLite file."""
-    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
-    if not shared:
-        url = f"sqlite:///{tmp_path_factory.mktemp('expdb') / 'x.db'}"
-        migrate.upgrade(url)
-        yield url
-        dispose_engines(url)
-        return
-    with private_schema(shared) as url:
-        migrate.upgrade(url)
+    """A database private to the test module."""
+    with private_database(tmp_path_factory) as url:
         yield url
 
 
