@@ -51,14 +51,14 @@ def test_lines_over_the_queued_token_limit_wait_or_run_synchronously(
     make_cluster: MakeCluster,
 ) -> None:
     # Given a model whose provider lets two jobs' tokens queue in batches at once,
-    # and provider batches that take 30 s
+    # and provider batches that take 15 s
     tokens = estimate()
     limit = 2 * tokens + tokens // 2
     batch = BATCH_PRICES | {"max_queued_tokens": limit}
     cluster = make_cluster(
         ClusterSpec(
             deployments=[deployment("pb-mini", "gpt-4o-mini", price=1.0, batch=batch)],
-            simulator={"default": {"batch_processing_s": 30.0}},
+            simulator={"default": {"batch_processing_s": 15.0}},
             tiers=("fast",),
             knobs=KNOBS | SHORT_DEADLINE,
         )
@@ -66,7 +66,7 @@ def test_lines_over_the_queued_token_limit_wait_or_run_synchronously(
     first = submit_native_batch(cluster, 2, prompt=PROMPT)
     wait_for("the first provider batch", lambda: submitted_rows(cluster) == 1)
     # When more jobs come while it runs: two with a 24h window, one that must run
-    # synchronously 15 s after it was submitted (before the first batch ends)
+    # synchronously 8 s after it was submitted (before the first batch ends)
     later = submit_native_batch(cluster, 2, prompt=PROMPT)
     [hurried] = cluster.submit([JobRequest(prompt=PROMPT, tier="fast", objective="cost")])
     job_ids = [*first, *later, hurried]

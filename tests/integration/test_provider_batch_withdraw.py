@@ -34,11 +34,11 @@ from tests.integration.test_provider_batch_cluster import (
 pytestmark = pytest.mark.integration
 __all__ = ["make_cluster"]
 # objective cost with a 60 s deadline may go by provider batch; it must run
-# synchronously 45 s before its deadline, so 15 s after it was submitted
+# synchronously 52 s before its deadline, so 8 s after it was submitted
 SHORT_DEADLINE = {
     "JOB_DEADLINE_S": "60",
     "PROVIDER_BATCH_MIN_WAIT_S": "0",
-    "PROVIDER_BATCH_SYNC_MARGIN_S": "45",
+    "PROVIDER_BATCH_SYNC_MARGIN_S": "52",
 }
 
 
@@ -113,7 +113,7 @@ def test_a_job_whose_deadline_nears_leaves_its_batch_and_runs_synchronously(
     make_cluster: MakeCluster,
 ) -> None:
     # Given provider batches that take 5 minutes, and two jobs (objective cost) that
-    # must run synchronously 15 s after they were submitted
+    # must run synchronously 8 s after they were submitted
     cluster = make_cluster(spec(processing_s=300.0))
     job_ids = submit_cost_jobs(cluster, 2)
     wait_for("the provider batch to be submitted", lambda: submitted_rows(cluster) == 1)
@@ -144,9 +144,9 @@ def test_a_job_whose_deadline_nears_leaves_its_batch_and_runs_synchronously(
 def test_one_line_leaving_a_batch_others_still_want_is_billed_once_not_answered_twice(
     make_cluster: MakeCluster,
 ) -> None:
-    # Given provider batches that take 25 s, four jobs with a 24h window and one job
-    # that must run synchronously 15 s after it was submitted, gathered together
-    cluster = make_cluster(spec(processing_s=25.0, api=True))
+    # Given provider batches that take 15 s, four jobs with a 24h window and one job
+    # that must run synchronously 8 s after it was submitted, gathered together
+    cluster = make_cluster(spec(processing_s=15.0, api=True))
     waiting = submit_native_batch(cluster, 4)
     [hurried] = submit_cost_jobs(cluster, 1)
     job_ids = [*waiting, hurried]

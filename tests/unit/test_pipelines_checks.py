@@ -155,11 +155,15 @@ def test_refusals_fail_only_in_a_cascade() -> None:
     assert SchemaCheck().problem(cascade, Completion(text="[1]")) is None  # JSON not asked
 
 
+# one client for every call: a client made per call loads the CA bundle each time (~40 ms)
+HTTP = httpx.Client(timeout=10)
+
+
 def ask(root: str, model: str, text: str, fmt: dict[str, Any] | None = None) -> str:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
     if fmt is not None:
         body["response_format"] = fmt
-    answer = httpx.post(f"{root}/v1/chat/completions", json=body, timeout=10).json()
+    answer = HTTP.post(f"{root}/v1/chat/completions", json=body).json()
     return str(answer["choices"][0]["message"]["content"])
 
 
