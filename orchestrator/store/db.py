@@ -45,14 +45,10 @@ def _build_engine(url: str, pool_size: int, pre_ping: bool, overflow: bool) -> E
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # Last in, first out: the connection given back last is lent next, so a few hot
-    # connections do most of the work and psycopg prepares their statements (after 5
-    # executions on one connection); first in, first out spread a worker's statements
-    # over all its connections, each parsed and planned every time (BENCHMARKS.md).
     if not overflow:  # every connection stays open once made: no connect per burst
-        engine = create_engine(url, pool_size=2 * pool_size, max_overflow=0, pool_use_lifo=True)
+        engine = create_engine(url, pool_size=2 * pool_size, max_overflow=0)
     else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     if pre_ping:
         _ping_when_idle(engine)
     return engine

@@ -92,19 +92,3 @@ def test_a_connection_the_server_dropped_is_invalidated_and_raised_as_operationa
     # the pool lends a working connection next
     with session_scope(engine) as session:
         assert driver_rows(session.connection(), "SELECT 1 AS one", {}) == [{"one": 1}]
-
-
-def test_the_pool_lends_the_connection_given_back_last(engine: Engine) -> None:
-    # Given two connections out of the pool, given back one after the other
-    first, second = engine.connect(), engine.connect()
-    pids = [c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in (first, second)]
-    first.close()
-    second.close()
-    # Then the next two checkouts get them back last in, first out: the hot
-    # connection again, whose statements psycopg has prepared
-    again = [engine.connect() for _ in range(2)]
-    try:
-        assert [c.exec_driver_sql("SELECT pg_backend_pid()").scalar() for c in again] == pids[::-1]
-    finally:
-        for c in again:
-            c.close()
