@@ -25,9 +25,9 @@ pytestmark = pytest.mark.integration
 )
 def test_no_job_is_lost_or_doubled_while_workers_redis_and_postgres_die(tmp_path: Path) -> None:
     # Given the whole cluster on a private Postgres and Redis, a simulator injecting 20% 5xx,
-    # 5% 429 and 2% timeouts under a 120 rpm limit per deployment, and 200 jobs
-    args = chaos.parse(["--jobs", "200", "--kill-every", "4", "--timeout", "400"])
-    # When a worker is SIGKILLed every 4 s, Redis restarts empty once and Postgres crashes once
+    # 5% 429 and 2% timeouts under a 240 rpm limit per deployment, and 200 jobs
+    args = chaos.parse(["--jobs", "200", "--rpm", "240", "--kill-every", "3", "--timeout", "400"])
+    # When a worker is SIGKILLed every 3 s, Redis restarts empty once and Postgres crashes once
     result = chaos.run(args, tmp_path)
     # Then every job is final, none twice, the ledger adds up, and the limit held at the provider
     assert result["worker_kills"] >= 2, result
