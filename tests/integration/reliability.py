@@ -19,7 +19,7 @@ import redis
 
 from loadtests._cluster import Cluster, ClusterSpec
 from orchestrator.core.schemas import JobRequest
-from orchestrator.store import migrate
+from tests.conftest import private_database as own_database
 from tests.conftest import private_schema
 
 MakeCluster = Callable[[ClusterSpec], Cluster]
@@ -51,17 +51,10 @@ def jobs(n: int, *, model: str | None = None, max_tokens: int = 32) -> list[JobR
 
 
 @pytest.fixture
-def private_database(tmp_path: Path) -> Iterator[str]:
+def private_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database no other test writes to (Postgres schema or SQLite file)."""
-    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
-    if shared:
-        with private_schema(shared) as url:
-            migrate.upgrade(url)
-            yield url
-        return
-    url = f"sqlite:///{tmp_path / 'private.db'}"
-    migrate.upgrade(url)
-    yield url
+    with own_database(tmp_path_factory) as url:
+        yield url
 
 
 @pytest.fixture

@@ -32,10 +32,9 @@ from orchestrator.cluster.bootstrap import ensure_tenant_key
 from orchestrator.cluster.supervisor import Supervisor
 from orchestrator.core.config import Settings
 from orchestrator.queues.app import make_celery
-from orchestrator.store import migrate
-from orchestrator.store.db import dispose_engines, get_engine, session_scope
+from orchestrator.store.db import get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry, as_utc
-from tests.conftest import free_port, private_schema
+from tests.conftest import free_port, private_database
 from tests.integration.conftest import settings_env
 from tests.integration.test_pipeline import mixed_jobs
 from tests.unit.deploy_manifests import K8S_BASE, containers, kustomize, of_kind
@@ -68,17 +67,9 @@ class Rehearsal:
 
 
 @pytest.fixture
-def own_database_url(tmp_path: Path) -> Iterator[str]:
+def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database only this rehearsal uses, so no other test's workers touch its jobs."""
-    shared = os.environ.get("SWITCHYARD_TEST_DATABASE_URL")
-    if not shared:
-        url = f"sqlite:///{tmp_path / 'multihost.db'}"
-        migrate.upgrade(url)
-        yield url
-        dispose_engines(url)
-        return
-    with private_schema(shared) as url:
-        migrate.upgrade(url)
+    with private_database(tmp_path_factory) as url:
         yield url
 
 
