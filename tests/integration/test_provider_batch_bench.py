@@ -45,11 +45,13 @@ def test_jobs_that_can_wait_go_by_provider_batch_at_half_price(make_cluster: Mak
     assert isinstance(by_provider, dict) and len(by_provider) == 2, result
     assert result["provider_batches_expired"] == 1, result
     # and the lines answered by batch cost half; the expired batch's unfinished half
-    # (4 lines) and any failed line waited for a later provider batch and were answered
+    # (the lines the simulator expired: how many depends on how full that batch was when
+    # it went) and any failed line waited for a later provider batch and were answered
     # there (the simulator fails every 50th line of a model: none fails three times)
     assert result["batch_lines_ratio"] == pytest.approx(0.5, abs=0.005), result
-    again = result["lines_sent_again_by_batch"]
-    assert isinstance(again, int) and again >= 4, result
+    expired, again = result["lines_expired"], result["lines_sent_again_by_batch"]
+    assert isinstance(expired, int) and expired >= 1, result
+    assert isinstance(again, int) and again >= expired, result
     assert result["lines_answered_after_a_retry"] == again, result
     assert (result["lines_rerun_sync"], result["answered_by_provider_batch"]) == (0, 40), result
     # so the whole run cost half the synchronous price (within the acceptance's 1%)

@@ -91,8 +91,8 @@ def test_expected_ratio_counts_failed_and_expired_lines_at_half_price_until_trie
     spent.jobs_by_deployment.update({"pb-openai": 1000, "pb-anthropic": 1000})
     spent.sync_by_deployment.update({"pb-openai": 1000, "pb-anthropic": 1000})
     # When the design's expectation is taken with three tries, and with one
-    three = provider_batch.expected(args, spent, "pb-openai", 100, 3)
-    one = provider_batch.expected(args, spent, "pb-openai", 100, 1)
+    three = provider_batch.expected(args, spent, "pb-openai", 50, 3)
+    one = provider_batch.expected(args, spent, "pb-openai", 50, 1)
     # Then with three tries almost nothing runs synchronously: the ratio is half
     # (within 1%), and 89 lines were sent again by batch
     assert three["expected_lines_sent_again_by_batch"] == pytest.approx(89.0)
