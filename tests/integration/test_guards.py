@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,6 +201,61 @@ def test_a_closed_breaker_is_read_once_for_calls_close_together(
     assert mine.record(dep, ok=False) == "open"
     decision, retry_in_s = mine.allow(dep)
     assert decision is Decision.DENY and 29 < retry_in_s <= 30
+
+
+def _at_once(
+    breaker: CircuitBreaker, dep: Deployment, threads: int
+) -> tuple[list[tuple[Decision, float]], int]:
+    """``threads`` threads ask ``allow`` while the first read to Redis is held back 0.3 s:
+    what each was told, and how many reads went to Redis."""
+    reads: list[object] = []
+    real = breaker._allow.call
+
+    def counted(keys: list[str], args: list[Any]) -> Any:
+        reads.append(keys)
+        if len(reads) == 1:
+            time.sleep(0.3)  # the others arrive while it is in flight
+        return real(keys, args)
+
+    breaker._allow.call = counted  # type: ignore[method-assign]
+    told: list[tuple[Decision, float]] = []
+    workers = [
+        threading.Thread(target=lambda: told.append(breaker.allow(dep))) for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    return told, len(reads)
+
+
+def test_calls_at_the_same_moment_share_one_read_of_a_closed_breaker(
+    client: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a closed breaker that nobody has read yet
+    monkeypatch.setattr(breaker_module, "CLOSED_FRESH_S", 60.0)
+    breaker = CircuitBreaker(client, prefix=prefix, policy=BreakerPolicy())
+    # When 16 threads ask at once (a batch message's jobs starting together)
+    told, reads = _at_once(breaker, deployment(), 16)
+    # Then all may call, and Redis was read once
+    assert [d for d, _ in told] == [Decision.ALLOW] * 16
+    assert reads == 1
+
+
+def test_calls_at_the_same_moment_to_a_cooled_open_breaker_get_one_probe(
+    client: redis.Redis, prefix: str
+) -> None:
+    # Given an open breaker whose cool-down is over
+    breaker = CircuitBreaker(client, prefix=prefix, policy=BreakerPolicy())
+    dep = deployment()
+    breaker.trip(dep, for_s=30)
+    client.hset(breaker.key(dep), "until", 0)
+    # When 8 threads ask at once
+    told, reads = _at_once(breaker, dep, 8)
+    # Then one is the probe and the others are refused (the probe is not shared)
+    decisions = sorted(d for d, _ in told)
+    assert decisions == [Decision.DENY] * 7 + [Decision.PROBE], told
+    assert reads == 8
 
 
 def test_retry_delays_back_off_with_jitter_and_honour_retry_after() -> None:

@@ -119,6 +119,10 @@ class CircuitBreaker:
         # through without asking again (a breaker another process opened is seen that much
         # later; one this process's own answers open is forgotten at once)
         self._closed_at: dict[str, float] = {}
+        # the read in flight per breaker: threads that miss the fresh reading at the same
+        # moment (a batch message's jobs start together) wait for one read, not one each
+        self._reading: dict[str, threading.Lock] = {}
+        self._reading_lock = threading.Lock()
 
     def key(self, deployment: Deployment) -> str:
         return f"{self.prefix}switchyard:breaker:{deployment.name}"
@@ -128,6 +132,26 @@ class CircuitBreaker:
         key, now = self.key(deployment), time.monotonic()
         if now - self._closed_at.get(key, -1e9) < CLOSED_FRESH_S:
             return Decision.ALLOW, 0.0
+        with self._reading_lock:
+            reading = self._reading.get(key)
+            lead = reading is None
+            if reading is None:
+                reading = self._reading[key] = threading.Lock()
+                reading.acquire()  # released when the read is in
+        if not lead:  # another thread is asking: its "closed" answers this call too
+            with reading:
+                pass
+            if now - self._closed_at.get(key, -1e9) < CLOSED_FRESH_S:
+                return Decision.ALLOW, 0.0
+        try:  # not closed (open or half-open: only Redis may hand out the probe), or no answer
+            return self._ask(key, now)
+        finally:
+            if lead:
+                with self._reading_lock:
+                    del self._reading[key]
+                reading.release()
+
+    def _ask(self, key: str, now: float) -> tuple[Decision, float]:
         probe_ms = self.policy.probe_timeout_s * 1000
         decision, retry_ms = self._allow.call([key], [probe_ms])
         if int(decision) == Decision.ALLOW:
