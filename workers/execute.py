@@ -60,6 +60,7 @@ from workers.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LINGER_S = 0.002  # how long the first of a batch message's claims or writes waits for the rest
 
 
 class Outcome(StrEnum):
@@ -101,8 +102,14 @@ class Runtime:
         )
         # claims of jobs starting at the same moment share one UPDATE, and the writes
         # of jobs ending at the same moment one transaction (group commit)
-        self._claims: Combiner[str, leases.Claim] = Combiner(self._claim_many)
-        self._writes: Combiner[int, object] = Combiner(self._write_many, max_batch=32)
+        # (a batch message's jobs start together: the first claim waits a moment for the
+        # rest; only batch jobs use these combiners, an interactive job's asks go alone)
+        self._claims: Combiner[str, leases.Claim] = Combiner(
+            self._claim_many, linger_s=LINGER_S, fill=16
+        )
+        self._writes: Combiner[int, object] = Combiner(
+            self._write_many, max_batch=32, linger_s=LINGER_S, fill=16
+        )
 
     def _claim_many(self, owners: dict[str, object]) -> dict[str, leases.Claim]:
         wanted = {job_id: str(owner) for job_id, owner in owners.items()}

@@ -5,7 +5,10 @@ asked so far, then whatever was asked meanwhile, until its own ask is answered;
 then the oldest waiting ask (if any) takes over, so no thread serves others for
 longer than its own answer takes. The others wait for their answer. Nothing is
 delayed to fill a batch: one thread alone is served at once, and requests batch
-up only while a batch is already in flight. Inside ``alone()`` a thread's asks
+up only while a batch is already in flight, unless the combiner lingers: then a
+thread that finds fewer than ``fill`` asks waiting waits ``linger_s`` before it
+serves (for batch work, where a millisecond buys a fuller statement). Inside
+``alone()`` a thread's asks
 skip all this and are served at once, by itself: work that must not wait for, or
 serve, anyone else's (an interactive job's).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, cast
@@ -65,9 +69,19 @@ class Combiner(Generic[K, R]):
     if it raises, every ask in that batch raises the same error.
     """
 
-    def __init__(self, serve: Callable[[dict[K, object]], dict[K, R]], *, max_batch: int = 64):
+    def __init__(
+        self,
+        serve: Callable[[dict[K, object]], dict[K, R]],
+        *,
+        max_batch: int = 64,
+        linger_s: float = 0.0,
+        fill: int = 1,
+    ):
         self._serve = serve
         self._max = max_batch
+        # a thread that starts serving with fewer than ``fill`` asks waiting first waits
+        # ``linger_s`` for more (batch work only: ``alone()`` asks never come here)
+        self._linger_s, self._fill = linger_s, fill
         self._lock = threading.Lock()
         self._waiting: list[_Ask[K, R]] = []
         self._serving = False
@@ -91,6 +105,8 @@ class Combiner(Generic[K, R]):
         return mine.answer  # type: ignore[return-value]
 
     def _serve_until(self, mine: _Ask[K, R]) -> None:
+        if self._linger_s > 0 and len(self._waiting) < self._fill:
+            time.sleep(self._linger_s)  # asks arriving meanwhile join this batch
         while not mine.answered:
             with self._lock:
                 batch = self._take()

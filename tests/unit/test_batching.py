@@ -102,6 +102,36 @@ def test_a_thread_stops_serving_once_its_own_ask_is_answered() -> None:
     assert servers[1] == (["b", "c"], threads["b"])
 
 
+def test_a_lingering_combiner_waits_for_asks_arriving_just_after_the_first() -> None:
+    # Given asks that arrive 2 ms apart, to a combiner that serves at once and to one
+    # that lingers 0.2 s when fewer than 8 are waiting
+    def batches_of(combiner_kwargs: dict[str, float]) -> list[list[int]]:
+        batches: list[list[int]] = []
+
+        def serve(asked: dict[int, object]) -> dict[int, int]:
+            batches.append(sorted(asked))
+            return {k: k for k in asked}
+
+        combiner: Combiner[int, int] = Combiner(serve, **combiner_kwargs)  # type: ignore[arg-type]
+        with ThreadPoolExecutor(8) as pool:
+            futures = []
+            for k in range(8):
+                futures.append(pool.submit(combiner.ask, k))
+                time.sleep(0.002)
+            assert [f.result(5) for f in futures] == list(range(8))
+        return batches
+
+    # When they are served; Then the lingering one served them in one batch, and an ask
+    # made alone skipped the linger (served by its thread, at once)
+    assert len(batches_of({})) > 1
+    assert batches_of({"linger_s": 0.2, "fill": 8}) == [list(range(8))]
+    lingering: Combiner[int, int] = Combiner(lambda a: {k: k for k in a}, linger_s=5, fill=8)
+    started = time.monotonic()
+    with alone():
+        assert lingering.ask(1) == 1
+    assert time.monotonic() - started < 1
+
+
 def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
     # Given a batch in flight that holds its serving thread
     combiner, served, gate = first_batch_held()
