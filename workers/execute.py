@@ -104,11 +104,12 @@ class Runtime:
         # of jobs ending at the same moment one transaction (group commit)
         # (a batch message's jobs start together: the first claim waits a moment for the
         # rest; only batch jobs use these combiners, an interactive job's asks go alone)
+        fill = settings.batch_message_jobs
         self._claims: Combiner[str, leases.Claim] = Combiner(
-            self._claim_many, linger_s=LINGER_S, fill=16
+            self._claim_many, max_batch=max(64, fill), linger_s=LINGER_S, fill=fill
         )
         self._writes: Combiner[int, object] = Combiner(
-            self._write_many, max_batch=32, linger_s=LINGER_S, fill=16
+            self._write_many, max_batch=max(32, fill), linger_s=LINGER_S, fill=fill
         )
 
     def _claim_many(self, owners: dict[str, object]) -> dict[str, leases.Claim]:
