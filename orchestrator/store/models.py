@@ -41,6 +41,11 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _partial(name: str, columns: tuple[str, ...], where: str) -> Index:
+    """An index holding only the rows that meet ``where`` (Postgres and SQLite alike)."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
 def new_id(prefix: str) -> str:
     """A sortable-enough random id with a readable prefix, e.g. ``job_3f2a...``."""
     return f"{prefix}_{secrets.token_hex(12)}"
@@ -183,11 +188,21 @@ class Job(Base):
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_batch_status", "batch_id", "status"),
         Index("ix_jobs_batch_index", "batch_id", "batch_index"),
-        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
-        Index("ix_jobs_status_next", "status", "next_attempt_at"),
-        Index("ix_jobs_status_deadline", "status", "deadline_at"),
+        # partial (migration 0015): a row version gets an entry only where it is looked
+        # up, so a job's status changes write fewer index entries
+        _partial("ix_jobs_status_lease", ("status", "lease_expires_at"), "status = 'running'"),
+        _partial(
+            "ix_jobs_status_next",
+            ("status", "next_attempt_at"),
+            "status IN ('queued', 'retrying')",
+        ),
+        _partial("ix_jobs_status_deadline", ("status", "deadline_at"), "deadline_at IS NOT NULL"),
         UniqueConstraint("parent_job_id", "step_index", name="uq_jobs_parent_step"),
-        Index("ix_jobs_experiment_arm", "experiment_id", "experiment_arm"),
+        _partial(
+            "ix_jobs_experiment_arm",
+            ("experiment_id", "experiment_arm"),
+            "experiment_id IS NOT NULL",
+        ),
         Index(
             "ix_jobs_webhook_pending",
             "status",
