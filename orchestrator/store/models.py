@@ -186,10 +186,10 @@ class Job(Base):
 
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
-        Index("ix_jobs_batch_status", "batch_id", "status"),
-        Index("ix_jobs_batch_index", "batch_id", "batch_index"),
         # partial (migration 0015): a row version gets an entry only where it is looked
         # up, so a job's status changes write fewer index entries
+        _partial("ix_jobs_batch_status", ("batch_id", "status"), "batch_id IS NOT NULL"),
+        _partial("ix_jobs_batch_index", ("batch_id", "batch_index"), "batch_id IS NOT NULL"),
         _partial("ix_jobs_status_lease", ("status", "lease_expires_at"), "status = 'running'"),
         _partial(
             "ix_jobs_status_next",

@@ -22,6 +22,8 @@ branch_labels = None
 depends_on = None
 
 PARTIAL = {
+    "ix_jobs_batch_status": (("batch_id", "status"), "batch_id IS NOT NULL"),
+    "ix_jobs_batch_index": (("batch_id", "batch_index"), "batch_id IS NOT NULL"),
     "ix_jobs_status_lease": (("status", "lease_expires_at"), "status = 'running'"),
     "ix_jobs_status_next": (("status", "next_attempt_at"), "status IN ('queued', 'retrying')"),
     "ix_jobs_status_deadline": (("status", "deadline_at"), "deadline_at IS NOT NULL"),
