@@ -27,9 +27,11 @@ lives in ``train/blend.py``; the artefact is ``models/blend.json``.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from importlib import resources
+from operator import mul
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,10 @@ ARTIFACT = "blend.json"
 CLASSES = ("weak_better", "tie", "strong_better")
 TIER_WEIGHT = 1.0
 SHOWN_COUNTS = 2
+
+
+def _standard(x: float, mean: float, scale: float) -> float:
+    return (x - mean) / scale
 
 
 class BlendScorer(Scorer):
@@ -76,6 +82,10 @@ class BlendScorer(Scorer):
             raise ConfigError(f"invalid blend model {origin}: {exc}") from exc
         self.origin = origin
         self.training: dict[str, Any] = dict(artefact.get("training", {}))
+        # constant per model: what a count pushes toward strong over weak, per unit of z
+        weak, strong = CLASSES.index("weak_better"), CLASSES.index("strong_better")
+        self._diff = [a - b for a, b in zip(self.weights[strong], self.weights[weak], strict=True)]
+        self._weak, self._strong = weak, strong
 
     @classmethod
     def load(cls, *, tiered: bool = False) -> BlendScorer:
@@ -99,19 +109,19 @@ class BlendScorer(Scorer):
         """P(strong better) - P(weak better), and the counts that pushed it hardest."""
         found = problem.counts(text)
         values = problem.vector(found)
-        z = [(x - m) / s for x, m, s in zip(values, self.mean, self.scale, strict=True)]
-        logits = [
-            b + sum(w * v for w, v in zip(row, z, strict=True))
-            for b, row in zip(self.intercept, self.weights, strict=True)
-        ]
+        z = list(map(_standard, values, self.mean, self.scale))  # (x - mean) / scale
+        # the same sums, in the same order, as sum(w * v for w, v in zip(row, z)): map and
+        # operator.mul instead of a generator (admission scores every line of a batch)
+        rows = zip(self.intercept, self.weights, strict=True)
+        logits = [b + sum(map(mul, row, z)) for b, row in rows]
         top = max(logits)
         exp = [math.exp(v - top) for v in logits]
         total = sum(exp)
-        weak, strong = CLASSES.index("weak_better"), CLASSES.index("strong_better")
-        diff = [a - b for a, b in zip(self.weights[strong], self.weights[weak], strict=True)]
-        pushes = [(n, d * v) for n, d, v in zip(problem.NAMES, diff, z, strict=True)]
-        strongest = sorted(pushes, key=lambda p: -abs(p[1]))[:SHOWN_COUNTS]
-        return (exp[strong] - exp[weak]) / total, [(f"{found[n]} {n}", p) for n, p in strongest]
+        weak, strong = self._weak, self._strong
+        pushes = list(map(mul, self._diff, z))
+        strongest = heapq.nlargest(SHOWN_COUNTS, range(len(pushes)), key=lambda i: abs(pushes[i]))
+        reasons = [(f"{found[problem.NAMES[i]]} {problem.NAMES[i]}", pushes[i]) for i in strongest]
+        return (exp[strong] - exp[weak]) / total, reasons
 
     def score(self, text: str) -> Scored:
         return self._score(text, None)
