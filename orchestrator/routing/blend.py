@@ -27,7 +27,6 @@ lives in ``train/blend.py``; the artefact is ``models/blend.json``.
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 from importlib import resources
@@ -119,7 +118,8 @@ class BlendScorer(Scorer):
         total = sum(exp)
         weak, strong = self._weak, self._strong
         pushes = list(map(mul, self._diff, z))
-        strongest = heapq.nlargest(SHOWN_COUNTS, range(len(pushes)), key=lambda i: abs(pushes[i]))
+        size = list(map(abs, pushes))  # the largest pushes, ties in feature order
+        strongest = sorted(range(len(size)), key=size.__getitem__, reverse=True)[:SHOWN_COUNTS]
         reasons = [(f"{found[problem.NAMES[i]]} {problem.NAMES[i]}", pushes[i]) for i in strongest]
         return (exp[strong] - exp[weak]) / total, reasons
 
