@@ -1,7 +1,8 @@
 """Live statistics per deployment, shared in Redis: latency model and error rate.
 
 Workers record every call (``workers.guards.livestats``; sent in the background, at most
-``ScriptBatcher.SEND_EVERY_S`` later, many to a pipeline); the dispatcher reads
+``ScriptBatcher.SEND_EVERY_S`` later, a deployment's answered calls of that time in one
+script call that folds them in one by one); the dispatcher reads
 them to predict each candidate's latency (``orchestrator.routing.objective``).
 One Redis hash per deployment holds exponentially weighted moving averages
 (weight ``alpha`` for the newest call) of:
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import redis
 
-from orchestrator.core.batching import ScriptBatcher
+from orchestrator.core.batching import Later, ScriptBatcher
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +41,26 @@ MIN_VARIANCE_TOKENS2 = 25.0
 """Below this variance of output length (tokens^2) the slope is not fitted."""
 
 RECORD_OK = """
-local a, x, y, ttft = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a, expire = tonumber(ARGV[1]), tonumber(ARGV[2])
 local h = redis.call('HMGET', KEYS[1], 'n', 'x', 'y', 'xx', 'xy', 'err', 'ttft')
 local n = tonumber(h[1]) or 0
+local mx, my, mxx, mxy = tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
+local e, t = tonumber(h[6]), tonumber(h[7])
 local function ewma(old, new)
   if n == 0 or old == nil then return new end
   return old + a * (new - old)
 end
-local e = tonumber(h[6])
-if e == nil then e = 0 else e = e + a * (0 - e) end
-local t = tonumber(h[7])
-if ttft >= 0 then t = (t == nil) and ttft or (t + a * (ttft - t)) end
-redis.call('HSET', KEYS[1], 'n', n + 1, 'x', ewma(tonumber(h[2]), x), 'y', ewma(tonumber(h[3]), y),
-  'xx', ewma(tonumber(h[4]), x * x), 'xy', ewma(tonumber(h[5]), x * y),
-  'err', e)
+for i = 3, #ARGV, 3 do  -- each call in the order it was recorded: x, y, ttft
+  local x, y, ttft = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  mx, my, mxx, mxy = ewma(mx, x), ewma(my, y), ewma(mxx, x * x), ewma(mxy, x * y)
+  if e == nil then e = 0 else e = e + a * (0 - e) end
+  if ttft >= 0 then t = (t == nil) and ttft or (t + a * (ttft - t)) end
+  n = n + 1
+end
+redis.call('HSET', KEYS[1], 'n', n, 'x', mx, 'y', my, 'xx', mxx, 'xy', mxy, 'err', e)
 if t ~= nil then redis.call('HSET', KEYS[1], 'ttft', t) end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-return n + 1
+redis.call('EXPIRE', KEYS[1], expire)
+return n
 """
 
 RECORD_FAIL = """
@@ -141,9 +145,17 @@ class LiveStats:
         self.alpha = alpha
         self.ttl_s = ttl_s
         self.expire_s = expire_s
-        # records are sent in the background, up to 50 ms later, many to a pipeline
+        # records are sent in the background, up to 50 ms later, many to a pipeline; a
+        # deployment's successes gathered meanwhile go in one script call, applied in order
         self._ok = ScriptBatcher(client, RECORD_OK)
         self._fail = ScriptBatcher(client, RECORD_FAIL)
+        self._answered: dict[str, list[float]] = {}  # key -> x, y, ttft, x, y, ttft, ...
+        self._answered_lock = threading.Lock()
+        self._answers: Later[str] = Later(
+            self._send_answered,
+            name="switchyard-live-stats",
+            every_s=ScriptBatcher.SEND_EVERY_S,
+        )
         self._cache: dict[str, DeploymentStats] = {}
         self._cached_at = -1e9
         self._lock = threading.Lock()
@@ -156,8 +168,17 @@ class LiveStats:
     ) -> None:
         """Fold one answered call into the deployment's moving averages (sent shortly)."""
         ttft = -1.0 if ttft_ms is None else ttft_ms
-        args = [self.alpha, output_tokens, latency_ms, ttft, self.expire_s]
-        self._ok.send([self.key(deployment)], args)
+        key = self.key(deployment)
+        with self._answered_lock:
+            self._answered.setdefault(key, []).extend((output_tokens, latency_ms, ttft))
+        self._answers.put(key, None)
+
+    def _send_answered(self, keys: dict[str, object]) -> None:
+        with self._answered_lock:
+            answered, self._answered = self._answered, {}
+        for key, samples in answered.items():  # one call per deployment, in one pipeline
+            self._ok.send([key], [self.alpha, self.expire_s, *samples])
+        self._ok.flush()
 
     def record_failure(self, deployment: str) -> None:
         """Fold one failed call into the deployment's error rate (sent shortly)."""
@@ -165,6 +186,7 @@ class LiveStats:
 
     def flush(self) -> None:
         """Send the records this process has not sent yet."""
+        self._answers.flush()
         self._ok.flush()
         self._fail.flush()
 
