@@ -8,9 +8,8 @@ delayed to fill a batch: one thread alone is served at once, and requests batch
 up only while a batch is already in flight, unless the combiner lingers: then a
 thread that finds fewer than ``fill`` asks waiting waits ``linger_s`` before it
 serves (for batch work, where a millisecond buys a fuller statement). Inside
-``alone()`` a thread's asks
-skip all this and are served at once, by itself: work that must not wait for, or
-serve, anyone else's (an interactive job's).
+``alone()`` a thread's asks skip all this and are served at once, by itself: work
+that must not wait for, or serve, anyone else's (an interactive job's).
 """
 
 from __future__ import annotations
@@ -223,6 +222,11 @@ class ScriptBatcher:
     def flush(self) -> None:
         """Send what ``send`` gathered now, in this thread."""
         self._later.flush()
+
+    def send_now(self, calls: list[tuple[list[str], list[Any]]]) -> None:
+        """Send ``calls`` (keys, args) in one pipeline now, in this thread; a Redis error
+        raises here (for a caller that gathers its own calls in the background)."""
+        self._run({next(self._ids): call for call in calls})
 
     def _run(self, calls: dict[int, object]) -> dict[int, Any]:
         # EVALSHA straight into the pipeline: redis-py's scripts in a pipeline ask

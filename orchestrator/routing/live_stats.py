@@ -176,9 +176,9 @@ class LiveStats:
     def _send_answered(self, keys: dict[str, object]) -> None:
         with self._answered_lock:
             answered, self._answered = self._answered, {}
-        for key, samples in answered.items():  # one call per deployment, in one pipeline
-            self._ok.send([key], [self.alpha, self.expire_s, *samples])
-        self._ok.flush()
+        if answered:  # one call per deployment, in one pipeline
+            calls = [([k], [self.alpha, self.expire_s, *v]) for k, v in answered.items()]
+            self._ok.send_now(calls)
 
     def record_failure(self, deployment: str) -> None:
         """Fold one failed call into the deployment's error rate (sent shortly)."""
@@ -187,7 +187,6 @@ class LiveStats:
     def flush(self) -> None:
         """Send the records this process has not sent yet."""
         self._answers.flush()
-        self._ok.flush()
         self._fail.flush()
 
     def read(self, names: Iterable[str]) -> dict[str, DeploymentStats]:

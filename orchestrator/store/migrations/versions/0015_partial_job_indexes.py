@@ -1,10 +1,10 @@
 """jobs: partial indexes, so a job's status changes write fewer index entries (issue 24)
 
 Every status change of a job is a new row version, and a new version gets an entry
-in every index of the table whose predicate it meets. Four indexes served only some
+in every index of the table whose predicate it meets. Six indexes served only some
 versions: a lease is looked up only on running jobs, a due time only on waiting
-ones, a deadline only where there is one, an experiment arm only on jobs in an
-experiment. Each is now partial on that condition.
+ones, a deadline only where there is one, a batch or an experiment arm only on jobs
+in one. Each is now partial on that condition.
 
 Revision ID: 0015
 Revises: 0014
