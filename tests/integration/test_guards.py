@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from orchestrator.core.batching import alone, is_alone
 from orchestrator.core.catalog import Deployment, RateLimits
 from orchestrator.core.tiers import Tier
 from workers.guards import BreakerPolicy, CircuitBreaker, RateLimiter, RetryPolicy
@@ -240,6 +241,44 @@ def test_calls_at_the_same_moment_share_one_read_of_a_closed_breaker(
     # Then all may call, and Redis was read once
     assert [d for d, _ in told] == [Decision.ALLOW] * 16
     assert reads == 1
+
+
+def test_an_interactive_call_reads_the_breaker_itself_not_waiting_on_a_batch_read(
+    client: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch thread whose read of a closed breaker is held until released
+    monkeypatch.setattr(breaker_module, "CLOSED_FRESH_S", 60.0)
+    breaker = CircuitBreaker(client, prefix=prefix, policy=BreakerPolicy())
+    dep = deployment()
+    real, held, release = breaker._allow.call, threading.Event(), threading.Event()
+
+    def held_for_batch(keys: list[str], args: list[Any]) -> Any:
+        if not is_alone():
+            held.set()
+            release.wait(10)
+        return real(keys, args)
+
+    breaker._allow.call = held_for_batch  # type: ignore[method-assign]
+    batch = threading.Thread(target=breaker.allow, args=(dep,))
+    batch.start()
+    assert held.wait(5)
+    # When an interactive job's call (alone) asks while that read is held
+    told: list[tuple[Decision, float]] = []
+
+    def interactive() -> None:
+        with alone():
+            told.append(breaker.allow(dep))
+
+    caller = threading.Thread(target=interactive)
+    caller.start()
+    caller.join(5)
+    finished_first = not caller.is_alive()
+    release.set()
+    batch.join(10)
+    caller.join(10)
+    # Then it read Redis itself and was answered before the batch thread's read ended
+    assert finished_first
+    assert [d for d, _ in told] == [Decision.ALLOW]
 
 
 def test_calls_at_the_same_moment_to_a_cooled_open_breaker_get_one_probe(

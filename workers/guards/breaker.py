@@ -22,7 +22,7 @@ from enum import IntEnum
 
 import redis
 
-from orchestrator.core.batching import ScriptBatcher
+from orchestrator.core.batching import ScriptBatcher, is_alone
 from orchestrator.core.catalog import Deployment
 from orchestrator.core.schemas import Completion
 from workers.guards.base import Call, Guard, SkipDeployment
@@ -132,6 +132,8 @@ class CircuitBreaker:
         key, now = self.key(deployment), time.monotonic()
         if now - self._closed_at.get(key, -1e9) < CLOSED_FRESH_S:
             return Decision.ALLOW, 0.0
+        if is_alone():  # an interactive call never waits on a batch thread's read
+            return self._ask(key, now)
         with self._reading_lock:
             reading = self._reading.get(key)
             lead = reading is None
