@@ -79,7 +79,9 @@ class Combiner(Generic[K, R]):
         self._serve = serve
         self._max = max_batch
         # a thread that starts serving with fewer than ``fill`` asks waiting first waits
-        # ``linger_s`` for more (batch work only: ``alone()`` asks never come here)
+        # ``linger_s`` for more (batch work only: ``alone()`` asks never come here); one
+        # handed the serving by the thread before does not: its asks waited a round
+        # already
         self._linger_s, self._fill = linger_s, fill
         self._lock = threading.Lock()
         self._waiting: list[_Ask[K, R]] = []
@@ -91,20 +93,20 @@ class Combiner(Generic[K, R]):
         mine: _Ask[K, R] = _Ask(key, value)
         with self._lock:
             self._waiting.append(mine)
-            mine.lead = not self._serving
+            mine.lead = first = not self._serving
             self._serving = True
             if not mine.lead:
                 mine.done.acquire()  # held until whoever answers it releases it
         if not mine.lead:
             mine.done.acquire()
-        if mine.lead:
-            self._serve_until(mine)
+        if mine.lead:  # an heir (handed the serving) has waited a round already: no linger
+            self._serve_until(mine, linger=first)
         if mine.error is not None:
             raise mine.error
         return mine.answer  # type: ignore[return-value]
 
-    def _serve_until(self, mine: _Ask[K, R]) -> None:
-        if self._linger_s > 0 and len(self._waiting) < self._fill:
+    def _serve_until(self, mine: _Ask[K, R], *, linger: bool) -> None:
+        if linger and self._linger_s > 0 and len(self._waiting) < self._fill:
             time.sleep(self._linger_s)  # asks arriving meanwhile join this batch
         while not mine.answered:
             with self._lock:

@@ -132,6 +132,34 @@ def test_a_lingering_combiner_waits_for_asks_arriving_just_after_the_first() -> 
     assert time.monotonic() - started < 1
 
 
+def test_the_thread_handed_the_serving_does_not_linger_again() -> None:
+    # Given a combiner that lingers 0.3 s when fewer than 8 asks wait, whose first batch
+    # is held until a gate opens, and two asks that arrive while it is held
+    gate = threading.Event()
+    batches: list[list[str]] = []
+
+    def serve(asked: dict[str, object]) -> dict[str, object]:
+        batches.append(sorted(asked))
+        if len(batches) == 1:
+            gate.wait(5)
+        return dict(asked)
+
+    combiner: Combiner[str, object] = Combiner(serve, linger_s=0.3, fill=8)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(combiner.ask, "first", 1)
+        time.sleep(0.4)  # past the first leader's own linger: its batch is being served
+        later = [pool.submit(combiner.ask, k, k) for k in ("b", "c")]
+        time.sleep(0.05)
+        # When the first batch ends
+        opened = time.monotonic()
+        gate.set()
+        assert [first.result(5), *(f.result(5) for f in later)] == [1, "b", "c"]
+        waited = time.monotonic() - opened
+    # Then the heir served the two waiting asks at once, without lingering 0.3 s again
+    assert batches == [["first"], ["b", "c"]]
+    assert waited < 0.2, waited
+
+
 def test_an_ask_made_alone_is_served_at_once_by_its_own_thread() -> None:
     # Given a batch in flight that holds its serving thread
     combiner, served, gate = first_batch_held()
