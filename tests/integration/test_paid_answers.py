@@ -13,6 +13,7 @@ import secrets
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from orchestrator.core.schemas import Completion, JobRequest
 from orchestrator.pipelines.planner import (
@@ -22,7 +23,7 @@ from orchestrator.pipelines.planner import (
     step_request,
 )
 from orchestrator.routing import route
-from orchestrator.store import repo
+from orchestrator.store import answered, repo
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry, new_id, utcnow
 from tests.integration.test_execute import completion, make_runtime, queued_job
@@ -44,7 +45,8 @@ class Counting:
         answer = completion(request)
         body = json.loads(answer.content)
         body["choices"][0]["message"]["content"] = self.text
-        return httpx.Response(200, json=body)
+        content = json.dumps(body).encode()  # ASCII escapes: half a surrogate pair too
+        return httpx.Response(200, content=content, headers={"content-type": "application/json"})
 
 
 class CrashingCheck:
@@ -99,12 +101,15 @@ def test_a_crashing_check_fails_the_job_with_its_paid_call_billed_once(
 
 
 def test_an_answer_the_database_refuses_fails_the_job_with_its_call_billed(
-    database_url: str,
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a provider whose answer Postgres cannot store (a NUL character in text)
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite stores NUL characters; Postgres refuses them")
-    provider = Counting(text="forty\x00two")
+    # Given a database that refuses the answer's write (as Postgres refuses a value it
+    # cannot store)
+    def refused(*_args: object, **_kwargs: object) -> object:
+        raise DataError("INSERT ...", {}, ValueError("a value the column cannot hold"))
+
+    monkeypatch.setattr(answered, "write_answers", refused)
+    provider = Counting()
     runtime = make_runtime(database_url, provider)
     job_id = queued_job(runtime, "What is six times seven?")
     # When the job runs, and its message is delivered again
@@ -113,6 +118,23 @@ def test_an_answer_the_database_refuses_fails_the_job_with_its_call_billed(
     # Then writing the result failed, and the job failed with the call billed once
     assert outcome is Outcome.FAILED and again is Outcome.SKIPPED
     assert_billed_once(runtime, job_id, provider, "processing the answer failed")
+
+
+@pytest.mark.parametrize("text", ["forty\x00two", "forty\ud83dtwo"])
+def test_an_answer_with_a_nul_or_half_a_surrogate_pair_is_stored_and_delivered(
+    database_url: str, text: str
+) -> None:
+    # Given a provider whose answer carries a character no Postgres text column takes
+    provider = Counting(text=text)
+    runtime = make_runtime(database_url, provider)
+    job_id = queued_job(runtime, "What is six times seven?")
+    # When the job runs
+    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    # Then the answer is stored with U+FFFD in its place, billed once, from one call
+    job, attempts, ledger = ended(runtime, job_id)
+    assert job.status == "succeeded" and job.output == "forty\ufffdtwo"
+    assert [a.outcome for a in attempts] == ["ok"] and len(ledger) == 1
+    assert job.cost_micro_usd == ledger[0].cost_micro_usd > 0 and provider.calls == 1
 
 
 def test_a_pipeline_step_that_crashes_fails_its_parent_too(database_url: str) -> None:

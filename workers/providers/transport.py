@@ -145,12 +145,44 @@ def build_completion(
     tool_calls: list[ToolCall],
     model: object,
 ) -> Completion:
-    """The canonical answer, its usage filled in (over text and tool arguments) where missing."""
+    """The canonical answer, its usage filled in (over text and tool arguments) where
+    missing, its strings ``storable``."""
+    text = storable(text)
+    tool_calls = [_storable_call(c) for c in tool_calls]
     arguments = "".join(c.function.arguments for c in tool_calls)
     return Completion(
         text=text,
         finish_reason=finish_reason,
         usage=fill_usage(usage, request, text + arguments),
-        provider_model=model if isinstance(model, str) else None,
+        provider_model=storable(model) if isinstance(model, str) else None,
         tool_calls=tool_calls,
     )
+
+
+REPLACEMENT = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """``text`` as a Postgres text or JSON column takes it: a NUL, which none takes, and
+    half a surrogate pair, which a provider's JSON escapes can carry, become U+FFFD. The
+    call is paid either way; without this the answer's write was refused and the job
+    failed with the answer lost."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return "".join(REPLACEMENT if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
+def _storable_call(call: ToolCall) -> ToolCall:
+    function = call.function
+    fields = (call.id, function.name, function.arguments)
+    clean = tuple(storable(f) for f in fields)
+    if clean == fields:
+        return call
+    new_function = function.model_copy(update={"name": clean[1], "arguments": clean[2]})
+    return call.model_copy(update={"id": clean[0], "function": new_function})
