@@ -196,7 +196,8 @@ def driver_rows(
     work (BENCHMARKS.md, twelfth session). The statement joins the connection's
     transaction as any other. Errors come out as SQLAlchemy's (``OperationalError``
     and the rest, which the workers' retries know), and a connection found broken is
-    invalidated, as SQLAlchemy does with its own statements.
+    invalidated with every pooled connection made before it (a database restart broke
+    them all), as SQLAlchemy does with its own statements.
     """
     proxied = connection.connection
     driver = cast(psycopg.Connection[Any], proxied.driver_connection)
@@ -206,7 +207,8 @@ def driver_rows(
             return cursor.fetchall() if cursor.description is not None else []
     except psycopg.Error as exc:
         gone = connection.dialect.is_disconnect(cast(Any, exc), proxied.dbapi_connection, None)
-        if gone:
+        if gone:  # as SQLAlchemy does: every connection made before this one is replaced
+            connection.engine.pool._invalidate(proxied, exc)
             connection.invalidate(exc)
         raise DBAPIError.instance(
             sql, dict(params), exc, psycopg.Error, connection_invalidated=gone

@@ -8,16 +8,18 @@ the server dropped is invalidated, so the pool does not lend it out again.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from loadtests._services import libpq_url
 from orchestrator.store import repo
-from orchestrator.store.db import driver_rows, get_engine, session_scope
+from orchestrator.store.db import dispose_engines, driver_rows, get_engine, session_scope
 from orchestrator.store.models import Job, new_id, utcnow
 
 pytestmark = pytest.mark.integration
@@ -92,3 +94,38 @@ def test_a_connection_the_server_dropped_is_invalidated_and_raised_as_operationa
     # the pool lends a working connection next
     with session_scope(engine) as session:
         assert driver_rows(session.connection(), "SELECT 1 AS one", {}) == [{"one": 1}]
+
+
+def test_a_dropped_connection_renews_every_pooled_connection_made_before_it(
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("driver_rows is the Postgres path (SQLite runs SQLAlchemy's own)")
+    # Given a pool of its own holding four connections, whose server processes all end
+    # (a database restart), with no ping before lending (as the workers run)
+    name = f"sytest-drv-{secrets.token_hex(4)}"
+    url = make_url(database_url).update_query_dict({"application_name": name})
+    engine = get_engine(url.render_as_string(hide_password=False), pre_ping=False)
+    held = [engine.connect() for _ in range(4)]
+    for connection in held:
+        connection.exec_driver_sql("SELECT 1")
+        connection.close()
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+        ours = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+        for (pid,) in admin.execute(ours, (name,)).fetchall():
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(50):  # until the server has let them go
+            if not admin.execute(ours, (name,)).fetchall():
+                break
+            time.sleep(0.1)
+    # When four statements run one after the other through driver_rows
+    failures = 0
+    for _ in range(4):
+        try:
+            with session_scope(engine) as session:
+                assert driver_rows(session.connection(), "SELECT 1 AS one", {}) == [{"one": 1}]
+        except OperationalError:
+            failures += 1
+    # Then only the first met a dead connection: it renewed the rest of the pool
+    assert failures == 1
+    dispose_engines(url.render_as_string(hide_password=False))
