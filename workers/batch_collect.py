@@ -121,8 +121,8 @@ def write_chunk(
         values = answer_columns(priced, completion, latency_ms)
         writes.append(Answer(job, owner, record, values))
     won = answered.write_answers(session, writes)
-    done.answered = [a.job.id for a in writes if a.job.id in won]
-    done.billed += [a.job.id for a in writes if a.job.id not in won]
+    done.answered = [a.job.id for a, w in zip(writes, won, strict=True) if w is not None]
+    done.billed += [a.job.id for a, w in zip(writes, won, strict=True) if w is None]
     provider_batch_lines.mark(session, job_ids=done.answered, state="answered")
     provider_batch_lines.mark(session, job_ids=done.billed, state="billed")
     return done

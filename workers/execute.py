@@ -353,11 +353,12 @@ class Runtime:
     def _write_batch(self, session: Session, works: dict[int, object]) -> dict[int, object]:
         answers = {key: w for key, w in works.items() if isinstance(w, Answer)}
         retry = bool(session.info.get("retry"))
-        won = answered.write_answers(session, list(answers.values()), retry=retry)
+        ends = answered.write_answers(session, list(answers.values()), retry=retry)
+        won = dict(zip(answers, ends, strict=True))
         done: dict[int, object] = {}
         for key, work in works.items():
             if isinstance(work, Answer):
-                written = won.get(work.job.id)  # a pipeline's step: its parent moves on
+                written = won[key]  # a pipeline's step: its parent moves on
                 queued = self.pipeline.on_final(session, work.job, work.values) if written else []
                 done[key] = (written, queued)
             else:
@@ -376,7 +377,7 @@ def _columns(job: Job) -> dict[str, Any]:
 def _one_statement(works: dict[int, object]) -> bool:
     """Whether a batch of writes is one statement: answers only, none a pipeline's step.
 
-    (A lost lease adds a second, billing the job: rare, and its own commit is harmless.)
+    (Two answers for one job make two statements, each whole: rare, and harmless.)
     """
     return all(isinstance(w, Answer) and w.job.parent_job_id is None for w in works.values())
 

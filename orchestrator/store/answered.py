@@ -12,6 +12,14 @@ for a batch of jobs ending together, where one statement per row kept a worker
 thread going back and forth to the server 3 times a job while the others waited
 (``switchyard bench latency``, BENCHMARKS.md). Elsewhere (SQLite) row by row.
 
+The same statement bills the jobs whose lease was lost: it locks each answer's
+job row first and reads there whether the answer still owns it, then updates
+every row once, the final columns only where it won. So an answer written
+without a transaction (``statement_scope``) is all written or not at all, and a
+retry that finds its attempt finds the job billed too. Two answers for the same
+job (one thread's lease expired, another thread took the job over) go in
+separate statements, in their order, each told whether it won.
+
 A retried transaction (``retry=True``: the database went away, perhaps after
 committing) first looks for its attempts: an answer whose attempt is there was
 written, and won if its job is final under its owner.
@@ -19,6 +27,7 @@ written, and won if its job is final under its owner.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,23 +70,41 @@ class Written:
 
 def write_answers(
     session: Session, answers: Sequence[Answer], *, retry: bool = False
-) -> dict[str, Written]:
-    """Write every answer; returns the jobs made final (the others lost their lease)."""
+) -> list[Written | None]:
+    """Write every answer; for each, what its job became if it won (None: the lease was lost)."""
+    result: list[Written | None] = [None] * len(answers)
+    todo = list(range(len(answers)))
     if retry:
-        answers, won = _not_written(session, answers)
-    else:
-        won = {}
-    if not answers:
-        return won
-    if session.get_bind().dialect.name != "postgresql":
-        for answer in answers:
-            written = _write_one(session, answer)
-            if written is not None:
-                won[answer.job.id] = written
-        return won
+        todo = _not_written(session, answers, result)
+    for round_ in _rounds(answers, todo):
+        if session.get_bind().dialect.name != "postgresql":
+            for n in round_:
+                result[n] = _write_one(session, answers[n])
+        else:
+            _write_together(session, answers, round_, result)
+    return result
+
+
+def _rounds(answers: Sequence[Answer], todo: list[int]) -> list[list[int]]:
+    """``todo`` in order, split so that no job is written twice by one statement."""
+    rounds: list[list[int]] = []
+    seen: Counter[str] = Counter()
+    for n in todo:
+        job_id = answers[n].job.id
+        if seen[job_id] == len(rounds):
+            rounds.append([])
+        rounds[seen[job_id]].append(n)
+        seen[job_id] += 1
+    return rounds
+
+
+def _write_together(
+    session: Session, answers: Sequence[Answer], round_: list[int], result: list[Written | None]
+) -> None:
     attempts, ledger, jobs = [], [], []
     now = utcnow()
-    for answer in answers:
+    for n in round_:
+        answer = answers[n]
         attempt, entry = repo.attempt_rows(answer.job, answer.record)
         attempts.append(with_defaults(Attempt.__table__, attempt))  # type: ignore[arg-type]
         if entry is not None:
@@ -92,12 +119,13 @@ def write_answers(
         "jobs": dumps(jobs),
         "ids": [row["id"] for row in jobs],
     }
-    for row in driver_rows(session.connection(), statement, params):
-        won[row["id"]] = Written(row["cost_micro_usd"], row["finished_at"])
-    for answer in answers:
-        if answer.job.id not in won:  # the lease was lost: the call counts all the same
-            repo.bill_job(session, job_id=answer.job.id, cost_micro_usd=answer.cost_micro_usd)
-    return won
+    won = {
+        row["id"]: Written(row["cost_micro_usd"], row["finished_at"])
+        for row in driver_rows(session.connection(), statement, params)
+        if row["won"]
+    }
+    for n in round_:
+        result[n] = won.get(answers[n].job.id)
 
 
 def _write_one(session: Session, answer: Answer) -> Written | None:
@@ -119,21 +147,20 @@ def _written(row: Job | None) -> Written | None:
 
 
 def _not_written(
-    session: Session, answers: Sequence[Answer]
-) -> tuple[list[Answer], dict[str, Written]]:
-    """The answers an earlier try did not commit, and the jobs an earlier try made final."""
+    session: Session, answers: Sequence[Answer], result: list[Written | None]
+) -> list[int]:
+    """The answers an earlier try did not commit; ``result`` gets what the others won."""
     ids = [a.record.attempt_id for a in answers if a.record.attempt_id is not None]
     written = set(session.scalars(select(Attempt.id).where(Attempt.id.in_(ids)))) if ids else set()
-    won: dict[str, Written] = {}
-    for answer in answers:
+    todo = []
+    for n, answer in enumerate(answers):
         if answer.record.attempt_id not in written:
+            todo.append(n)
             continue
         row = session.get(Job, answer.job.id)
         if row is not None and (row.status, row.lease_owner) == (SUCCEEDED, answer.owner):
-            ended = _written(row)
-            if ended is not None:
-                won[answer.job.id] = ended
-    return [a for a in answers if a.record.attempt_id not in written], won
+            result[n] = _written(row)
+    return todo
 
 
 @lru_cache(maxsize=16)
@@ -150,21 +177,32 @@ def _statement(
         return f'INSERT INTO "{table}" ({names}) SELECT {names} FROM {rows(table, param)}'
 
     ledger = f", ledger_rows AS ({insert('cost_ledger', ledger_columns, 'ledger')})"
+    # each answer's job row, locked, and whether the answer still holds its lease
+    # (read from the row as it is once locked, not from the statement's snapshot)
+    held = (
+        f", held AS MATERIALIZED (SELECT jobs.id, (jobs.status = '{leases.RUNNING}'"
+        " AND jobs.lease_owner = answer.lease_owner) IS TRUE AS won"
+        f" FROM jobs JOIN {rows('jobs', 'jobs')} AS answer ON jobs.id = answer.id"
+        # the ids again, as the claim of many jobs gives them: reached by the index
+        " WHERE jobs.id = ANY(%(ids)s::text[]) FOR UPDATE OF jobs)"
+    )
     kept = {"id", "lease_owner", "cost_micro_usd"}
-    assignments = [f'"{c}" = answer."{c}"' for c in job_columns if c not in kept]
+    assignments = [
+        f'"{c}" = CASE WHEN held.won THEN answer."{c}" ELSE jobs."{c}" END'
+        for c in job_columns
+        if c not in kept
+    ]
     assignments += [
-        "lease_expires_at = NULL",
-        "next_attempt_at = NULL",
-        "attempts = jobs.attempts + 1",
+        "lease_expires_at = CASE WHEN held.won THEN NULL ELSE jobs.lease_expires_at END",
+        "next_attempt_at = CASE WHEN held.won THEN NULL ELSE jobs.next_attempt_at END",
+        "attempts = jobs.attempts + 1",  # a lost lease's call counts all the same
         "cost_micro_usd = jobs.cost_micro_usd + answer.cost_micro_usd",
     ]
     return (
         f"WITH attempt_rows AS ({insert('attempts', attempt_columns, 'attempts')})"
-        f"{ledger if ledger_columns else ''}"
-        f" UPDATE jobs SET {', '.join(assignments)} FROM {rows('jobs', 'jobs')} AS answer"
-        # the ids again, as the claim of many jobs gives them: reached by the index
-        " WHERE jobs.id = answer.id AND jobs.id = ANY(%(ids)s::text[])"
-        f" AND (jobs.status = '{leases.RUNNING}'"
-        " AND jobs.lease_owner = answer.lease_owner) IS TRUE"  # leases.by_id_only
-        " RETURNING jobs.id, jobs.cost_micro_usd, jobs.finished_at"
+        f"{ledger if ledger_columns else ''}{held}"
+        f" UPDATE jobs SET {', '.join(assignments)}"
+        f" FROM held, {rows('jobs', 'jobs')} AS answer"
+        " WHERE jobs.id = held.id AND jobs.id = answer.id AND jobs.id = ANY(%(ids)s::text[])"
+        " RETURNING jobs.id, held.won, jobs.cost_micro_usd, jobs.finished_at"
     )
