@@ -17,11 +17,14 @@ from typing import Any
 import prometheus_client
 from celery import Celery
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
+from orchestrator.admission.loop_writes import LoopWrites
 from orchestrator.admission.session_hook import ConversationHook
 from orchestrator.core.catalog import Catalog
 from orchestrator.core.config import Settings
 from orchestrator.core.errors import NoRoute, ValidationFailed
+from orchestrator.core.loop_guard import NeedsIO, memory_only, needs_io
 from orchestrator.core.schemas import JobRequest, Priority
 from orchestrator.core.tiers import Tier
 from orchestrator.costs.admission_hook import CostHook
@@ -44,6 +47,12 @@ from orchestrator.wire.webhooks import check_callback_url
 
 JOBS_SUBMITTED = prometheus_client.Counter(
     "switchyard_jobs_submitted_total", "Jobs admitted by tier and priority", ["tier", "priority"]
+)
+
+INTERACTIVE_ADMISSIONS = prometheus_client.Counter(
+    "switchyard_interactive_admissions_total",
+    "Interactive jobs admitted, by where admission ran (the API's event loop or a thread)",
+    ["on"],
 )
 
 PRIORITY_NAME = {value: priority.value for priority, value in PRIORITY_VALUE.items()}
@@ -85,6 +94,21 @@ class BatchSpec:
         return request.model_copy(update={"completion_window": self.completion_window})
 
 
+@dataclass(frozen=True)
+class _One:
+    """One interactive job, routed: its row, budget share and input tokens; ``plain`` if
+    its admission is one ``INSERT`` (no pipeline, no provider batch)."""
+
+    row: dict[str, Any]
+    shares: list[int]
+    tokens: int
+    plain: bool
+
+    @property
+    def job_id(self) -> str:
+        return str(self.row["id"])
+
+
 @dataclass
 class Dispatcher:
     """Turns accepted requests into queued jobs; one per API process."""
@@ -93,6 +117,7 @@ class Dispatcher:
     catalog: Catalog
     engine: Engine
     celery: Celery
+    loop_writes: LoopWrites | None = None  # the API's, for admission on its event loop
 
     def __post_init__(self) -> None:
         _ = self.strength  # an unknown scorer or a bad calibration fails at start-up
@@ -122,6 +147,7 @@ class Dispatcher:
         if len(request.prompt_text()) > self.settings.max_prompt_chars:
             raise ValidationFailed(field, f"prompt longer than {self.settings.max_prompt_chars}")
         if request.callback_url is not None:
+            needs_io("the callback host's addresses")
             check_callback_url(
                 request.callback_url,
                 allow_private=self.settings.webhook_allow_private,
@@ -138,24 +164,51 @@ class Dispatcher:
 
     def submit_job(self, *, tenant_id: str, request: JobRequest) -> str:
         """Admit one interactive job; returns its id."""
+        one = self._one(tenant_id, request)
+        scope = statement_scope if one.plain else session_scope  # one INSERT: no BEGIN
+        with (
+            self.costs.reserved(tenant_id, one.job_id, [one.row], one.shares),
+            scope(self.engine) as session,
+        ):
+            rows = split_pipelines([one.row])  # a pipeline: its parent row and its first step
+            insert_rows(session, rows)
+            provider_batch_lines.hold(session, rows, {one.job_id: one.tokens})
+        self._publish(sync_rows(publishable(rows)))
+        INTERACTIVE_ADMISSIONS.labels("thread").inc()
+        return one.job_id
+
+    async def asubmit_job(self, *, tenant_id: str, request: JobRequest) -> str:
+        """``submit_job`` from the event loop: on the loop itself when admission needs
+        nothing but memory (``core.loop_guard``; the row and message sent by
+        ``loop_writes``), else in a thread. Only for a small request: routing a long
+        prompt takes milliseconds of CPU."""
+        writes = self.loop_writes
+        try:
+            if writes is None or not await writes.ready():
+                raise NeedsIO("the event loop's connections")
+            with memory_only():
+                one = self._one(tenant_id, request)
+                if not one.plain:
+                    raise NeedsIO("a transaction: a pipeline, or a provider batch's line")
+                with self.costs.reserved(tenant_id, one.job_id, [one.row], one.shares):
+                    await writes.insert([one.row])
+        except NeedsIO:
+            return await run_in_threadpool(self.submit_job, tenant_id=tenant_id, request=request)
+        await writes.publish(self._queued([one.row]))
+        self._count([one.row])
+        INTERACTIVE_ADMISSIONS.labels("event_loop").inc()
+        return one.job_id
+
+    def _one(self, tenant_id: str, request: JobRequest) -> _One:
+        """One interactive job's row, routed, with its budget share (nothing written)."""
         request = self.costs.defaults(tenant_id, request)
         decision = self.decide(request)
         row = self._row(tenant_id, request, decision, Priority.INTERACTIVE)
         # its budget reservation (a pipeline's: every step, held by its parent row)
         shares = self.costs.shares(tenant_id, [(row, request, decision.estimated_input_tokens)])
-        pipeline = bool(request.steps)
         held = bool(held_rows([row]))  # it waits for a provider batch (issue 26)
-        scope = session_scope if pipeline or held else statement_scope  # one INSERT: no BEGIN
-        with (
-            self.costs.reserved(tenant_id, str(row["id"]), [row], shares),
-            scope(self.engine) as session,
-        ):
-            rows = split_pipelines([row])  # a pipeline: its parent row and its first step
-            insert_rows(session, rows)
-            tokens = {str(row["id"]): decision.estimated_input_tokens}
-            provider_batch_lines.hold(session, rows, tokens)
-        self._publish(sync_rows(publishable(rows)))
-        return str(row["id"])
+        plain = not request.steps and not held
+        return _One(row, shares, decision.estimated_input_tokens, plain)
 
     def submit_batch(
         self, *, tenant_id: str, requests: Sequence[JobRequest], spec: BatchSpec | None = None
@@ -253,11 +306,15 @@ class Dispatcher:
         }
 
     def _publish(self, rows: Sequence[dict[str, Any]]) -> None:
-        publish(
-            self.celery,
-            (QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows),
-            chunk=self.settings.batch_message_jobs,
-        )
+        publish(self.celery, self._queued(rows), chunk=self.settings.batch_message_jobs)
+        self._count(rows)
+
+    @staticmethod
+    def _queued(rows: Sequence[dict[str, Any]]) -> list[QueuedJob]:
+        return [QueuedJob(str(r["id"]), Tier(r["tier"]), int(r["priority"])) for r in rows]
+
+    @staticmethod
+    def _count(rows: Sequence[dict[str, Any]]) -> None:
         counted = Counter(
             (str(r["tier"]), PRIORITY_NAME.get(int(r["priority"]), "other")) for r in rows
         )

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from orchestrator.cache.hits import TenantModes
 from orchestrator.cache.responses import effective_mode
+from orchestrator.core.loop_guard import needs_io
 from orchestrator.core.schemas import JobRequest
 from orchestrator.routing import RouteDecision
 from orchestrator.store import sessions
@@ -56,6 +57,7 @@ class ConversationHook:
         if request.cache != mode:
             request = request.model_copy(update={"cache": mode})
         if request.session_id is not None:
+            needs_io("the session's affinity")
             with session_scope(self.engine) as db:
                 last, tier = sessions.affinity(
                     db, tenant_id=tenant_id, session_id=request.session_id

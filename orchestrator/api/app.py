@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
 from orchestrator.admission.dispatch import Dispatcher
+from orchestrator.admission.loop_writes import LoopWrites
 from orchestrator.api.api_metrics import API_RATE_LIMITED, ClusterCollector, HttpMetrics
 from orchestrator.api.bodies import refusal
 from orchestrator.api.deps import AppState
@@ -159,6 +160,8 @@ def _state(settings: Settings) -> AppState:
     url = settings.effective_redis_url
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
     aclient = aioredis.Redis.from_url(url, socket_connect_timeout=2, max_connections=2000)
+    # admission on the event loop (opened by the lifespan): the broker is this Redis
+    dispatcher.loop_writes = LoopWrites(settings.effective_database_url, dispatcher.celery, aclient)
     limiter = TenantRateLimiter(
         aclient,
         prefix=settings.redis_key_prefix,
@@ -182,9 +185,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # What startup built lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall requests for milliseconds.
+        writes = state.dispatcher.loop_writes
+        if writes is not None:
+            await writes.open()
         gc.collect()
         gc.freeze()
         yield
+        if writes is not None:
+            await writes.close()
         await state.aredis.aclose()
         state.redis.close()
 

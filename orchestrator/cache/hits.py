@@ -32,6 +32,7 @@ from orchestrator.cache.responses import (
     request_digest,
 )
 from orchestrator.core.config import Settings
+from orchestrator.core.loop_guard import needs_io
 from orchestrator.core.schemas import JobRequest, JobStatus, Priority
 from orchestrator.queues.app import PRIORITY_VALUE
 from orchestrator.store.db import session_scope
@@ -85,6 +86,7 @@ class TenantModes:
 
     def refresh(self, tenant_id: str) -> str | None:
         """Read the tenant's mode from the database now."""
+        needs_io("the tenant's cache mode")
         with session_scope(self.engine) as session:
             mode = session.scalar(select(Tenant.response_cache).where(Tenant.id == tenant_id))
         with self.lock:

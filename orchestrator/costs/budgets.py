@@ -41,6 +41,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import BudgetExceeded
+from orchestrator.core.loop_guard import needs_io
 from orchestrator.costs.budget_metrics import BUDGET_GAUGES
 from orchestrator.costs.pricing import MICRO_PER_USD, format_usd
 from orchestrator.store.budget_holds import Settlement
@@ -177,6 +178,7 @@ class Budgets:
             hit = self._policies.get(tenant_id)
         if hit is not None and now - hit[0] < self.ttl_s:
             return hit[1]
+        needs_io("the tenant's budgets")
         with session_scope(self.engine) as session:
             row = session.get(Tenant, tenant_id)
             found = TenantPolicy() if row is None else _policy_of(row)
@@ -200,6 +202,7 @@ class Budgets:
         policy = self.policy(tenant_id)
         if not policy.limited:
             return False
+        needs_io("a budget reservation")
         today = datetime.now(UTC).date()
         keys = self._keys(tenant_id, today)
         self._load_spend(tenant_id, today, keys)

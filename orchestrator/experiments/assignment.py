@@ -36,6 +36,7 @@ from orchestrator.core.catalog import Catalog
 from orchestrator.core.config import Settings
 from orchestrator.core.errors import ConfigError, NoRoute, ValidationFailed
 from orchestrator.core.experiment_specs import ArmSpec, ExperimentSpec
+from orchestrator.core.loop_guard import needs_io
 from orchestrator.core.schemas import JobRequest
 from orchestrator.experiments import records as store
 from orchestrator.routing import RouteDecision, StrengthPolicy, route
@@ -208,6 +209,7 @@ class Enroller:
         """The tenant's running experiments, at most ``ttl_s`` old."""
         with self._lock:
             if time.monotonic() - self._loaded_at > self.ttl_s:
+                needs_io("the running experiments")
                 with session_scope(self.engine) as session:
                     rows = [ActiveExperiment.of(r) for r in store.running(session)]
                 self._by_tenant = {}

@@ -22,6 +22,7 @@ from typing import Any
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
 from kombu.utils.uuid import uuid
 
 from orchestrator.core.config import Lane, Settings
@@ -92,8 +93,10 @@ class QueuedJob:
 PUBLISH_BATCH = 1000
 
 
-def publish(app: Celery, jobs: Iterable[QueuedJob], *, chunk: int = 1) -> int:
-    """Publish ``jobs`` over one pooled producer; returns the number of jobs sent.
+def publish(
+    app: Celery, jobs: Iterable[QueuedJob], *, chunk: int = 1, producer: Producer | None = None
+) -> int:
+    """Publish ``jobs`` over one pooled producer (or ``producer``); returns the number sent.
 
     A job gets an ``execute_job`` message of its own, except that with ``chunk``
     above 1 batch-priority jobs due now go up to ``chunk`` to an ``execute_jobs``
@@ -111,7 +114,7 @@ def publish(app: Celery, jobs: Iterable[QueuedJob], *, chunk: int = 1) -> int:
     """
     sent = 0
     waiting: dict[tuple[Tier, int], list[str]] = {}
-    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
+    with app.producer_or_acquire(producer) as producer, producer.batch(max_size=PUBLISH_BATCH):
 
         def send(job: QueuedJob, job_ids: list[str] | None = None) -> None:
             args = [job_ids] if job_ids else [job.job_id]

@@ -14,19 +14,69 @@ answers a connection error, not kombu's ``AttributeError``, when a client is wan
 The transport option ``consume_priority_steps`` (a worker's lane) narrows the
 priority steps a channel fetches from: ``[0]`` fetches only the top step's list,
 the interactive messages (``orchestrator.queues.app``). Publishing and giving
-messages back still use every step. Everything else is kombu's transport unchanged.
+messages back still use every step.
+
+``collected()``: inside it, a producer's ``batch()`` on this transport keeps the
+Redis commands kombu would send (an ``LPUSH`` of each message, as kombu's own
+publish batch gathers them) instead of sending them, so the API's event loop can
+send them with the asyncio client (``orchestrator.admission.loop_writes``): the
+message is kombu's and Celery's own, byte for byte. Everything else is kombu's
+transport unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import redis
 from kombu.transport import redis as kombu_redis
 
 NAME = "orchestrator.queues.broker_transport:Transport"  # Celery's ``broker_transport``
+
+Command = tuple[str, tuple[Any, ...]]  # a Redis command's name and arguments
+_COLLECTING: ContextVar[list[Command] | None] = ContextVar("switchyard_collecting", default=None)
+
+
+@contextmanager
+def collected() -> Iterator[list[Command]]:
+    """Publishing through a producer's ``batch()`` in this block sends nothing: the
+    Redis commands it would send are appended to the list yielded, in order."""
+    commands: list[Command] = []
+    token = _COLLECTING.set(commands)
+    try:
+        yield commands
+    finally:
+        _COLLECTING.reset(token)
+
+
+class _Collected(kombu_redis.GlobalKeyPrefixMixin):
+    """A publish batch (kombu's ``PublishBatch`` interface) that keeps its commands, their
+    keys under the transport's ``global_keyprefix`` as kombu's client would send them."""
+
+    def __init__(self, channel: Any, commands: list[Command]) -> None:
+        self.channel = channel
+        self.commands = commands
+        self.global_keyprefix = channel.global_keyprefix or ""
+
+    def publish(self, message: Any, **kwargs: Any) -> Any:
+        return self.channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name: str, *args: Any) -> None:  # kombu's ``_put`` hands each command here
+        if self.global_keyprefix:
+            args = tuple(self._prefix_args([name.upper(), *args])[1:])  # type: ignore[no-untyped-call]
+        self.commands.append((name, args))
+
+    def flush(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        self.commands.clear()
+
+    def close(self) -> None:
+        pass
 
 
 class Channel(kombu_redis.Channel):
@@ -54,6 +104,17 @@ class Channel(kombu_redis.Channel):
             client = super()._create_client(asynchronous=False)  # type: ignore[no-untyped-call]
             self._shared_client = client
         return client
+
+    @property
+    def supports_batch_publish(self) -> bool:
+        return _COLLECTING.get() is not None or bool(super().supports_batch_publish)
+
+    def create_publish_batch(self, max_size: int) -> Any:
+        """kombu's publish batch, or inside ``collected()`` one that only keeps commands."""
+        commands = _COLLECTING.get()
+        if commands is None:
+            return super().create_publish_batch(max_size)  # type: ignore[no-untyped-call]
+        return _Collected(self, commands)
 
     def _brpop_start(self, timeout: Any = None) -> None:
         """kombu's blocking fetch (``BRPOP``), on the steps this channel consumes."""

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import redis
 
 from orchestrator.core.batching import Later, ScriptBatcher
+from orchestrator.core.loop_guard import needs_io
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class LiveStats:
         with self._lock:
             if now - self._cached_at < self.ttl_s and all(n in self._cache for n in names):
                 return dict(self._cache)
+        needs_io("live statistics")
         try:
             fresh = self.read(names)
         except redis.RedisError as exc:

@@ -32,17 +32,34 @@ def insert_many(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, chunk: int = CHUNK
 ) -> None:
     """Insert ``rows`` into ``table`` on ``connection`` (in its transaction)."""
+    if connection.dialect.name != "postgresql":
+        for group in _groups(table, rows).values():
+            connection.execute(table.insert(), group)
+        return
+    for statement, params in json_inserts(table, rows, chunk=chunk):
+        driver_rows(connection, statement, params)
+
+
+def json_inserts(
+    table: Table, rows: Sequence[dict[str, Any]], *, chunk: int = CHUNK
+) -> list[tuple[str, dict[str, str]]]:
+    """The Postgres statements (SQL for psycopg, and parameters) that insert ``rows``."""
+    return [
+        (_json_insert(table, names), {"rows": dumps(group[start : start + chunk])})
+        for names, group in _groups(table, rows).items()
+        for start in range(0, len(group), chunk)
+    ]
+
+
+def _groups(
+    table: Table, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """The rows with their Python-side defaults, grouped by the columns they carry."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         filled = with_defaults(table, row)
         groups.setdefault(tuple(filled), []).append(filled)
-    for names, group in groups.items():
-        if connection.dialect.name != "postgresql":
-            connection.execute(table.insert(), group)
-            continue
-        statement = _json_insert(table, names)
-        for start in range(0, len(group), chunk):
-            driver_rows(connection, statement, {"rows": dumps(group[start : start + chunk])})
+    return groups
 
 
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,8 @@ async def chat_completions(
         return JSONResponse(answer, headers=facts_headers(hit))
     if hit is not None:
         job_id = hit.id
+    elif small(http):  # admitted on the event loop when it needs no blocking read
+        job_id = await state.dispatcher.asubmit_job(tenant_id=tenant_id, request=request)
     else:
         job_id = await run_in_threadpool(
             state.dispatcher.submit_job, tenant_id=tenant_id, request=request
