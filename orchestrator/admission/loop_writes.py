@@ -131,6 +131,10 @@ class LoopWrites:
         assert self.producer is not None, "open() first"
         with collected() as commands:
             publish(self.celery, jobs, producer=self.producer)
+        if len(commands) == 1:  # one message: one command (a pipeline costs more CPU)
+            name, args = commands[0]
+            await getattr(self.aredis, name)(*args)
+            return
         async with self.aredis.pipeline(transaction=False) as pipe:
             for name, args in commands:
                 getattr(pipe, name)(*args)

@@ -102,10 +102,13 @@ class Settings(BaseSettings):
 
     # Execution guarantees (see RELIABILITY.md). A running job's lease is renewed
     # every job_lease_s / 3 while its worker lives; a job not final by its deadline
-    # expires. The broker's visibility timeout must exceed the longest deadline, or
-    # a slow job's message would be delivered twice.
+    # expires. kombu's ack emulation (off by default: the reconciler re-publishes a
+    # killed worker's jobs) keeps each delivered message in Redis to give it back after
+    # the visibility timeout; on, that timeout must exceed the longest deadline, or a
+    # slow job's message would be delivered twice.
     job_lease_s: int = Field(default=30, ge=3)
     job_deadline_s: int = Field(default=3600, ge=1)
+    broker_ack_emulation: bool = False
     broker_visibility_timeout_s: int = 7200
     max_tries_per_deployment: int = Field(default=3, ge=1)
     max_lease_expiries: int = Field(default=5, ge=1)
@@ -164,7 +167,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _visibility_above_deadline(self) -> Settings:
-        if self.broker_visibility_timeout_s <= self.job_deadline_s:
+        if self.broker_ack_emulation and self.broker_visibility_timeout_s <= self.job_deadline_s:
             raise ValueError(
                 f"broker_visibility_timeout_s={self.broker_visibility_timeout_s} must exceed"
                 f" job_deadline_s={self.job_deadline_s}, or a slow job's message runs twice"
