@@ -187,6 +187,8 @@ class Dispatcher:
             if writes is None or not await writes.ready():
                 raise NeedsIO("the event loop's connections")
             with memory_only():
+                if self.costs.budgets.policy(tenant_id).limited:  # known before routing
+                    raise NeedsIO("a budget reservation")
                 one = self._one(tenant_id, request)
                 if not one.plain:
                     raise NeedsIO("a transaction: a pipeline, or a provider batch's line")

@@ -190,3 +190,23 @@ def test_a_chat_completion_through_the_api_is_admitted_on_its_event_loop(
     # And the API admitted them on its event loop, but those that found a cache of the
     # tenant's settings stale (its first, at least), which a thread admitted and refreshed
     assert loop_admissions(cluster) >= before + 3
+
+
+def test_a_tenant_with_a_budget_is_admitted_in_a_thread_with_its_reservation(
+    database_url: str, redis_url: str, prefix: str
+) -> None:
+    # Given a tenant with a daily budget
+    dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=f"loop-budget-{prefix}")
+        tenant.budget_daily_micro_usd = 5_000_000
+        tenant_id = tenant.id
+    loop_before, thread_before = admitted("event_loop"), admitted("thread")
+    # When a small request of it is admitted from the event loop
+    request = JobRequest(prompt="hi", tier=Tier.FAST)
+    job_id = submit_on_loop(dispatcher, redis_url, tenant_id=tenant_id, request=request)
+    # Then a thread admitted it, and its row holds its share of the budget
+    assert (admitted("event_loop"), admitted("thread")) == (loop_before, thread_before + 1)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and (job.budget_held_micro_usd or 0) > 0
