@@ -375,11 +375,12 @@ def _columns(job: Job) -> dict[str, Any]:
 
 
 def _one_statement(works: dict[int, object]) -> bool:
-    """Whether a batch of writes is one statement: answers only, none a pipeline's step.
-
-    (Two answers for one job make two statements, each whole: rare, and harmless.)
-    """
-    return all(isinstance(w, Answer) and w.job.parent_job_id is None for w in works.values())
+    """Whether a batch of writes is one statement: answers only, none a pipeline's step,
+    and no two for the same job (those take one statement each: a transaction then)."""
+    answers = [w for w in works.values() if isinstance(w, Answer)]
+    if len(answers) < len(works) or any(a.job.parent_job_id is not None for a in answers):
+        return False
+    return len({a.job.id for a in answers}) == len(answers)
 
 
 class _Raised:

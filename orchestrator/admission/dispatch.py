@@ -183,7 +183,7 @@ class Dispatcher:
         ``loop_writes``), else in a thread. Only for a small request: routing a long
         prompt takes milliseconds of CPU."""
         writes = self.loop_writes
-        try:
+        try:  # nothing is written until admission is known to need nothing but memory
             if writes is None or not await writes.ready():
                 raise NeedsIO("the event loop's connections")
             with memory_only():
@@ -192,10 +192,12 @@ class Dispatcher:
                 one = self._one(tenant_id, request)
                 if not one.plain:
                     raise NeedsIO("a transaction: a pipeline, or a provider batch's line")
-                with self.costs.reserved(tenant_id, one.job_id, [one.row], one.shares):
-                    await writes.insert([one.row])
+                if any(one.shares):  # the tenant's budget arrived meanwhile
+                    raise NeedsIO("a budget reservation")
         except NeedsIO:
             return await run_in_threadpool(self.submit_job, tenant_id=tenant_id, request=request)
+        # no budget: nothing to reserve (``costs.reserved`` would hold nothing either)
+        await writes.insert([one.row])
         await writes.publish(self._queued([one.row]))
         self._count([one.row])
         INTERACTIVE_ADMISSIONS.labels("event_loop").inc()

@@ -24,6 +24,7 @@ while the producer cannot be made (Redis away at start-up; tried again every
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -55,21 +56,33 @@ log = logging.getLogger(__name__)
 class LoopWrites:
     """A Postgres pool and a message producer for the event loop; ``open`` in the lifespan."""
 
-    def __init__(self, database_url: str, celery: Celery, aredis: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        celery: Celery,
+        aredis: aioredis.Redis,
+        *,
+        application_name: str = "switchyard-api-loop",  # what pg_stat_activity shows
+    ) -> None:
         self.database_url = database_url
+        self.application_name = application_name
         self.celery = celery
         self.aredis = aredis
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.producer: Producer | None = None
         self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self._tried_at = -RETRY_S
+        self._making: asyncio.Task[None] | None = None
 
     async def ready(self) -> bool:
-        """Whether the loop can admit: the pool is open and the producer made."""
+        """Whether the loop can admit: the pool is open and the producer made. While the
+        producer is missing, it is made again in the background (no request waits)."""
         if self.pool is None:
             return False
-        if self.producer is None and time.monotonic() - self._tried_at >= RETRY_S:
-            await self._make_producer()
+        idle = self._making is None or self._making.done()
+        if self.producer is None and idle and time.monotonic() - self._tried_at >= RETRY_S:
+            self._tried_at = time.monotonic()
+            self._making = asyncio.create_task(self._make_producer())
         return self.producer is not None
 
     async def open(self) -> None:
@@ -82,7 +95,7 @@ class LoopWrites:
             conninfo,
             min_size=1,
             max_size=POOL_SIZE,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": self.application_name},
             check=self._check,
             open=False,
         )
@@ -91,6 +104,8 @@ class LoopWrites:
         await self._make_producer()
 
     async def close(self) -> None:
+        if self._making is not None:
+            self._making.cancel()
         pool, self.pool = self.pool, None
         producer, self.producer = self.producer, None
         if pool is not None:
@@ -117,14 +132,37 @@ class LoopWrites:
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert job rows, committed when this returns."""
-        assert self.pool is not None, "open() first"
         for sql, params in json_inserts(cast(Table, Job.__table__), rows):
+            try:
+                await self._insert(sql, params)
+            except psycopg.Error as exc:
+                raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from exc
+
+    async def _insert(self, sql: str, params: dict[str, str]) -> None:
+        """One insert; once more on a fresh connection if its connection broke.
+
+        A broken connection (a database restart) has every other pooled connection
+        tested (``pool.check``), as the engine replaces its pool. Rows carry new random
+        ids, so a second try refused for a duplicate id means the first one committed
+        before its reply was lost: the rows are there.
+        """
+        assert self.pool is not None, "open() first"
+        for second in (False, True):
+            conn: psycopg.AsyncConnection[Any] | None = None
             try:
                 async with self.pool.connection() as conn:
                     await conn.execute(sql, params)
                     self._used[conn] = time.monotonic()
-            except psycopg.Error as exc:
-                raise DBAPIError.instance(sql, dict(params), exc, psycopg.Error) from exc
+                    return
+            except psycopg.errors.UniqueViolation:
+                if second:
+                    return  # written by the first try
+                raise
+            except psycopg.OperationalError:
+                if second or conn is None or not conn.broken:
+                    raise
+                log.warning("a pooled connection of the event loop broke; testing the others")
+                await self.pool.check()
 
     async def publish(self, jobs: Iterable[QueuedJob]) -> None:
         """Send the jobs' messages, as ``queues.app.publish`` would, in one round trip."""

@@ -206,17 +206,23 @@ class Enroller:
             self._loaded_at = -1e9
 
     def active(self, tenant_id: str) -> list[ActiveExperiment]:
-        """The tenant's running experiments, at most ``ttl_s`` old."""
-        with self._lock:
-            if time.monotonic() - self._loaded_at > self.ttl_s:
-                needs_io("the running experiments")
-                with session_scope(self.engine) as session:
-                    rows = [ActiveExperiment.of(r) for r in store.running(session)]
-                self._by_tenant = {}
-                for row in rows:
-                    self._by_tenant.setdefault(row.tenant_id, []).append(row)
-                self._loaded_at = time.monotonic()
-            return list(self._by_tenant.get(tenant_id, ()))
+        """The tenant's running experiments, at most ``ttl_s`` old.
+
+        A fresh cache is read without the lock, which a refreshing thread holds during its
+        database read: the event loop (``core.loop_guard``) must not wait on it.
+        """
+        if time.monotonic() - self._loaded_at > self.ttl_s:
+            needs_io("the running experiments")
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self.ttl_s:
+                    with session_scope(self.engine) as session:
+                        rows = [ActiveExperiment.of(r) for r in store.running(session)]
+                    by_tenant: dict[str, list[ActiveExperiment]] = {}
+                    for row in rows:
+                        by_tenant.setdefault(row.tenant_id, []).append(row)
+                    self._by_tenant = by_tenant  # replaced whole: readers take no lock
+                    self._loaded_at = time.monotonic()
+        return list(self._by_tenant.get(tenant_id, ()))
 
     def assign(
         self, *, tenant_id: str, job_id: str, request: JobRequest, decision: RouteDecision
@@ -274,6 +280,10 @@ class Enroller:
 
     def _policy(self, arm: ArmSpec) -> StrengthPolicy:
         key = f"{arm.scorer}|{arm.threshold}|{arm.quality}"
+        found = self._policies.get(key)  # without the lock, as ``active``
+        if found is not None:
+            return found
+        needs_io("an arm's scorer and calibration files")  # read once, under the lock
         with self._lock:
             if key not in self._policies:
                 self._policies[key] = policy_for(arm, self.base, self.settings)

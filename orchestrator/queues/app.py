@@ -8,8 +8,8 @@ Redis priorities are inverted (0 is served first) and folded into the steps
 below, so interactive work (0) overtakes batch work (6) on the same queue.
 
 Delivery (see RELIABILITY.md): messages are acknowledged after the task ran
-(``acks_late``); a worker that closes its channel (a warm shutdown, a lost broker
-connection) gives back those it holds. kombu's Redis ack emulation, which would
+(``acks_late``); a worker that closes its channel cleanly (a warm shutdown, the
+broker reachable) gives back those it holds. kombu's Redis ack emulation, which would
 also keep each delivered message in Redis to give it back after the visibility
 timeout, is off by default (``broker_ack_emulation``): it cost two Redis
 transactions a message (about 0.3 ms of a worker's CPU), and the reconciler, not

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,7 @@ import redis
 import redis.asyncio as aioredis
 from openai import OpenAI
 from prometheus_client import REGISTRY
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.admission.dispatch import Dispatcher
@@ -63,13 +63,29 @@ def admitted(on: str) -> float:
 def submit_on_loop(dispatcher: Dispatcher, redis_url: str, **submit: Any) -> str:
     """``asubmit_job`` as the API runs it: on an event loop, with the loop's writes open."""
 
-    async def run() -> str:
+    async def run(writes: LoopWrites) -> list[str]:
+        return [await dispatcher.asubmit_job(**submit)]
+
+    return on_loop(dispatcher, redis_url, run)[0]
+
+
+def on_loop(
+    dispatcher: Dispatcher,
+    redis_url: str,
+    work: Callable[[LoopWrites], Awaitable[list[str]]],
+    *,
+    application_name: str = "switchyard-api-loop",
+) -> list[str]:
+    """``work`` on an event loop, with the dispatcher's loop writes open as in the API."""
+
+    async def run() -> list[str]:
         aredis = aioredis.Redis.from_url(redis_url)
-        writes = LoopWrites(dispatcher.settings.effective_database_url, dispatcher.celery, aredis)
+        url = dispatcher.settings.effective_database_url
+        writes = LoopWrites(url, dispatcher.celery, aredis, application_name=application_name)
         dispatcher.loop_writes = writes
         await writes.open()
         try:
-            return await dispatcher.asubmit_job(**submit)
+            return await work(writes)
         finally:
             await writes.close()
             await aredis.aclose()
@@ -210,3 +226,42 @@ def test_a_tenant_with_a_budget_is_admitted_in_a_thread_with_its_reservation(
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
         assert job is not None and (job.budget_held_micro_usd or 0) > 0
+
+
+def test_after_a_database_restart_admission_on_the_loop_fails_no_request(
+    database_url: str, redis_url: str, prefix: str
+) -> None:
+    # Given the loop's pool holding several connections, all of which the server then drops
+    # (as a restart does); only this test's own connections, found by their name
+    dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
+    with session_scope(engine) as session:
+        tenant_id = repo.create_tenant(session, name=f"loop-restart-{prefix}").id
+    name = f"sytest-{prefix}"
+    request = JobRequest(prompt="hi", tier=Tier.FAST)
+
+    async def submit() -> str:
+        return await dispatcher.asubmit_job(tenant_id=tenant_id, request=request)
+
+    async def work(writes: LoopWrites) -> list[str]:
+        warm = await submit()  # the tenant's caches, read in a thread
+        first = [warm, *await asyncio.gather(*(submit() for _ in range(6)))]
+        with session_scope(engine) as session:
+            dropped = session.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar_one()
+        assert dropped >= 2, dropped
+        # When requests keep coming, one after the other
+        later = [
+            await dispatcher.asubmit_job(tenant_id=tenant_id, request=request) for _ in range(6)
+        ]
+        return [*first, *later]
+
+    ids = on_loop(dispatcher, redis_url, work, application_name=name)
+    # Then every one was admitted, each once
+    with session_scope(engine) as session:
+        found = session.scalars(select(Job.id).where(Job.id.in_(ids))).all()
+    assert len(ids) == 13 and sorted(found) == sorted(ids)
