@@ -12,7 +12,7 @@ interpreter lock between them.
 Nothing changes in what is written or sent, nor in its order: the statements are
 ``store.bulk``'s, and the message is kombu's and Celery's own, built by the same
 ``publish`` with a producer kept for the loop whose batch only collects its Redis
-commands (``queues.broker_transport.collected``), then sent in one pipeline. The
+commands (``queues.broker_transport.collected``), then sent in one round trip. The
 row is committed before its message is sent. A connection idle for
 ``PING_IDLE_S`` is tested before use, as the engine's are. Errors come out as
 SQLAlchemy's (``DBAPIError``), as on the thread path.
@@ -81,7 +81,6 @@ class LoopWrites:
             return False
         idle = self._making is None or self._making.done()
         if self.producer is None and idle and time.monotonic() - self._tried_at >= RETRY_S:
-            self._tried_at = time.monotonic()
             self._making = asyncio.create_task(self._make_producer())
         return self.producer is not None
 

@@ -76,8 +76,9 @@ def write_answers(
     todo = list(range(len(answers)))
     if retry:
         todo = _not_written(session, answers, result)
+    postgres = session.get_bind().dialect.name == "postgresql"
     for round_ in _rounds(answers, todo):
-        if session.get_bind().dialect.name != "postgresql":
+        if not postgres:
             for n in round_:
                 result[n] = _write_one(session, answers[n])
         else:

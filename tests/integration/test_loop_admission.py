@@ -55,6 +55,23 @@ def dispatcher_for(database_url: str, redis_url: str, prefix: str) -> tuple[Disp
     return Dispatcher(settings, load_catalog(settings), engine, make_celery(settings)), engine
 
 
+def tenant_for(engine: Engine, name: str, **columns: Any) -> str:
+    """A new tenant's id; ``columns`` set on its row (a budget, say)."""
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=name)
+        for column, value in columns.items():
+            setattr(tenant, column, value)
+        return tenant.id
+
+
+def messages_under(redis_url: str, prefix: str) -> dict[bytes, list[bytes]]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return raw_messages(client, prefix)
+    finally:
+        client.close()
+
+
 def admitted(on: str) -> float:
     value = REGISTRY.get_sample_value("switchyard_interactive_admissions_total", {"on": on})
     return value or 0.0
@@ -109,8 +126,7 @@ def test_a_job_admitted_on_the_loop_is_the_row_and_message_a_thread_would_write(
 ) -> None:
     # Given a tenant, and the same request admitted in a thread and on the event loop
     dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
-    with session_scope(engine) as session:
-        tenant_id = repo.create_tenant(session, name=f"loop-{prefix}").id
+    tenant_id = tenant_for(engine, f"loop-{prefix}")
     request = JobRequest(prompt="What is six times seven?", tier=Tier.FAST)
     on_loop_before = admitted("event_loop")
     threaded = dispatcher.submit_job(tenant_id=tenant_id, request=request)
@@ -124,11 +140,7 @@ def test_a_job_admitted_on_the_loop_is_the_row_and_message_a_thread_would_write(
     alike = [without({c: getattr(r, c) for c in columns}, ROW_IDS) for r in rows if r]
     assert len(alike) == 2 and alike[0] == alike[1] and alike[0]["status"] == "queued"
     # And both messages sit on the same list, alike but for ids: the job's id their argument
-    client = redis.Redis.from_url(redis_url)
-    try:
-        lists = raw_messages(client, prefix)
-    finally:
-        client.close()
+    lists = messages_under(redis_url, prefix)
     assert len(lists) == 1, list(lists)
     first, second = (envelope(m) for m in reversed(next(iter(lists.values()))))
     assert [first["body"][0], second["body"][0]] == [[threaded], [looped]]
@@ -154,11 +166,7 @@ def test_a_row_the_database_refuses_is_never_published(
     with pytest.raises(IntegrityError):
         submit_on_loop(dispatcher, redis_url, tenant_id="ten_missing", request=request)
     # And no message was sent
-    client = redis.Redis.from_url(redis_url)
-    try:
-        assert raw_messages(client, prefix) == {}
-    finally:
-        client.close()
+    assert messages_under(redis_url, prefix) == {}
 
 
 def test_admission_that_must_read_goes_to_a_thread(
@@ -166,8 +174,7 @@ def test_admission_that_must_read_goes_to_a_thread(
 ) -> None:
     # Given a tenant, and a request whose session must be looked up in the database
     dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
-    with session_scope(engine) as session:
-        tenant_id = repo.create_tenant(session, name=f"loop-read-{prefix}").id
+    tenant_id = tenant_for(engine, f"loop-read-{prefix}")
     request = JobRequest(prompt="and then?", tier=Tier.FAST, session_id="sess-1")
     loop_before, thread_before = admitted("event_loop"), admitted("thread")
     # When it is admitted from the event loop
@@ -213,10 +220,7 @@ def test_a_tenant_with_a_budget_is_admitted_in_a_thread_with_its_reservation(
 ) -> None:
     # Given a tenant with a daily budget
     dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
-    with session_scope(engine) as session:
-        tenant = repo.create_tenant(session, name=f"loop-budget-{prefix}")
-        tenant.budget_daily_micro_usd = 5_000_000
-        tenant_id = tenant.id
+    tenant_id = tenant_for(engine, f"loop-budget-{prefix}", budget_daily_micro_usd=5_000_000)
     loop_before, thread_before = admitted("event_loop"), admitted("thread")
     # When a small request of it is admitted from the event loop
     request = JobRequest(prompt="hi", tier=Tier.FAST)
@@ -234,8 +238,7 @@ def test_after_a_database_restart_admission_on_the_loop_fails_no_request(
     # Given the loop's pool holding several connections, all of which the server then drops
     # (as a restart does); only this test's own connections, found by their name
     dispatcher, engine = dispatcher_for(database_url, redis_url, prefix)
-    with session_scope(engine) as session:
-        tenant_id = repo.create_tenant(session, name=f"loop-restart-{prefix}").id
+    tenant_id = tenant_for(engine, f"loop-restart-{prefix}")
     name = f"sytest-{prefix}"
     request = JobRequest(prompt="hi", tier=Tier.FAST)
 
