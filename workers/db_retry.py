@@ -24,14 +24,18 @@ DB_PATIENCE_S = 120.0
 
 
 def in_transaction(
-    engine: Engine, work: Callable[[Session], T], *, one_statement: bool = False
+    engine: Engine,
+    work: Callable[[Session], T],
+    *,
+    one_statement: bool = False,
+    retry: bool = False,
 ) -> T:
     """Run ``work`` in a transaction, retrying while the database is unreachable.
 
     ``one_statement``: ``work`` makes one write (``store.db.statement_scope``).
+    ``retry``: an earlier try, elsewhere, may have committed (``session.info["retry"]``).
     """
     delay_s, give_up = 0.2, time.monotonic() + DB_PATIENCE_S
-    retry = False
     scope = statement_scope if one_statement else session_scope
     while True:
         try:

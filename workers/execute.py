@@ -42,6 +42,7 @@ from orchestrator.queues.app import QueuedJob
 from orchestrator.store import answered, leases, repo
 from orchestrator.store.answered import Answer, Written
 from orchestrator.store.models import Job, new_id, utcnow
+from orchestrator.store.prepared import Prepared, prepared
 from workers.attempts import AttemptLoop, Ending, Verdict
 from workers.checks import OutputGate, Problem
 from workers.db_retry import in_transaction, written_before
@@ -60,6 +61,7 @@ from workers.streaming import StreamRelay
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PREPARED_POOL_MAX = 8  # connections for the claim and answer statements (store.prepared)
 LINGER_S = 0.002  # how long the first of a batch message's claims or writes waits for the rest
 
 
@@ -90,6 +92,9 @@ class Runtime:
         self.settings = settings
         self.catalog = catalog
         self.engine = engine
+        # the claim's and the answer's statements: prepared once, planned once
+        url = engine.url.render_as_string(hide_password=False)
+        self.prepared = prepared(url, min(settings.worker_concurrency, PREPARED_POOL_MAX))
         self.http = http
         self.guards = list(guards) if guards is not None else local_guards(settings)
         self.relay = relay or StreamRelay(settings)
@@ -115,6 +120,11 @@ class Runtime:
     def _claim_many(self, owners: dict[str, object]) -> dict[str, leases.Claim]:
         wanted = {job_id: str(owner) for job_id, owner in owners.items()}
         lease_s = self.settings.job_lease_s
+        if self.prepared is not None:
+            try:
+                return leases.claim_jobs_by(self.prepared.rows, owners=wanted, lease_s=lease_s)
+            except (OperationalError, InterfaceError) as exc:  # retried through the engine
+                log.warning("claim on a prepared connection failed (%s); retrying", exc)
         claim = partial(leases.claim_jobs, owners=wanted, lease_s=lease_s)
         return self._db(claim, one_statement=True)
 
@@ -333,22 +343,40 @@ class Runtime:
         return done
 
     def _write_many(self, works: dict[int, object]) -> dict[int, object]:
+        one_statement = _one_statement(works)
+        retry = False
+        if one_statement and self.prepared is not None:
+            try:
+                return self._answers_prepared(self.prepared, works)
+            except (OperationalError, InterfaceError) as exc:  # perhaps committed: a retry
+                log.warning("answers on a prepared connection failed (%s); retrying", exc)
+                retry = True
+            except Exception:  # not written (one statement): the engine's path sorts it out
+                log.debug("answers on a prepared connection refused", exc_info=True)
         try:
-            return self._db(partial(self._write_batch, works=works), _one_statement(works))
+            return self._db(partial(self._write_batch, works=works), one_statement, retry=retry)
         except (OperationalError, InterfaceError):
             raise  # the database stayed away: every write of the batch fails alike
         except Exception:
             if len(works) == 1:
                 raise
         # one write broke the batch: each alone now, so only its own job sees the error
-        answers: dict[int, object] = {}
+        done: dict[int, object] = {}
         for key, work in works.items():
             try:
                 alone = {key: work}
-                answers[key] = self._db(partial(self._write_batch, works=alone))[key]
+                done[key] = self._db(partial(self._write_batch, works=alone))[key]
             except Exception as exc:
-                answers[key] = _Raised(exc)
-        return answers
+                done[key] = _Raised(exc)
+        return done
+
+    @staticmethod
+    def _answers_prepared(prepared: Prepared, works: dict[int, object]) -> dict[int, object]:
+        """Answers to distinct jobs, none a pipeline's step (``_one_statement``), written in
+        one statement on a prepared connection; for each, what ``_write_batch`` gives."""
+        answers = [cast(Answer, work) for work in works.values()]
+        ends = answered.write_answers_by(prepared.rows, answers)
+        return {key: (written, []) for key, written in zip(works, ends, strict=True)}
 
     def _write_batch(self, session: Session, works: dict[int, object]) -> dict[int, object]:
         answers = {key: w for key, w in works.items() if isinstance(w, Answer)}
@@ -365,9 +393,12 @@ class Runtime:
                 done[key] = cast(Callable[[Session], object], work)(session)
         return done
 
-    def _db(self, work: Callable[[Session], T], one_statement: bool = False) -> T:
-        """``work`` in a transaction, retried while the database is away (``workers.db_retry``)."""
-        return in_transaction(self.engine, work, one_statement=one_statement)
+    def _db(
+        self, work: Callable[[Session], T], one_statement: bool = False, *, retry: bool = False
+    ) -> T:
+        """``work`` in a transaction, retried while the database is away (``workers.db_retry``);
+        ``retry``: an earlier try may have committed."""
+        return in_transaction(self.engine, work, one_statement=one_statement, retry=retry)
 
 
 def _columns(job: Job) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +106,11 @@ def get_engine(
 
 
 def dispose_engines(url: str | None = None) -> None:
-    """Close pooled connections of one engine, or of all (at shutdown, between tests)."""
+    """Close pooled connections of one engine, or of all (at shutdown, between tests),
+    and the prepared-statement pools beside them (``store.prepared``)."""
+    from orchestrator.store.prepared import close_prepared  # it imports this module
+
+    close_prepared(url)
     with _lock:
         for key in [url] if url is not None else list(_engines):
             engine = _engines.pop(key, None)
@@ -182,6 +186,11 @@ def driver_sql(statement: ClauseElement) -> DriverSQL:
     compiled = statement.compile(dialect=psycopg_dialect.dialect())  # type: ignore[no-untyped-call]
     names = compiled.bind_names.items()  # type: ignore[attr-defined]
     return DriverSQL(str(compiled), {name: b.value for b, name in names if not b.required})
+
+
+Rows = Callable[[str, Mapping[str, Any]], list[dict[str, Any]]]
+"""Runs one fixed statement and gives its rows: ``driver_rows`` on a session's connection,
+or ``prepared.Prepared.rows``."""
 
 
 def driver_rows(

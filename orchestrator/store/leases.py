@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from orchestrator.core.schemas import JobStatus
-from orchestrator.store.db import driver_rows, driver_sql
+from orchestrator.store.db import Rows, driver_rows, driver_sql
 from orchestrator.store.models import Job, utcnow
 
 RUNNING = JobStatus.RUNNING.value
@@ -160,6 +160,15 @@ def claim_jobs(session: Session, *, owners: dict[str, str], lease_s: float) -> d
             job_id: claim_job(session, job_id=job_id, owner=owner, lease_s=lease_s)
             for job_id, owner in owners.items()
         }
+    return claim_jobs_by(partial(driver_rows, session.connection()), owners=owners, lease_s=lease_s)
+
+
+_MISSED = "SELECT id, status, next_attempt_at FROM jobs WHERE id = ANY(%(ids)s::text[])"
+
+
+def claim_jobs_by(rows: Rows, *, owners: dict[str, str], lease_s: float) -> dict[str, Claim]:
+    """``claim_jobs`` on Postgres, each statement run by ``rows`` (a session's connection,
+    or ``store.prepared``): one UPDATE, and a look at the jobs it did not claim."""
     now = utcnow()
     params = {
         "c_ids": list(owners),
@@ -169,14 +178,13 @@ def claim_jobs(session: Session, *, owners: dict[str, str], lease_s: float) -> d
         "c_until": now + timedelta(seconds=lease_s),
     }
     claims: dict[str, Claim] = {}
-    for row in driver_rows(session.connection(), _CLAIM_MANY.sql, _CLAIM_MANY.bound(params)):
+    for row in rows(_CLAIM_MANY.sql, _CLAIM_MANY.bound(params)):
         job = _job_from_row(row)
         claims[job.id] = Claim(job)
     missed = [job_id for job_id in owners if job_id not in claims]
     if missed:
-        found = select(Job.id, Job.status, Job.next_attempt_at).where(Job.id.in_(missed))
-        for job_id, status, due_at in session.execute(found):
-            claims[job_id] = Claim(None, status=status, due_at=due_at)
+        for row in rows(_MISSED, {"ids": missed}):
+            claims[row["id"]] = Claim(None, status=row["status"], due_at=row["next_attempt_at"])
     return {job_id: claims.get(job_id, Claim(None)) for job_id in owners}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.api.openai_views import chat_completion, facts_headers
 from orchestrator.core.batching import alone
@@ -169,3 +170,54 @@ def test_final_error_fails_the_job_without_billing(database_url: str) -> None:
         assert job is not None and job.status == "failed" and job.cost_micro_usd == 0
         assert job.error and "401" in job.error
         assert session.scalar(select(LedgerEntry).where(LedgerEntry.job_id == job_id)) is None
+
+
+def test_answer_committed_before_its_prepared_connection_broke_is_written_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose prepared connection commits an answer and then breaks
+    runtime = make_runtime(database_url, completion)
+    if runtime.prepared is None:
+        pytest.skip("prepared connections are a Postgres matter")
+    real = runtime.prepared.rows
+
+    def reply_lost(sql: str, params: Any) -> list[dict[str, Any]]:
+        rows = real(sql, params)
+        if sql.startswith("WITH attempt_rows"):
+            raise OperationalError(sql, dict(params), Exception("server closed the connection"))
+        return rows
+
+    monkeypatch.setattr(runtime.prepared, "rows", reply_lost)
+    job_id = queued_job(runtime, "Say hello.")
+    # When the job runs (its answer is retried through the engine)
+    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    # Then the retry recognised the committed answer: one attempt, one ledger row, one cost
+    one_billed_answer(runtime, job_id)
+
+
+def test_claim_and_answer_go_through_the_engine_while_prepared_connections_fail(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker whose prepared connections all fail before running anything
+    runtime = make_runtime(database_url, completion)
+    if runtime.prepared is None:
+        pytest.skip("prepared connections are a Postgres matter")
+
+    def refused(sql: str, params: Any) -> list[dict[str, Any]]:
+        raise OperationalError(sql, dict(params), Exception("connection refused"))
+
+    monkeypatch.setattr(runtime.prepared, "rows", refused)
+    job_id = queued_job(runtime, "Say hello.")
+    # When the job runs; Then the engine claims it and writes its answer, once
+    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    one_billed_answer(runtime, job_id)
+
+
+def one_billed_answer(runtime: Runtime, job_id: str) -> None:
+    with session_scope(runtime.engine) as session:
+        job = session.get(Job, job_id)
+        attempts = list(session.scalars(select(Attempt).where(Attempt.job_id == job_id)))
+        ledger = list(session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)))
+    assert job is not None and job.status == "succeeded" and job.output == "forty-two"
+    assert len(attempts) == 1 and len(ledger) == 1 and job.attempts == 1
+    assert job.cost_micro_usd == ledger[0].cost_micro_usd > 0
