@@ -39,7 +39,7 @@ from psycopg_pool import ConnectionPool
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.store.db import PING_IDLE_S
+from orchestrator.store.db import PING_IDLE_S, fetched
 
 PLANS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
 APPLICATION = "switchyard-prepared"  # what pg_stat_activity shows
@@ -83,7 +83,7 @@ class Prepared:
         try:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
                 cursor.execute(sql, params)
-                found = cursor.fetchall() if cursor.description is not None else []
+                found = fetched(cursor)
                 self._used[conn] = time.monotonic()
                 return found
         except psycopg.Error as exc:
