@@ -31,7 +31,7 @@ import redis
 import redis.asyncio as aioredis
 
 from orchestrator.store.bulk import dumps
-from orchestrator.store.models import Job
+from orchestrator.store.models import Job, detached_job
 
 EVENT_TTL_S = 120
 POLL_EVERY_S = 2
@@ -84,7 +84,7 @@ def answered_job(event: bytes | None, tenant_id: str) -> Job | None:
     for name in _TIMES:
         if columns.get(name) is not None:
             columns[name] = datetime.fromisoformat(columns[name])
-    return Job(**columns)
+    return detached_job(columns)
 
 
 def done_key(prefix: str, job_id: str) -> str:
