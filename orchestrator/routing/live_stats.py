@@ -1,8 +1,9 @@
 """Live statistics per deployment, shared in Redis: latency model and error rate.
 
-Workers record every call (``workers.guards.livestats``; sent in the background, at most
-``ScriptBatcher.SEND_EVERY_S`` later, a deployment's answered calls of that time in one
-script call that folds them in one by one); the dispatcher reads
+Workers record every call (``workers.guards.livestats``; sent in the background, a
+failure at most ``ScriptBatcher.SEND_EVERY_S`` later and an answered call at most
+``ANSWERS_EVERY_S``, a deployment's answered calls of that time in one script call that
+folds them in one by one); the dispatcher reads
 them to predict each candidate's latency (``orchestrator.routing.objective``).
 One Redis hash per deployment holds exponentially weighted moving averages
 (weight ``alpha`` for the newest call) of:
@@ -106,6 +107,9 @@ class DeploymentStats:
         }
 
 
+ANSWERS_EVERY_S = 0.25
+"""How often a process sends its answered calls: readers keep what they read for ``ttl_s``
+(1 s) anyway, and at 50 calls a second every 50 ms sent them nearly one a script call."""
 PRIOR = DeploymentStats(samples=0, ttft_ms=500.0, ms_per_output_token=20.0, error_rate=0.0)
 """Before any call is seen: half a second to the first token, then 50 tokens/s."""
 
@@ -146,8 +150,9 @@ class LiveStats:
         self.alpha = alpha
         self.ttl_s = ttl_s
         self.expire_s = expire_s
-        # records are sent in the background, up to 50 ms later, many to a pipeline; a
-        # deployment's successes gathered meanwhile go in one script call, applied in order
+        # records are sent in the background, many to a pipeline: failures up to 50 ms
+        # later, successes up to ANSWERS_EVERY_S later, a deployment's gathered meanwhile in
+        # one script call, applied in order
         self._ok = ScriptBatcher(client, RECORD_OK)
         self._fail = ScriptBatcher(client, RECORD_FAIL)
         self._answered: dict[str, list[float]] = {}  # key -> x, y, ttft, x, y, ttft, ...
@@ -155,7 +160,7 @@ class LiveStats:
         self._answers: Later[str] = Later(
             self._send_answered,
             name="switchyard-live-stats",
-            every_s=ScriptBatcher.SEND_EVERY_S,
+            every_s=ANSWERS_EVERY_S,
         )
         self._cache: dict[str, DeploymentStats] = {}
         self._cached_at = -1e9
