@@ -176,10 +176,10 @@ def background(cluster: Cluster, n: int) -> str:
     return cluster.submit_batch([JobRequest.model_validate(j) for j in jobs(n, ["fast"], tag="bg")])
 
 
-def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict[str, float]:
+def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dict[str, Any]:
     """The floor's added latency, with its database statements and without, against a
     direct phase run just before each; and the CPU a request of it cost all processes."""
-    figures: dict[str, float] = {}
+    figures: dict[str, Any] = {}
     variants = (
         ("floor", True, False),
         ("floor_durable", True, True),
@@ -201,6 +201,7 @@ def floor(cluster: Cluster, services: Services, args: argparse.Namespace) -> dic
         figures[f"{name}_p50_added_ms"] = _added(floored, direct, 0.5)
         figures[f"{name}_p99_added_ms"] = _added(floored, direct, 0.99)
         figures[f"{name}_cpu_ms_per_request"] = _per_request(used, args)
+        figures[f"{name}_cpu_s_phase"] = used  # by process, as cpu_s_cluster_phase
     return figures
 
 
