@@ -192,7 +192,7 @@ def fetched(cursor: psycopg.Cursor[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of the statement ``cursor`` just ran, none if it returns none.
 
     Read from the result's status: ``cursor.description`` would build a column object
-    for each of the claim's 47 columns on every run (about 0.15 ms of a worker's CPU a
+    for each of the claim's 47 columns on every run (about 0.09 ms of a worker's CPU a
     statement; BENCHMARKS.md, seventeenth session).
     """
     result = cursor.pgresult

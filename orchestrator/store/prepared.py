@@ -13,7 +13,7 @@ and keep its generic plan (``plan_cache_mode=force_generic_plan``), made once pe
 connection. A generic plan is not made again as the table grows, so one made while
 the table was new and nearly empty would go on reading the whole table; these
 statements reach their rows by primary key only, and ``enable_seqscan=off`` keeps
-their plans there (``tests/integration/test_index_plans.py``). Nothing else runs on
+their plans there (``tests/integration/test_prepared.py``). Nothing else runs on
 these connections.
 
 Errors come out as SQLAlchemy's, as from ``db.driver_rows``, so a worker's retries
