@@ -109,6 +109,7 @@ def test_an_answer_the_database_refuses_fails_the_job_with_its_call_billed(
         raise DataError("INSERT ...", {}, ValueError("a value the column cannot hold"))
 
     monkeypatch.setattr(answered, "write_answers", refused)
+    monkeypatch.setattr(answered, "write_answers_by", refused)  # on prepared connections
     provider = Counting()
     runtime = make_runtime(database_url, provider)
     job_id = queued_job(runtime, "What is six times seven?")
