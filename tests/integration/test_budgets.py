@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from orchestrator.core.catalog import load_catalog
 from orchestrator.core.config import Settings
@@ -71,6 +73,42 @@ def test_concurrent_reservations_never_pass_the_limit(budgets: Budgets) -> None:
     assert refused.is_set()
     assert daily.spent_micro_usd == sum(settled) <= 10_000
     assert daily.spent_micro_usd > 10_000 - 900 and daily.reserved_micro_usd == 0
+
+
+def test_a_stale_policy_is_read_again_by_one_thread_while_the_others_keep_it(
+    budgets: Budgets,
+) -> None:
+    # Given a tenant's policy read once (and stale at once: the fixture's ttl is 0), and a
+    # database that takes a while to answer the next read of its row
+    tenant_id = tenant_with(budgets, 10_000)
+    assert budgets.policy(tenant_id).limit("daily") == 10_000
+    reads: list[str] = []
+
+    def slow_read(_conn: Any, _cursor: Any, sql: str, params: Any, *_rest: Any) -> None:
+        if "FROM tenants" in sql and tenant_id in str(params):
+            reads.append(sql)
+            time.sleep(0.3)
+
+    event.listen(budgets.engine, "before_cursor_execute", slow_read)
+    try:
+        # When 16 threads ask for it at once
+        seen: list[int | None] = []
+        start = threading.Barrier(16)
+
+        def ask() -> None:
+            start.wait()
+            seen.append(budgets.policy(tenant_id).limit("daily"))
+
+        threads = [threading.Thread(target=ask) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(budgets.engine, "before_cursor_execute", slow_read)
+    # Then one of them read the row; the others kept the policy they had meanwhile
+    assert len(reads) == 1
+    assert seen == [10_000] * 16
 
 
 def ok(request: httpx.Request) -> httpx.Response:
