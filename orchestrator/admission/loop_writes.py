@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -44,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.queues.app import QueuedJob, publish
 from orchestrator.queues.broker_transport import collected
 from orchestrator.store.bulk import json_inserts
-from orchestrator.store.db import PING_IDLE_S
+from orchestrator.store.db import IdleTimes, libpq_conninfo
 from orchestrator.store.models import Job
 
 POOL_SIZE = 10  # connections at most; the loop holds one only for its INSERT
@@ -70,7 +69,7 @@ class LoopWrites:
         self.aredis = aredis
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.producer: Producer | None = None
-        self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._idle = IdleTimes()
         self._tried_at = -RETRY_S
         self._making: asyncio.Task[None] | None = None
 
@@ -86,12 +85,10 @@ class LoopWrites:
 
     async def open(self) -> None:
         """Open the pool and make the producer (its channel pings Redis once: in a thread)."""
-        url = make_url(self.database_url)
-        if url.get_backend_name() != "postgresql":
+        if make_url(self.database_url).get_backend_name() != "postgresql":
             return
-        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            conninfo,
+            libpq_conninfo(self.database_url),
             min_size=1,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, "application_name": self.application_name},
@@ -126,7 +123,7 @@ class LoopWrites:
 
     async def _check(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """The engine's ping, for a connection idle ``PING_IDLE_S`` or more (or new)."""
-        if time.monotonic() - self._used.get(conn, 0.0) >= PING_IDLE_S:
+        if self._idle.needs_ping(conn):
             await conn.execute("SELECT 1")
 
     async def insert(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -151,7 +148,7 @@ class LoopWrites:
             try:
                 async with self.pool.connection() as conn:
                     await conn.execute(sql, params)
-                    self._used[conn] = time.monotonic()
+                    self._idle.used(conn)
                     return
             except psycopg.errors.UniqueViolation:
                 if second:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,6 +83,28 @@ def _ping_when_idle(engine: Engine) -> None:
 
     event.listen(engine, "checkin", checked_in)
     event.listen(engine, "checkout", checked_out)
+
+
+class IdleTimes:
+    """When each connection of a psycopg pool was last used, for the engine's ping rule
+    (``PING_IDLE_S``) in the pool's ``check``: ``admission.loop_writes``, ``store.prepared``."""
+
+    def __init__(self) -> None:
+        self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def used(self, conn: object) -> None:
+        self._used[conn] = time.monotonic()
+
+    def needs_ping(self, conn: object) -> bool:
+        """Whether ``conn`` is new or was idle ``PING_IDLE_S`` or more."""
+        return time.monotonic() - self._used.get(conn, 0.0) >= PING_IDLE_S
+
+
+def libpq_conninfo(database_url: str) -> str:
+    """A SQLAlchemy ``postgresql+psycopg://`` URL as psycopg itself takes it (its query,
+    a search_path in ``options`` say, kept)."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 def get_engine(

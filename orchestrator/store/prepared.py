@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +37,7 @@ from psycopg_pool import ConnectionPool
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.store.db import PING_IDLE_S, fetched
+from orchestrator.store.db import IdleTimes, fetched, libpq_conninfo
 
 PLANS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
 APPLICATION = "switchyard-prepared"  # what pg_stat_activity shows
@@ -51,13 +49,11 @@ class Prepared:
     """A small pool of autocommit connections for fixed statements found by primary key."""
 
     def __init__(self, database_url: str, max_size: int) -> None:
-        url = make_url(database_url)
-        given = url.query.get("options")  # a search_path, say: kept
+        given = make_url(database_url).query.get("options")  # a search_path, say: kept
         options = f"{given} {PLANS}" if isinstance(given, str) else PLANS
-        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._idle = IdleTimes()
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            conninfo,
+            libpq_conninfo(database_url),
             min_size=1,
             max_size=max_size,
             kwargs={
@@ -74,7 +70,7 @@ class Prepared:
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
         """The engine's ping, for a connection idle ``PING_IDLE_S`` or more (or new)."""
-        if time.monotonic() - self._used.get(conn, 0.0) >= PING_IDLE_S:
+        if self._idle.needs_ping(conn):
             conn.execute("SELECT 1", prepare=False)
 
     def rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -84,7 +80,7 @@ class Prepared:
             with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
                 cursor.execute(sql, params)
                 found = fetched(cursor)
-                self._used[conn] = time.monotonic()
+                self._idle.used(conn)
                 return found
         except psycopg.Error as exc:
             gone = conn is not None and conn.broken
