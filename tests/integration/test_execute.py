@@ -172,44 +172,31 @@ def test_final_error_fails_the_job_without_billing(database_url: str) -> None:
         assert session.scalar(select(LedgerEntry).where(LedgerEntry.job_id == job_id)) is None
 
 
-def test_answer_committed_before_its_prepared_connection_broke_is_written_once(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("broken", ["after committing the answer", "before running anything"])
+def test_claim_and_answer_fall_back_to_the_engine_when_prepared_connections_fail(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, broken: str
 ) -> None:
-    # Given a worker whose prepared connection commits an answer and then breaks
+    # Given a worker whose prepared connections break: one commits an answer and loses
+    # its reply, or every one fails before running anything
     runtime = make_runtime(database_url, completion)
     if runtime.prepared is None:
         pytest.skip("prepared connections are a Postgres matter")
     real = runtime.prepared.rows
 
-    def reply_lost(sql: str, params: Any) -> list[dict[str, Any]]:
+    def failing(sql: str, params: Any) -> list[dict[str, Any]]:
+        if broken == "before running anything":
+            raise OperationalError(sql, dict(params), Exception("connection refused"))
         rows = real(sql, params)
         if sql.startswith("WITH attempt_rows"):
             raise OperationalError(sql, dict(params), Exception("server closed the connection"))
         return rows
 
-    monkeypatch.setattr(runtime.prepared, "rows", reply_lost)
+    monkeypatch.setattr(runtime.prepared, "rows", failing)
     job_id = queued_job(runtime, "Say hello.")
-    # When the job runs (its answer is retried through the engine)
+    # When the job runs (what failed is retried through the engine)
     assert runtime.execute(job_id) is Outcome.SUCCEEDED
-    # Then the retry recognised the committed answer: one attempt, one ledger row, one cost
-    one_billed_answer(runtime, job_id)
-
-
-def test_claim_and_answer_go_through_the_engine_while_prepared_connections_fail(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a worker whose prepared connections all fail before running anything
-    runtime = make_runtime(database_url, completion)
-    if runtime.prepared is None:
-        pytest.skip("prepared connections are a Postgres matter")
-
-    def refused(sql: str, params: Any) -> list[dict[str, Any]]:
-        raise OperationalError(sql, dict(params), Exception("connection refused"))
-
-    monkeypatch.setattr(runtime.prepared, "rows", refused)
-    job_id = queued_job(runtime, "Say hello.")
-    # When the job runs; Then the engine claims it and writes its answer, once
-    assert runtime.execute(job_id) is Outcome.SUCCEEDED
+    # Then it is written once (a committed answer recognised): one attempt, one ledger
+    # row, one cost
     one_billed_answer(runtime, job_id)
 
 

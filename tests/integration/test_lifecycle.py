@@ -281,7 +281,8 @@ def test_waiting_jobs_due_for_a_while_are_lost_when_their_queue_is_empty(
     assert find() == set()  # published just now: not again within the grace
 
 
-def _answer(engine: Engine, job_id: str, owner: str, cost: int | None) -> answered.Answer:
+def answer_for(engine: Engine, job_id: str, owner: str, cost: int | None) -> answered.Answer:
+    """An answer to ``job_id`` by ``owner``: an attempt billed ``cost`` (None: not billed)."""
     record = repo.AttemptRecord(
         deployment="sim-gpt-4o-mini",
         provider="openai",
@@ -306,8 +307,8 @@ def test_answers_written_together_are_what_each_written_alone_would_be(
     for n, job_id in enumerate(ids):
         claim(engine, job_id, f"h:3:{n}")
     set_job(engine, ids[2], lease_owner="elsewhere:1:1")
-    answers = [_answer(engine, ids[0], "h:3:0", 120), _answer(engine, ids[1], "h:3:1", None)]
-    answers.append(_answer(engine, ids[2], "h:3:2", 40))
+    answers = [answer_for(engine, ids[0], "h:3:0", 120), answer_for(engine, ids[1], "h:3:1", None)]
+    answers.append(answer_for(engine, ids[2], "h:3:2", 40))
     # When their answers are written in one go
     with session_scope(engine) as session:
         won = answered.write_answers(session, answers)
@@ -355,7 +356,7 @@ def test_an_answer_whose_lease_was_lost_is_billed_by_the_same_statement(
     job_id = add_job(engine, tenant)
     claim(engine, job_id, "h:4:0")
     set_job(engine, job_id, lease_owner="elsewhere:1:1")
-    lost = _answer(engine, job_id, "h:4:0", 70)
+    lost = answer_for(engine, job_id, "h:4:0", 70)
     sent: list[bool] = []  # the answers' statement went (through the driver: no events)
     through = answered.driver_rows
 
@@ -396,8 +397,8 @@ def test_two_answers_for_one_job_written_together_bill_both_and_one_wins(
     # Given a job whose first thread's lease expired and a second thread that took it over
     job_id = add_job(engine, tenant)
     claim(engine, job_id, "h:5:1")
-    late = _answer(engine, job_id, "h:5:0", 30)  # the first thread's, lease lost
-    held = _answer(engine, job_id, "h:5:1", 50)
+    late = answer_for(engine, job_id, "h:5:0", 30)  # the first thread's, lease lost
+    held = answer_for(engine, job_id, "h:5:1", 50)
     # When both answers reach the database in one write
     with session_scope(engine) as session:
         won = answered.write_answers(session, [late, held])
@@ -413,7 +414,7 @@ def test_two_answers_for_one_job_written_together_bill_both_and_one_wins(
     # And when the holder's comes first, the late one loses to the job now final
     other = add_job(engine, tenant)
     claim(engine, other, "h:6:1")
-    first, second = _answer(engine, other, "h:6:1", 5), _answer(engine, other, "h:6:1", 6)
+    first, second = answer_for(engine, other, "h:6:1", 5), answer_for(engine, other, "h:6:1", 6)
     with session_scope(engine) as session:
         won = answered.write_answers(session, [first, second])
     row = job(engine, other)

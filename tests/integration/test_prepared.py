@@ -12,9 +12,10 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.store import answered, leases, repo
 from orchestrator.store.db import get_engine, session_scope
-from orchestrator.store.models import Job, new_id, utcnow
+from orchestrator.store.models import new_id, utcnow
 from orchestrator.store.prepared import Prepared
 from tests.conftest import private_database
+from tests.integration.test_lifecycle import answer_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,25 +63,6 @@ def explained(conn: psycopg.Connection[Any]) -> list[str]:
     return plans
 
 
-def answer(url: str, job_id: str, owner: str) -> answered.Answer:
-    with session_scope(get_engine(url)) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-    record = repo.AttemptRecord(
-        deployment="sim-gpt-4o-mini",
-        provider="openai",
-        model="gpt-4o-mini",
-        outcome="ok",
-        latency_ms=7,
-        input_tokens=11,
-        output_tokens=5,
-        cost_micro_usd=40,
-        attempt_id=new_id("att"),
-    )
-    return answered.Answer(job, owner, record, {"status": "succeeded", "output": "hi"})
-
-
 def test_claims_and_answers_are_planned_once_and_reach_jobs_by_primary_key(
     new_table: str,
 ) -> None:
@@ -94,7 +76,8 @@ def test_claims_and_answers_are_planned_once_and_reach_jobs_by_primary_key(
         for job_id in ids[:3]:
             claim = leases.claim_jobs_by(prepared.rows, owners={job_id: "h:1:1"}, lease_s=30)
             assert claim[job_id].job is not None
-        written = answered.write_answers_by(prepared.rows, [answer(new_table, ids[0], "h:1:1")])
+        one = answer_for(get_engine(new_table), ids[0], "h:1:1", 40)
+        written = answered.write_answers_by(prepared.rows, [one])
         with prepared.pool.connection() as conn:
             counts = conn.execute(
                 "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
