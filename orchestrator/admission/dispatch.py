@@ -8,15 +8,17 @@ the jobs stay ``queued`` in the database, which is the source of truth.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 import prometheus_client
 from celery import Celery
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.admission.loop_writes import LoopWrites
@@ -34,6 +36,7 @@ from orchestrator.pipelines.planner import (
     insert_rows,
     publishable,
     route_job,
+    row_inserts,
     split_pipelines,
 )
 from orchestrator.queues.app import PRIORITY_VALUE, QueuedJob, publish
@@ -56,6 +59,9 @@ INTERACTIVE_ADMISSIONS = prometheus_client.Counter(
 )
 
 PRIORITY_NAME = {value: priority.value for priority, value in PRIORITY_VALUE.items()}
+# a batch's lines routed and made into rows between two inserts (``admit_batch``): one
+# statement's worth (``store.bulk.CHUNK``)
+PART_LINES = 500
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,27 @@ class Routed:
     index: int
     request: JobRequest
     decision: RouteDecision
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A batch's lines, each routed as it is read (``route(index, request)``): a line that
+    cannot be routed raises when it is reached, before anything is committed."""
+
+    requests: Sequence[JobRequest]
+    route: Callable[[int, JobRequest], Routed]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __iter__(self) -> Iterator[Routed]:
+        return (self.route(i, r) for i, r in enumerate(self.requests))
+
+
+def _parts(items: Iterable[Routed], size: int) -> Iterator[list[Routed]]:
+    found = iter(items)
+    while part := list(islice(found, size)):
+        yield part
 
 
 @dataclass(frozen=True)
@@ -221,49 +248,93 @@ class Dispatcher:
         if not requests:
             raise ValidationFailed("body", "a batch needs at least one job")
         self.check_batch_size(len(requests))
-        requests = [self.costs.defaults(tenant_id, r) for r in requests]
-        routed = [Routed(i, r, self.decide(r, field=f"[{i}]")) for i, r in enumerate(requests)]
-        return self.admit_batch(tenant_id=tenant_id, routed=routed, spec=spec)
+
+        def routed(index: int, request: JobRequest) -> Routed:
+            request = self.costs.defaults(tenant_id, request)
+            return Routed(index, request, self.decide(request, field=f"[{index}]"))
+
+        return self.admit_batch(tenant_id=tenant_id, routed=Lines(requests, routed), spec=spec)
 
     def check_batch_size(self, lines: int) -> None:
         if lines > self.settings.max_batch_jobs:
             raise ValidationFailed("body", f"at most {self.settings.max_batch_jobs} jobs per batch")
 
     def admit_batch(
-        self, *, tenant_id: str, routed: Sequence[Routed], spec: BatchSpec | None = None
+        self, *, tenant_id: str, routed: Sequence[Routed] | Lines, spec: BatchSpec | None = None
     ) -> str:
-        """Write a batch of routed jobs (and the lines ``spec`` says were refused), then queue."""
+        """Write a batch of routed jobs (and the lines ``spec`` says were refused), then queue.
+
+        One transaction. For a tenant without a budget the rows are written a part at a
+        time as ``routed`` gives them (``submit_batch``'s ``Lines`` route each line as it
+        is read), each part inserted by Postgres while the next is routed and made
+        (``planner.row_inserts``); a budget needs every row's share before any is written.
+        """
         spec = spec or BatchSpec()
         with session_scope(self.engine) as session:
             batch = repo.create_batch(session, tenant_id=tenant_id, total=len(routed))
             spec.apply(batch)
-            rows = [
-                self._row(
-                    tenant_id,
-                    spec.applied(r.request),
-                    r.decision,
-                    Priority.BATCH,
-                    batch_id=batch.id,
-                    index=r.index,
-                )
-                for r in routed
-            ]
-            made = [
-                (row, r.request, r.decision.estimated_input_tokens)
-                for row, r in zip(rows, routed, strict=True)
-            ]
-            shares = self.costs.shares(tenant_id, made)  # their reservation, held by the batch
-            tokens = {
-                str(row["id"]): r.decision.estimated_input_tokens
-                for row, r in zip(rows, routed, strict=True)
-            }
-            with self.costs.reserved(tenant_id, batch.id, rows, shares):  # 402 over a budget
-                rows = split_pipelines(rows)
-                insert_rows(session, rows)
-                provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
+            if self.costs.budgets.policy(tenant_id).limited:
+                rows = self._budgeted_rows(session, tenant_id, batch.id, list(routed), spec)
+            else:  # no budget: nothing to reserve (``costs.reserved`` would hold nothing)
+                rows = self._streamed_rows(session, tenant_id, batch.id, routed, spec)
             batch_id = batch.id
         self._publish(sync_rows(publishable(rows)))
         return batch_id
+
+    def _streamed_rows(
+        self,
+        session: Session,
+        tenant_id: str,
+        batch_id: str,
+        routed: Iterable[Routed],
+        spec: BatchSpec,
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        tokens: dict[str, int] = {}
+        with row_inserts(session) as insert:
+            for part in _parts(routed, PART_LINES):
+                made = [self._batch_row(tenant_id, batch_id, spec, r) for r in part]
+                for row, r in zip(made, part, strict=True):
+                    tokens[str(row["id"])] = r.decision.estimated_input_tokens
+                made = split_pipelines(made)
+                insert(made)
+                rows += made
+        provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
+        return rows
+
+    def _budgeted_rows(
+        self,
+        session: Session,
+        tenant_id: str,
+        batch_id: str,
+        routed: Sequence[Routed],
+        spec: BatchSpec,
+    ) -> list[dict[str, Any]]:
+        rows = [self._batch_row(tenant_id, batch_id, spec, r) for r in routed]
+        made = [
+            (row, r.request, r.decision.estimated_input_tokens)
+            for row, r in zip(rows, routed, strict=True)
+        ]
+        shares = self.costs.shares(tenant_id, made)  # their reservation, held by the batch
+        tokens = {str(row["id"]): tokens for row, _, tokens in made}
+        with self.costs.reserved(tenant_id, batch_id, rows, shares):  # 402 over a budget
+            rows = split_pipelines(rows)
+            insert_rows(session, rows)
+            provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
+        return rows
+
+    def _batch_row(
+        self, tenant_id: str, batch_id: str, spec: BatchSpec, routed: Routed
+    ) -> dict[str, Any]:
+        request = spec.applied(routed.request)
+        return self._row(
+            tenant_id,
+            request,
+            routed.decision,
+            Priority.BATCH,
+            batch_id=batch_id,
+            index=routed.index,
+        )
 
     def _row(
         self,

@@ -14,7 +14,8 @@ deployments cheapest first (``CascadeDecision``); the workers' output checks
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from orchestrator.core.schemas import (
 )
 from orchestrator.routing import RouteDecision, StrengthPolicy, plan_route, route
 from orchestrator.store import repo
+from orchestrator.store.bulk import Inserts
 from orchestrator.store.models import new_id, utcnow
 
 CASCADE = "cascade"
@@ -223,8 +225,20 @@ def split_pipelines(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert job rows, parents before the steps that point at them."""
-    repo.insert_jobs(session, rows=[r for r in rows if not r.get("parent_job_id")])
-    repo.insert_jobs(session, rows=[r for r in rows if r.get("parent_job_id")])
+    _parents_first(lambda part: repo.insert_jobs(session, rows=part), rows)
+
+
+@contextmanager
+def row_inserts(session: Session) -> Iterator[Inserts]:
+    """``insert(rows)``, as ``insert_rows``, for rows made a part at a time: each part is
+    inserted while the next is made (``repo.job_inserts``), in the session's transaction."""
+    with repo.job_inserts(session) as insert:
+        yield lambda rows: _parents_first(insert, rows)
+
+
+def _parents_first(insert: Inserts, rows: Sequence[dict[str, Any]]) -> None:
+    insert([r for r in rows if not r.get("parent_job_id")])
+    insert([r for r in rows if r.get("parent_job_id")])
 
 
 def publishable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,6 +255,7 @@ __all__ = [
     "route_job",
     "route_request",
     "routing_columns",
+    "row_inserts",
     "split_pipelines",
     "step_request",
     "step_row",

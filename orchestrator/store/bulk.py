@@ -15,15 +15,16 @@ a Core executemany. Rows are keyed by column name.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
-from orchestrator.store.db import driver_rows
+from orchestrator.store.db import driver_rows, pipelined
 
 CHUNK = 500  # rows per statement (json.dumps holds the interpreter while it runs)
 
@@ -38,6 +39,30 @@ def insert_many(
         return
     for statement, params in json_inserts(table, rows, chunk=chunk):
         driver_rows(connection, statement, params)
+
+
+Inserts = Callable[[Sequence[dict[str, Any]]], None]
+
+
+@contextmanager
+def streaming_inserts(connection: Connection, table: Table) -> Iterator[Inserts]:
+    """``insert(rows)``, as ``insert_many`` for rows that come a part at a time.
+
+    On Postgres a statement is sent without waiting for the one before
+    (``db.pipelined``): the server inserts one part while the caller makes the next.
+    Everything is in the connection's transaction; an error surfaces by the end of the
+    block at the latest.
+    """
+    if connection.dialect.name != "postgresql":
+        yield partial(insert_many, connection, table)
+        return
+    with pipelined(connection) as send:
+
+        def insert(rows: Sequence[dict[str, Any]]) -> None:
+            for statement, params in json_inserts(table, rows):
+                send(statement, params)
+
+        yield insert
 
 
 def json_inserts(

@@ -251,10 +251,41 @@ def driver_rows(
             cursor.execute(sql, params)
             return fetched(cursor)
     except psycopg.Error as exc:
-        gone = connection.dialect.is_disconnect(cast(Any, exc), proxied.dbapi_connection, None)
-        if gone:  # as SQLAlchemy does: every connection made before this one is replaced
-            connection.engine.pool._invalidate(proxied, exc)
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            sql, dict(params), exc, psycopg.Error, connection_invalidated=gone
-        ) from exc
+        raise _as_sqlalchemy(connection, exc, sql, params) from exc
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[Callable[[str, Mapping[str, Any]], None]]:
+    """Within the block, ``send(sql, params)`` runs a fixed statement on ``connection``
+    (in its transaction) without waiting for its end: psycopg's pipeline mode, so
+    Postgres runs one statement while the caller makes the next. Postgres only.
+
+    A statement's error surfaces at a later ``send`` or when the block ends, as
+    ``driver_rows``'s would (SQLAlchemy's errors); the transaction is then aborted.
+    """
+    proxied = connection.connection
+    driver = cast(psycopg.Connection[Any], proxied.driver_connection)
+    last: tuple[str, Mapping[str, Any]] = ("", {})
+
+    def send(sql: str, params: Mapping[str, Any]) -> None:
+        nonlocal last
+        last = (sql, params)
+        driver.execute(sql, params)
+
+    try:
+        with driver.pipeline():
+            yield send
+    except psycopg.Error as exc:
+        raise _as_sqlalchemy(connection, exc, *last) from exc
+
+
+def _as_sqlalchemy(
+    connection: Connection, exc: psycopg.Error, sql: str, params: Mapping[str, Any]
+) -> Exception:
+    """A psycopg error of a statement run on ``connection`` as SQLAlchemy's own."""
+    proxied = connection.connection
+    gone = connection.dialect.is_disconnect(cast(Any, exc), proxied.dbapi_connection, None)
+    if gone:  # as SQLAlchemy does: every connection made before this one is replaced
+        connection.engine.pool._invalidate(proxied, exc)
+        connection.invalidate(exc)
+    return DBAPIError.instance(sql, dict(params), exc, psycopg.Error, connection_invalidated=gone)

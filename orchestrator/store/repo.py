@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -18,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.store.bulk import insert_many
+from orchestrator.store.bulk import Inserts, insert_many, streaming_inserts
 from orchestrator.store.models import ApiKey, Attempt, Batch, Job, LedgerEntry, Tenant, new_id
 
 API_KEY_PREFIX = "sy-"
@@ -66,6 +67,14 @@ def insert_jobs(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Bulk insert of fully formed job rows (as JSON expanded by Postgres: ``store.bulk``)."""
     if rows:
         insert_many(session.connection(), cast(Table, Job.__table__), rows)
+
+
+@contextmanager
+def job_inserts(session: Session) -> Iterator[Inserts]:
+    """``insert(rows)`` for job rows made a part at a time, each part inserted while the
+    next is made (``bulk.streaming_inserts``), in the session's transaction."""
+    with streaming_inserts(session.connection(), cast(Table, Job.__table__)) as insert:
+        yield lambda rows: insert(rows) if rows else None
 
 
 def get_job(session: Session, *, tenant_id: str, job_id: str) -> Job | None:

@@ -19,7 +19,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from loadtests._services import libpq_url
 from orchestrator.store import repo
-from orchestrator.store.db import dispose_engines, driver_rows, get_engine, session_scope
+from orchestrator.store.db import (
+    dispose_engines,
+    driver_rows,
+    get_engine,
+    pipelined,
+    session_scope,
+)
 from orchestrator.store.models import Job, new_id, utcnow
 
 pytestmark = pytest.mark.integration
@@ -129,3 +135,33 @@ def test_a_dropped_connection_renews_every_pooled_connection_made_before_it(
     # Then only the first met a dead connection: it renewed the rest of the pool
     assert failures == 1
     dispose_engines(url.render_as_string(hide_password=False))
+
+
+def test_pipelined_statements_run_while_the_caller_goes_on_in_one_transaction(
+    engine: Engine,
+) -> None:
+    with session_scope(engine) as session:
+        tenant = repo.create_tenant(session, name=f"drv-{secrets.token_hex(4)}").id
+    first, second = _job(tenant), _job(tenant)
+    with session_scope(engine) as session:
+        with pipelined(session.connection()) as send:
+            started = time.monotonic()
+            send("SELECT pg_sleep(0.5)", {})
+            sent_s = time.monotonic() - started  # sent, not waited for
+            with repo.job_inserts(session) as insert:
+                insert([first])
+        ended_s = time.monotonic() - started  # the block waits for every statement
+    assert sent_s < 0.25 <= 0.5 <= ended_s
+    with session_scope(engine) as session:
+        assert session.scalar(select(Job.id).where(Job.id == first["id"])) == first["id"]
+    # a statement that fails fails the block, as SQLAlchemy's own, and the transaction
+    with (
+        pytest.raises(IntegrityError) as duplicate,
+        session_scope(engine) as session,
+        repo.job_inserts(session) as insert,
+    ):
+        insert([second])
+        insert([first])  # the same primary key again
+    assert isinstance(duplicate.value.orig, psycopg.errors.UniqueViolation)
+    with session_scope(engine) as session:
+        assert session.scalar(select(Job.id).where(Job.id == second["id"])) is None
