@@ -264,24 +264,31 @@ class Dispatcher:
     ) -> str:
         """Write a batch of routed jobs (and the lines ``spec`` says were refused), then queue.
 
-        One transaction. For a tenant without a budget the rows are written a part at a
-        time as ``routed`` gives them (``submit_batch``'s ``Lines`` route each line as it
-        is read), each part inserted by Postgres while the next is routed and made
-        (``planner.row_inserts``); a budget needs every row's share before any is written.
+        One transaction. On Postgres, for a tenant without a budget, the rows are written a
+        part at a time as ``routed`` gives them (``submit_batch``'s ``Lines`` route each
+        line as it is read), each part inserted by Postgres while the next is routed and
+        made (``planner.row_inserts``). Otherwise every line is routed before the
+        transaction opens (SQLite holds its one write lock for the whole transaction), and
+        a budget needs every row's share before any row is written.
         """
         spec = spec or BatchSpec()
+        # no budget: nothing to reserve (``costs.reserved`` would hold nothing either)
+        in_parts = self.engine.dialect.name == "postgresql"
+        in_parts = in_parts and not self.costs.budgets.policy(tenant_id).limited
+        if not in_parts:
+            routed = list(routed)  # every line routed before the transaction opens
         with session_scope(self.engine) as session:
             batch = repo.create_batch(session, tenant_id=tenant_id, total=len(routed))
             spec.apply(batch)
-            if self.costs.budgets.policy(tenant_id).limited:
-                rows = self._budgeted_rows(session, tenant_id, batch.id, list(routed), spec)
-            else:  # no budget: nothing to reserve (``costs.reserved`` would hold nothing)
-                rows = self._streamed_rows(session, tenant_id, batch.id, routed, spec)
+            if in_parts:
+                rows = self._rows_in_parts(session, tenant_id, batch.id, routed, spec)
+            else:
+                rows = self._rows_at_once(session, tenant_id, batch.id, list(routed), spec)
             batch_id = batch.id
         self._publish(sync_rows(publishable(rows)))
         return batch_id
 
-    def _streamed_rows(
+    def _rows_in_parts(
         self,
         session: Session,
         tenant_id: str,
@@ -302,7 +309,7 @@ class Dispatcher:
         provider_batch_lines.hold(session, rows, tokens)  # those going by provider batch
         return rows
 
-    def _budgeted_rows(
+    def _rows_at_once(
         self,
         session: Session,
         tenant_id: str,

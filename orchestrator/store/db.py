@@ -261,26 +261,24 @@ def pipelined(connection: Connection) -> Iterator[Callable[[str, Mapping[str, An
     Postgres runs one statement while the caller makes the next. Postgres only.
 
     A statement's error surfaces at a later ``send`` or when the block ends, as
-    ``driver_rows``'s would (SQLAlchemy's errors); the transaction is then aborted.
+    ``driver_rows``'s would (SQLAlchemy's errors, naming no statement: which one failed
+    is not known by then); the transaction is then aborted. psycopg also logs a warning
+    as it leaves the aborted pipeline.
     """
-    proxied = connection.connection
-    driver = cast(psycopg.Connection[Any], proxied.driver_connection)
-    last: tuple[str, Mapping[str, Any]] = ("", {})
+    driver = cast(psycopg.Connection[Any], connection.connection.driver_connection)
 
     def send(sql: str, params: Mapping[str, Any]) -> None:
-        nonlocal last
-        last = (sql, params)
         driver.execute(sql, params)
 
     try:
         with driver.pipeline():
             yield send
     except psycopg.Error as exc:
-        raise _as_sqlalchemy(connection, exc, *last) from exc
+        raise _as_sqlalchemy(connection, exc, None, None) from exc
 
 
 def _as_sqlalchemy(
-    connection: Connection, exc: psycopg.Error, sql: str, params: Mapping[str, Any]
+    connection: Connection, exc: psycopg.Error, sql: str | None, params: Mapping[str, Any] | None
 ) -> Exception:
     """A psycopg error of a statement run on ``connection`` as SQLAlchemy's own."""
     proxied = connection.connection
@@ -288,4 +286,5 @@ def _as_sqlalchemy(
     if gone:  # as SQLAlchemy does: every connection made before this one is replaced
         connection.engine.pool._invalidate(proxied, exc)
         connection.invalidate(exc)
-    return DBAPIError.instance(sql, dict(params), exc, psycopg.Error, connection_invalidated=gone)
+    bound = None if params is None else dict(params)
+    return DBAPIError.instance(sql, bound, exc, psycopg.Error, connection_invalidated=gone)
