@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 UNHEALTHY = (ServerError, Overloaded, ProviderTimeout, ConnectionFailed)
 SUCCESS_BATCH = 16  # successes of a closed breaker sent in one Redis call
 SUCCESS_WAIT_S = 0.25  # or sooner, once this long has passed
-# a "closed" read from Redis answers this process's calls this long: as long as its own
-# successes may wait before they are counted there (``SUCCESS_WAIT_S``)
-CLOSED_FRESH_S = 0.25
+CLOSED_FRESH_S = 0.02  # a "closed" read from Redis answers this process's calls this long
 
 ALLOW = """
 local t = redis.call('TIME')
