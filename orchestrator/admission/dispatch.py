@@ -275,15 +275,15 @@ class Dispatcher:
         # no budget: nothing to reserve (``costs.reserved`` would hold nothing either)
         in_parts = self.engine.dialect.name == "postgresql"
         in_parts = in_parts and not self.costs.budgets.policy(tenant_id).limited
-        if not in_parts:
-            routed = list(routed)  # every line routed before the transaction opens
+        # otherwise every line is routed before the transaction opens
+        listed = None if in_parts else list(routed)
         with session_scope(self.engine) as session:
             batch = repo.create_batch(session, tenant_id=tenant_id, total=len(routed))
             spec.apply(batch)
-            if in_parts:
+            if listed is None:
                 rows = self._rows_in_parts(session, tenant_id, batch.id, routed, spec)
             else:
-                rows = self._rows_at_once(session, tenant_id, batch.id, list(routed), spec)
+                rows = self._rows_at_once(session, tenant_id, batch.id, listed, spec)
             batch_id = batch.id
         self._publish(sync_rows(publishable(rows)))
         return batch_id
@@ -323,7 +323,7 @@ class Dispatcher:
             for row, r in zip(rows, routed, strict=True)
         ]
         shares = self.costs.shares(tenant_id, made)  # their reservation, held by the batch
-        tokens = {str(row["id"]): tokens for row, _, tokens in made}
+        tokens = {str(row["id"]): n for row, _, n in made}
         with self.costs.reserved(tenant_id, batch_id, rows, shares):  # 402 over a budget
             rows = split_pipelines(rows)
             insert_rows(session, rows)

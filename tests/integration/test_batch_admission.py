@@ -8,11 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import Engine, func, select
 
 from orchestrator.admission.dispatch import PART_LINES, Dispatcher
@@ -28,13 +26,10 @@ LINES = 2 * PART_LINES + 200  # three parts
 
 
 @pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"sytest-admit-{secrets.token_hex(4)}:"  # no worker consumes these queues
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{prefix}*"):
-        client.delete(key)
-    client.close()
+def prefix(key_prefix: str) -> str:
+    """A prefix of this test's own, under the session's (whose keys are deleted at its end):
+    no worker consumes its queues."""
+    return f"{key_prefix}admit-{secrets.token_hex(4)}:"
 
 
 @pytest.fixture
