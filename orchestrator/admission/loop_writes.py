@@ -12,10 +12,12 @@ interpreter lock between them.
 Nothing changes in what is written or sent, nor in its order: the statements are
 ``store.bulk``'s, and the message is kombu's and Celery's own, built by the same
 ``publish`` with a producer kept for the loop whose batch only collects its Redis
-commands (``queues.broker_transport.collected``), then sent in one round trip. The
-row is committed before its message is sent. A connection idle for
-``PING_IDLE_S`` is tested before use, as the engine's are. Errors come out as
-SQLAlchemy's (``DBAPIError``), as on the thread path.
+commands (``queues.broker_transport.collected``), then sent in one round trip; a
+job that goes now and alone (an interactive one) gets a copy of the message that
+``publish`` built for a stand-in job with its own ids in place
+(``queues.message_mold``: a fifth of the CPU). The row is committed before its
+message is sent. A connection idle for ``PING_IDLE_S`` is tested before use, as the
+engine's are. Errors come out as SQLAlchemy's (``DBAPIError``), as on the thread path.
 
 Off Postgres (SQLite), before ``open()`` (an app used without its lifespan), or
 while the producer cannot be made (Redis away at start-up; tried again every
@@ -42,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator.queues.app import QueuedJob, publish
 from orchestrator.queues.broker_transport import collected
+from orchestrator.queues.message_mold import MessageMold
 from orchestrator.store.bulk import json_inserts
 from orchestrator.store.db import IdleTimes, libpq_conninfo
 from orchestrator.store.models import Job
@@ -69,6 +72,7 @@ class LoopWrites:
         self.aredis = aredis
         self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self.producer: Producer | None = None
+        self.mold: MessageMold | None = None  # a lone job's message, cast (queues.message_mold)
         self._idle = IdleTimes()
         self._tried_at = -RETRY_S
         self._making: asyncio.Task[None] | None = None
@@ -103,7 +107,7 @@ class LoopWrites:
         if self._making is not None:
             self._making.cancel()
         pool, self.pool = self.pool, None
-        producer, self.producer = self.producer, None
+        producer, self.producer, self.mold = self.producer, None, None
         if pool is not None:
             await pool.close()
         if producer is not None:
@@ -118,6 +122,7 @@ class LoopWrites:
         self._tried_at = time.monotonic()
         try:
             self.producer = await run_in_threadpool(made)
+            self.mold = MessageMold(self.celery, self.producer)
         except Exception as exc:  # the broker is away: admission takes the thread path
             log.warning("no message producer for the event loop yet: %s", exc)
 
@@ -161,10 +166,14 @@ class LoopWrites:
                 await self.pool.check()
 
     async def publish(self, jobs: Iterable[QueuedJob]) -> None:
-        """Send the jobs' messages, as ``queues.app.publish`` would, in one round trip."""
-        assert self.producer is not None, "open() first"
-        with collected() as commands:
-            publish(self.celery, jobs, producer=self.producer)
+        """Send the jobs' messages, as ``queues.app.publish`` would, in one round trip
+        (a lone job's cast from the mold)."""
+        assert self.producer is not None and self.mold is not None, "open() first"
+        jobs = list(jobs)
+        commands = self.mold.commands(jobs)
+        if commands is None:
+            with collected() as commands:
+                publish(self.celery, jobs, producer=self.producer)
         if len(commands) == 1:  # one message: one command (a pipeline costs more CPU)
             name, args = commands[0]
             await getattr(self.aredis, name)(*args)
