@@ -220,7 +220,7 @@ class Attempt(Base):
     __tablename__ = "attempts"
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("att"))
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = mapped_column(String(40))  # its job's (no key of its own: 0016)
     deployment: Mapped[str] = mapped_column(String(200))
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))
@@ -241,7 +241,7 @@ class LedgerEntry(Base):
 
     __tablename__ = "cost_ledger"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    tenant_id: Mapped[str] = mapped_column(String(40))  # its job's (no key of its own: 0016)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), unique=True)
     batch_id: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -261,7 +261,7 @@ class LedgerEntry(Base):
 
     __table_args__ = (
         Index("ix_ledger_tenant_created", "tenant_id", "created_at"),
-        Index("ix_ledger_batch", "batch_id"),
+        _partial("ix_ledger_batch", ("batch_id",), "batch_id IS NOT NULL"),
     )
 
 
