@@ -3,7 +3,7 @@
 Each "host" is a group of worker processes, one per tier, started with the worker
 commands of the Kubernetes base (``switchyard worker --tier T --concurrency N``)
 plus ``--hostname``, as pods on two nodes would be. Both share one broker, one
-database (their own Postgres schema or SQLite file, and Redis key prefix) and the
+database (a Postgres server or SQLite file of their own, and a Redis key prefix) and the
 reconciler, which publishes again the jobs a guard handed back until later. The
 first group gets SIGTERM while the batch is running: Celery's warm shutdown must
 finish what it runs and hand back what it prefetched, and the second group must
@@ -28,11 +28,13 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
+from loadtests._services import PrivatePostgres
 from orchestrator.cluster.bootstrap import ensure_tenant_key
 from orchestrator.cluster.supervisor import Supervisor
 from orchestrator.core.config import Settings
 from orchestrator.queues.app import make_celery
-from orchestrator.store.db import get_engine, session_scope
+from orchestrator.store import migrate
+from orchestrator.store.db import dispose_engines, get_engine, session_scope
 from orchestrator.store.models import Attempt, Job, LedgerEntry, as_utc
 from tests.conftest import free_port, private_database
 from tests.integration.conftest import settings_env
@@ -68,9 +70,26 @@ class Rehearsal:
 
 @pytest.fixture
 def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database only this rehearsal uses, so no other test's workers touch its jobs."""
-    with private_database(tmp_path_factory) as url:
-        yield url
+    """A database only this rehearsal uses, so no other test's workers touch its jobs.
+
+    On Postgres, a server of its own: eight worker processes at the base's concurrency
+    may open several hundred connections in a burst of finishes (deploy/README.md sizes
+    ``max_connections`` for that), more than the shared server's default 100 leaves
+    beside the session's cluster; a refused connection leaves a job's write retrying
+    past the warm shutdown the test waits for.
+    """
+    if not os.environ.get("SWITCHYARD_TEST_DATABASE_URL"):
+        with private_database(tmp_path_factory) as url:
+            yield url
+        return
+    server = PrivatePostgres()  # max_connections 400
+    server.start()
+    try:
+        migrate.upgrade(server.url)
+        yield server.url
+    finally:
+        dispose_engines(server.url)
+        server.stop()
 
 
 @pytest.fixture
