@@ -158,7 +158,7 @@ class PrivatePostgres:
     def stop(self) -> None:
         """Stop it and delete its data."""
         if self.data.exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 self._pg_ctl("stop", "-m", "immediate")
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -12,8 +12,10 @@ finish the rest, each job exactly once.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -68,6 +70,10 @@ class Rehearsal:
     groups: dict[str, list[subprocess.Popen[bytes]]]
 
 
+def postgres_server_binaries() -> bool:
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"))
+
+
 @pytest.fixture
 def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database only this rehearsal uses, so no other test's workers touch its jobs.
@@ -76,15 +82,16 @@ def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     may open several hundred connections in a burst of finishes (deploy/README.md sizes
     ``max_connections`` for that), more than the shared server's default 100 leaves
     beside the session's cluster; a refused connection leaves a job's write retrying
-    past the warm shutdown the test waits for.
+    past the warm shutdown the test waits for. Without the server binaries (``initdb``,
+    ``pg_ctl``) it takes a schema on the shared server, as before.
     """
-    if not os.environ.get("SWITCHYARD_TEST_DATABASE_URL"):
+    if not os.environ.get("SWITCHYARD_TEST_DATABASE_URL") or not postgres_server_binaries():
         with private_database(tmp_path_factory) as url:
             yield url
         return
     server = PrivatePostgres()  # max_connections 400
-    server.start()
     try:
+        server.start()
         migrate.upgrade(server.url)
         yield server.url
     finally:

@@ -13,7 +13,9 @@ ledger row; their triggers and foreign keys took more of its time than its own p
   they copy, so their own foreign keys to ``tenants`` are dropped (on Postgres; SQLite
   keeps them, which changes nothing there).
 - ``ix_ledger_batch`` indexed every ledger row for its ``batch_id``, which only a
-  batch's rows have: now partial on ``batch_id IS NOT NULL``.
+  batch's rows have: now partial on ``batch_id IS NOT NULL``. The index is rebuilt in
+  the migration's transaction, which holds writes to ``cost_ledger`` meanwhile: on a
+  large ledger, run it in a maintenance window (as 0015 for ``jobs``).
 
 Revision ID: 0016
 Revises: 0015
