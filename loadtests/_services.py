@@ -68,11 +68,22 @@ class PrivateRedis:
         self.start()
 
 
-def _pg_bin(name: str) -> str:
+def _find_pg_bin(name: str) -> str:
+    """The newest installed Postgres server binary ``name``, or '' if there is none."""
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
-    if not found[-1]:
-        raise RuntimeError(f"{name} not found (install the Postgres server package)")
     return found[-1]
+
+
+def _pg_bin(name: str) -> str:
+    found = _find_pg_bin(name)
+    if not found:
+        raise RuntimeError(f"{name} not found (install the Postgres server package)")
+    return found
+
+
+def has_postgres_server() -> bool:
+    """Whether ``PrivatePostgres`` can run here (``initdb``, from the server package)."""
+    return bool(_find_pg_bin("initdb"))
 
 
 def _as_postgres_user() -> Callable[[], None] | None:

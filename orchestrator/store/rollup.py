@@ -70,6 +70,13 @@ END $$;
 """
 
 
+# the attempts' trigger as migration 0006 made it (0016 made it a row trigger)
+ATTEMPTS_STATEMENT_TRIGGER = """CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION switchyard_usage_from_attempts();
+"""
+
+
 def pg_attempt_row_function() -> str:
     """The failed-attempt trigger's function since migration 0016: one row, fired only for
     an unbilled outcome (the trigger's ``WHEN``), so an answered call's attempt costs
@@ -97,10 +104,7 @@ CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
 
 PG_ATTEMPTS_STATEMENT = f"""{pg_attempts_function()}
 DROP TRIGGER attempts_usage ON attempts;
-CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION switchyard_usage_from_attempts();
-DROP FUNCTION switchyard_usage_from_attempt();
+{ATTEMPTS_STATEMENT_TRIGGER}DROP FUNCTION switchyard_usage_from_attempt();
 """
 
 PG_LEDGER_0006 = f"""{pg_ledger_function(sharded=False)}
@@ -110,10 +114,7 @@ CREATE TRIGGER cost_ledger_usage AFTER INSERT ON cost_ledger
 """
 
 PG_ATTEMPTS_0006 = f"""{pg_attempts_function(sharded=False)}
-CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION switchyard_usage_from_attempts();
-"""
+{ATTEMPTS_STATEMENT_TRIGGER}"""
 
 SQLITE_LEDGER = f"""
 CREATE TRIGGER cost_ledger_usage AFTER INSERT ON cost_ledger BEGIN

@@ -7,20 +7,19 @@ and Redis (never the shared ones), so it needs the Postgres server binaries.
 
 from __future__ import annotations
 
-import glob
-import shutil
 from pathlib import Path
 
 import pytest
 
 from loadtests import chaos
+from loadtests._services import has_postgres_server
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(
-    not (glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb")),
+    not has_postgres_server(),
     reason="the chaos run needs the Postgres server binaries (initdb, pg_ctl)",
 )
 def test_no_job_is_lost_or_doubled_while_workers_redis_and_postgres_die(tmp_path: Path) -> None:

@@ -12,10 +12,8 @@ finish the rest, each job exactly once.
 
 from __future__ import annotations
 
-import glob
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -30,7 +28,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
-from loadtests._services import PrivatePostgres
+from loadtests._services import PrivatePostgres, has_postgres_server
 from orchestrator.cluster.bootstrap import ensure_tenant_key
 from orchestrator.cluster.supervisor import Supervisor
 from orchestrator.core.config import Settings
@@ -70,10 +68,6 @@ class Rehearsal:
     groups: dict[str, list[subprocess.Popen[bytes]]]
 
 
-def postgres_server_binaries() -> bool:
-    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("initdb"))
-
-
 @pytest.fixture
 def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database only this rehearsal uses, so no other test's workers touch its jobs.
@@ -85,7 +79,7 @@ def own_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     past the warm shutdown the test waits for. Without the server binaries (``initdb``,
     ``pg_ctl``) it takes a schema on the shared server, as before.
     """
-    if not os.environ.get("SWITCHYARD_TEST_DATABASE_URL") or not postgres_server_binaries():
+    if not os.environ.get("SWITCHYARD_TEST_DATABASE_URL") or not has_postgres_server():
         with private_database(tmp_path_factory) as url:
             yield url
         return
