@@ -28,7 +28,7 @@ PG_SHARD = f"pg_backend_pid() % {SHARDS}"
 SUMS = "calls, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_micro_usd"
 ADD = ", ".join(f"{c} = u.{c} + EXCLUDED.{c}" for c in SUMS.split(", "))
 ADD_SQLITE = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMS.split(", "))
-UNBILLED = "a.outcome <> 'ok'"  # a cache hit's attempt is 'ok' too
+UNBILLED = "outcome <> 'ok'"  # an attempt that bills nothing (a cache hit's is 'ok' too)
 KIND = "CASE WHEN cache_hit THEN 'cache_hit' ELSE 'billed' END"
 NEW_KIND = "CASE WHEN NEW.cache_hit THEN 'cache_hit' ELSE 'billed' END"
 
@@ -62,7 +62,7 @@ BEGIN
   SELECT a.tenant_id, (a.started_at AT TIME ZONE 'UTC')::date, j.tier, a.deployment,
          a.provider, a.model, 'unbilled', {shard}count(*), 0, 0, 0, 0, 0
   FROM new_rows a JOIN jobs j ON j.id = a.job_id
-  WHERE {UNBILLED}
+  WHERE a.{UNBILLED}
   GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
   ON CONFLICT ({key}) DO UPDATE SET {ADD};
   RETURN NULL;
@@ -98,7 +98,7 @@ END $$;
 PG_ATTEMPT_ROWS = f"""{pg_attempt_row_function()}
 DROP TRIGGER attempts_usage ON attempts;
 CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
-  FOR EACH ROW WHEN (NEW.outcome <> 'ok')
+  FOR EACH ROW WHEN (NEW.{UNBILLED})
   EXECUTE FUNCTION switchyard_usage_from_attempt();
 """
 
@@ -128,7 +128,7 @@ END
 
 SQLITE_ATTEMPTS = f"""
 CREATE TRIGGER attempts_usage AFTER INSERT ON attempts
-WHEN NEW.outcome <> 'ok' BEGIN
+WHEN NEW.{UNBILLED} BEGIN
   INSERT INTO usage_daily ({KEY}, {SUMS})
   SELECT NEW.tenant_id, date(NEW.started_at), j.tier, NEW.deployment, NEW.provider,
          NEW.model, 'unbilled', 0, 1, 0, 0, 0, 0, 0
