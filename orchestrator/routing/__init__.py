@@ -3,6 +3,7 @@
     route(request, catalog, policy)
       = classify(request, catalog)             tier, confidence, reasons
       + policy.decide(request)                 strong/weak: scorer, score, threshold, reasons
+                                               (not scored when the tier has one deployment)
       + plan_route(request, tier, catalog)     deployments, cheapest (or strongest) first
 
 ``RouteDecision.record()`` is what a job stores and shows: every decision taken,
@@ -113,7 +114,8 @@ def route(
     batch's); ``stats`` are the live statistics latency predictions come from.
     """
     decided = classify(request, catalog)
-    strength = (policy or default_policy()).decide(request)
+    deployments = len(catalog.for_tier(decided.tier))
+    strength = (policy or default_policy()).decide(request, deployments=deployments)
     tokens = estimate_request_tokens(request.canonical_messages())
     goal = request.objective or objective
     limited = request.max_cost_usd is not None or request.max_latency_ms is not None

@@ -8,7 +8,9 @@
     strong    = score >= threshold
 
 A request that names a model keeps it: the decision is recorded as ``pinned``
-and the plan is left as the client asked.
+and the plan is left as the client asked. A tier with a single deployment leaves
+nothing to choose: the decision is recorded as ``only`` and the request is not
+scored (a batch's admission scored every line for an order of one).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from orchestrator.routing.scorer_base import Scorer
 from orchestrator.routing.scorers import DEFAULT_SCORER, get_scorer
 
 DEFAULT_QUALITY = 0.3
-Choice = Literal["strong", "weak", "pinned"]
+Choice = Literal["strong", "weak", "pinned", "only"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,17 @@ class StrengthPolicy:
         table = calibration.load(settings.router_calibration_path, name)
         return cls(get_scorer(name), table, settings.router_quality)
 
-    def decide(self, request: JobRequest) -> StrengthDecision:
+    def decide(self, request: JobRequest, *, deployments: int = 2) -> StrengthDecision:
+        """Strong or weak for ``request``; ``deployments``: how many its tier has (with
+        fewer than two the order cannot change, and the request is not scored)."""
         quality = self.quality if request.quality is None else request.quality
         name = self.scorer.name
         if request.model is not None:
             reason = f"model '{request.model}' requested: no strong/weak choice"
             return StrengthDecision("pinned", name, None, None, quality, (reason,))
+        if deployments < 2:
+            reason = "one deployment serves the tier: no strong/weak choice"
+            return StrengthDecision("only", name, None, None, quality, (reason,))
         text = scored_text(request)
         named = request.tier  # a named tier is certain: the tiered scorer takes it as given
         scorer = self.scorer

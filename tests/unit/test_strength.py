@@ -10,6 +10,7 @@ from orchestrator.core.schemas import JobRequest
 from orchestrator.core.tiers import Tier
 from orchestrator.routing import StrengthPolicy, get_scorer, route
 from orchestrator.routing.calibration import Calibration
+from orchestrator.routing.scorer_base import Scored, Scorer
 
 PROBLEM = (
     "Some people got on a bus at the terminal. At the first stop, half of them got off and 4 "
@@ -114,3 +115,33 @@ def test_the_policy_comes_from_the_settings() -> None:
     assert policy.scorer.name == "learned"
     assert policy.calibration.scorer == "learned"
     assert policy.quality == 0.6
+
+
+class _Refusing(Scorer):
+    """A scorer that fails the test if it is asked."""
+
+    name = "refusing"
+
+    def score(self, text: str) -> Scored:
+        raise AssertionError(f"scored {text!r}")
+
+
+def test_a_tier_with_one_deployment_is_not_scored(catalog: Catalog) -> None:
+    # Given a catalog whose vision tier has a single deployment, and a policy whose scorer
+    # fails if it is asked
+    vision = [d for d in catalog.deployments if Tier.VISION in d.tiers][:1]
+    others = [d for d in catalog.deployments if Tier.VISION not in d.tiers]
+    narrow = Catalog(deployments=(*vision, *others))
+    table = Calibration.from_scores("refusing", [i / 100 for i in range(101)], "test")
+    refusing = StrengthPolicy(_Refusing(), table, quality=1.0)
+    # When a request for that tier is routed
+    decision = route(JobRequest(prompt=PROBLEM, tier=Tier.VISION), narrow, refusing)
+    # Then nothing is scored and the record says why: the plan has one order only
+    assert decision.strength.choice == "only" and not decision.strength.strong
+    assert decision.strength.score is None and decision.strength.threshold is None
+    assert "one deployment serves the tier" in decision.strength.reasons[0]
+    assert [d.name for d in decision.plan] == [vision[0].name]
+    # And a tier with two deployments still asks the scorer
+    assert len(narrow.for_tier(Tier.REASONING)) >= 2
+    with pytest.raises(AssertionError, match="scored"):
+        route(JobRequest(prompt=PROBLEM, tier=Tier.REASONING), narrow, refusing)
